@@ -1,0 +1,1 @@
+"""Encore's shell: settings, the CLI, the local stack, the player client and the simulator."""

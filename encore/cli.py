@@ -1,0 +1,191 @@
+"""The `encore` command: the local stack, the production processes, catalog and simulation tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from encore.settings import Settings, SettingsError
+
+log = logging.getLogger("encore")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="encore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the whole local stack: broker, Redis, flow, API")
+    up.add_argument("--port", type=int, help="API port (default ENCORE_API_PORT or 8000)")
+    up.add_argument("--partitions", type=int,
+                    help="partitions of the topics (default ENCORE_PARTITIONS or 4)")
+    up.add_argument("--demo", action="store_true",
+                    help="also load a real catalog and run simulated listeners")
+    up.add_argument("--catalog", type=Path, help="catalog CSV for --demo (default: the shipped sample)")
+    up.add_argument("--users", type=int, default=50, help="simulated listeners with --demo")
+    up.add_argument("--rate", type=float, default=50.0, help="events per second with --demo")
+    up.add_argument("--duration", type=float, default=0.0,
+                    help="stop after this many seconds (default: run until Ctrl-C)")
+
+    commands.add_parser("flow", help="run the dataflow (one process), as production does")
+
+    serve = commands.add_parser("serve", help="run the API, as production does")
+    serve.add_argument("--host", help="bind address (default ENCORE_API_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default ENCORE_API_PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+    topics = commands.add_parser("topics", help="Kafka topics")
+    topics_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    create = topics_commands.add_parser("create", help="create Encore's topics (idempotent)")
+    create.add_argument("--partitions", type=int, help="default ENCORE_PARTITIONS or 4")
+
+    catalog = commands.add_parser("catalog", help="the track catalog")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    load = catalog_commands.add_parser("load", help="load a Spotify-songs CSV into the catalog topic")
+    load.add_argument("file", type=Path)
+    load.add_argument("--limit", type=int, help="load at most this many tracks")
+
+    simulate = commands.add_parser("simulate", help="simulated listeners sending events to the API")
+    simulate.add_argument("--users", type=int, default=100)
+    simulate.add_argument("--rate", type=float, default=100.0, help="events per second")
+    simulate.add_argument("--duration", type=float, default=30.0, help="seconds")
+    simulate.add_argument("--api", help="API base URL (default ENCORE_API_URL)")
+    simulate.add_argument("--catalog", type=Path, help="catalog CSV the listeners pick from")
+    simulate.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"encore: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "up":
+            from encore.stack import run_stack
+
+            return run_stack(settings, args)
+        if args.command == "flow":
+            return run_flow(settings)
+        if args.command == "serve":
+            return run_serve(settings, args)
+        if args.command == "topics":
+            return run_topics_create(settings, args.partitions)
+        if args.command == "catalog":
+            return run_catalog_load(settings, args.file, args.limit)
+        if args.command == "simulate":
+            return run_simulate(settings, args)
+    except SettingsError as exc:
+        print(f"encore: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Client libraries narrate every connection at INFO; keep their warnings only.
+    for noisy in ("kafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def run_flow(settings: Settings) -> int:
+    settings.require_kafka()
+    settings.require_redis()
+    # Replace this process with Bytewax's runner: signals then reach the flow directly.
+    argv = [sys.executable, "-m", "bytewax.run", "encore.flow_main:flow"]
+    os.execvpe(argv[0], argv, {**os.environ, **settings.to_env()})
+    return 0  # not reached
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings.require_kafka()
+    settings.require_redis()
+    host = args.host or settings.api_host
+    port = args.port or settings.api_port
+    os.environ.update(settings.to_env())
+    uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
+                workers=args.workers, log_level=settings.log_level.lower(), access_log=False)
+    return 0
+
+
+def run_topics_create(settings: Settings, partitions: int | None) -> int:
+    from encore.local import create_topics
+    from schemas.topics import Topics
+
+    created = create_topics(settings.require_kafka(), Topics(settings.namespace).all(),
+                            partitions or settings.partitions)
+    print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+    return 0
+
+
+def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None) -> int:
+    """Produce every track of a CSV to the catalog topic; returns how many the broker acknowledged."""
+    from confluent_kafka import Producer
+
+    from encore.catalog_csv import iter_tracks_json, read_spotify_csv
+    from schemas.topics import Topics
+
+    tracks = read_spotify_csv(path, limit=limit)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    acked, failed = [0], [0]
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is None:
+            acked[0] += 1
+        else:
+            failed[0] += 1
+
+    topic = Topics(namespace).tracks
+    for key, value in iter_tracks_json(tracks):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    producer.flush(30)
+    if failed[0]:
+        raise RuntimeError(f"{failed[0]} of {len(tracks)} tracks were not acknowledged by the broker")
+    return acked[0]
+
+
+def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
+    if not path.exists():
+        print(f"encore: no such file: {path}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit)
+    print(f"loaded {count} tracks into {settings.namespace}.tracks in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+    from encore.simulate import ListenerSimulation
+
+    simulation = ListenerSimulation(read_spotify_csv(args.catalog or DEFAULT_SAMPLE), args.users,
+                                    seed=args.seed)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        report = simulation.run(args.api or settings.api_url, args.rate, args.duration, stop)
+    except KeyboardInterrupt:
+        return 130
+    print(report.summary())
+    return 0 if report.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Settings from the environment: the one place that names Encore's environment variables.
+
+| variable | default | what |
+|---|---|---|
+| `ENCORE_KAFKA_BOOTSTRAP` | unset | Kafka bootstrap servers (`host:port,...`). Unset: `encore up` starts an embedded Tansu broker. |
+| `ENCORE_REDIS_URL` | unset | Redis URL (`redis://host:port/db`). Unset: `encore up` starts a local `redis-server`. |
+| `ENCORE_NAMESPACE` | `encore` | Prefix of topic names (`encore.events`, ...) and of Redis keys. |
+| `ENCORE_PARTITIONS` | `4` | Partitions of the topics Encore creates. |
+| `ENCORE_API_HOST` | `127.0.0.1` | Address the API binds. |
+| `ENCORE_API_PORT` | `8000` | Port the API binds. |
+| `ENCORE_API_URL` | `http://127.0.0.1:8000` | Where `encore simulate` and the client send events. |
+| `ENCORE_DATA_DIR` | `.encore` | Local state: embedded Redis data, logs. |
+| `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
+| `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
+| `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from schemas.keys import DEFAULT_NAMESPACE
+
+
+class SettingsError(ValueError):
+    """A setting that is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None = None
+    redis_url: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    partitions: int = 4
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path(".encore")
+    flow_batch_size: int = 1000
+    catalog_refresh_s: float = 1.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        api_port = _int(env, "ENCORE_API_PORT", 8000)
+        api_host = env.get("ENCORE_API_HOST") or "127.0.0.1"
+        return cls(
+            kafka_bootstrap=env.get("ENCORE_KAFKA_BOOTSTRAP") or None,
+            redis_url=env.get("ENCORE_REDIS_URL") or None,
+            namespace=env.get("ENCORE_NAMESPACE") or DEFAULT_NAMESPACE,
+            partitions=_int(env, "ENCORE_PARTITIONS", 4),
+            api_host=api_host,
+            api_port=api_port,
+            api_url=env.get("ENCORE_API_URL") or f"http://127.0.0.1:{api_port}",
+            data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
+            flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
+            catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
+            log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for child processes."""
+        env = {
+            "ENCORE_NAMESPACE": self.namespace,
+            "ENCORE_PARTITIONS": str(self.partitions),
+            "ENCORE_API_HOST": self.api_host,
+            "ENCORE_API_PORT": str(self.api_port),
+            "ENCORE_API_URL": self.api_url,
+            "ENCORE_DATA_DIR": str(self.data_dir),
+            "ENCORE_FLOW_BATCH_SIZE": str(self.flow_batch_size),
+            "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
+            "ENCORE_LOG_LEVEL": self.log_level,
+        }
+        if self.kafka_bootstrap:
+            env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+        if self.redis_url:
+            env["ENCORE_REDIS_URL"] = self.redis_url
+        return env
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap:
+            raise SettingsError("ENCORE_KAFKA_BOOTSTRAP is not set (e.g. localhost:9092)")
+        return self.kafka_bootstrap
+
+    def require_redis(self) -> str:
+        if not self.redis_url:
+            raise SettingsError("ENCORE_REDIS_URL is not set (e.g. redis://localhost:6379/0)")
+        return self.redis_url

@@ -1,0 +1,61 @@
+"""The Encore dataflow, top to bottom as the data moves.
+
+```
+encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► update_profile ─► write_profiles (Redis)
+                                                     └─ bad ───┐
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─────────────────────────────────► write_catalog (Redis)
+                                                     └─ bad ───┴─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
+```
+
+Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
+"""
+
+from __future__ import annotations
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSink, KafkaSource
+from bytewax.dataflow import Dataflow
+
+from flows.config import FlowConfig
+from flows.dead_letters import DeadLetter
+from flows.decode import decode_event_message, decode_track_message, is_valid
+from flows.redis_io import connect
+from flows.redis_sinks import CatalogSink, ProfileSink
+from flows.track_lookup import TrackLookup
+from flows.user_state import UserProfileLogic
+from online_models.taste import TasteLearner
+
+
+def build_flow(config: FlowConfig) -> Dataflow:
+    topics, keys = config.topics, config.keys
+    learner = TasteLearner()
+    lookup = TrackLookup(connect(config.redis_url), keys, config.catalog_refresh_s)
+
+    def source(topic: str) -> KafkaSource:
+        return KafkaSource(config.brokers, [topic], add_config=config.kafka_config,
+                           batch_size=config.batch_size, raise_on_errors=False)
+
+    flow = Dataflow("encore")
+
+    # Listening events → per-user profiles.
+    raw_events = op.input("read_events", flow, source(topics.events))
+    events = op.map("decode_event", raw_events, decode_event_message)
+    checked_events = op.branch("split_valid_events", events, is_valid)
+    with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
+    profiles = op.stateful_batch(
+        "update_profile", with_tracks, lambda resume: UserProfileLogic(learner, resume)
+    )
+    op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
+
+    # Catalog upserts → the catalog every worker and API replica reads.
+    raw_tracks = op.input("read_tracks", flow, source(topics.tracks))
+    tracks = op.map("decode_track", raw_tracks, decode_track_message)
+    checked_tracks = op.branch("split_valid_tracks", tracks, is_valid)
+    op.output("write_catalog", checked_tracks.trues, CatalogSink(config.redis_url, keys, lookup))
+
+    # Whatever could not be applied → the dead-letter topic, raw bytes and reason.
+    dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)
+    dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
+    op.output("write_dead_letters", dead_messages,
+              KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+    return flow

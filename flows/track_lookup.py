@@ -1,0 +1,66 @@
+"""Each worker's view of the catalog: the tracks its events refer to, fetched from Redis.
+
+Tracks are cached in the worker; a batch's misses are fetched with one HMGET. When the catalog
+version in Redis changes (checked at most every `refresh_s`), the cache is dropped so changed tracks
+are read again. An event whose track is not (yet) in the catalog still counts, but teaches no taste.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from flows.redis_io import with_retries
+from schemas.events import Event
+from schemas.keys import KeyLayout
+from schemas.tracks import InvalidTrack, Track, decode_track
+
+EventWithTrack = tuple[str, tuple[Event, Track | None]]
+
+
+class TrackLookup:
+    def __init__(self, client: redis.Redis, keys: KeyLayout, refresh_s: float = 1.0) -> None:
+        self._client = client
+        self._keys = keys
+        self._refresh_s = refresh_s
+        self._tracks: dict[str, Track | None] = {}
+        self._version: bytes | None = None
+        self._checked_at = 0.0
+
+    def remember(self, tracks: Iterable[Track]) -> None:
+        """Tracks this worker just wrote to the catalog: known here at once."""
+        for track in tracks:
+            self._tracks[track.track_id] = track
+
+    def attach(self, events: list[Event]) -> list[EventWithTrack]:
+        """Each event keyed by its user, with its track (or None when the catalog lacks it)."""
+        self._refresh_if_changed()
+        missing = list({e.track_id for e in events if e.track_id not in self._tracks})
+        if missing:
+            values = with_retries(
+                lambda: self._client.hmget(self._keys.catalog_tracks, missing), "catalog read"
+            )
+            for track_id, raw in zip(missing, values, strict=True):
+                self._tracks[track_id] = self._decode(raw)
+        return [(e.user_id, (e, self._tracks[e.track_id])) for e in events]
+
+    @staticmethod
+    def _decode(raw: bytes | None) -> Track | None:
+        if raw is None:
+            return None
+        try:
+            return decode_track(raw)
+        except InvalidTrack:
+            return None
+
+    def _refresh_if_changed(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self._refresh_s:
+            return
+        self._checked_at = now
+        version = with_retries(lambda: self._client.get(self._keys.catalog_version), "catalog check")
+        if version != self._version:
+            self._version = version
+            self._tracks.clear()

@@ -1,0 +1,146 @@
+"""The taste learner: one event at a time, a listener's profile moves toward what they enjoy.
+
+What one event does to a `UserProfile` (all in event time, so a replay gives the same profile):
+
+- **taste vector** (nine audio features in [0, 1]): a positive signal of weight w pulls it toward the
+  track by `max(min_rate, w / (taste_weight + w))` (a running mean at first, an exponentially
+  weighted one once settled, so taste keeps following the listener); a negative signal pushes it
+  away from the track by `min_rate × |w|`.
+- **genre and artist affinities**: decayed with a half-life in event time, then `+= w`; only the
+  strongest (by magnitude) are kept, so strong dislikes are remembered too.
+- **skip rate**: running mean, then exponentially weighted, over play/skip/complete events.
+- **recent tracks, counters, `version` (+1 per applied event), `as_of` (the event's time)**.
+- **dedupe**: an event whose `event_id` is among the user's last `dedupe_size` ids is not applied.
+
+>>> from schemas.events import Event
+>>> from schemas.profile_codec import UserProfile
+>>> from schemas.tracks import Track
+>>> features = dict(danceability=0.9, energy=0.8, valence=0.7, acousticness=0.1,
+...     instrumentalness=0.0, liveness=0.1, speechiness=0.1, tempo=125.0, loudness=-5.0)
+>>> track = Track(track_id="t1", artist="Band", genres=["rock"], **features)
+>>> learner = TasteLearner()
+>>> profile = UserProfile("u1")
+>>> like = Event(event_id="e1", user_id="u1", track_id="t1", type="like", ts=1000)
+>>> learner.learn_one(profile, like, track)
+True
+>>> profile.version, profile.as_of_ms, profile.taste[0], profile.genres
+(1, 1000, 0.9, {'rock': 1.0})
+>>> learner.learn_one(profile, like, track)  # the same event_id again: not applied
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from online_models.feedback import feedback_weight
+from schemas.events import Event, EventType
+from schemas.profile_codec import RecentTrack, UserProfile
+from schemas.tracks import Track
+
+_LISTEN_TYPES = (EventType.PLAY, EventType.SKIP, EventType.COMPLETE)
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TasteConfig:
+    min_rate: float = 0.05
+    """Smallest step toward a liked track: how fast a settled taste still follows the listener."""
+    affinity_half_life_ms: int = 30 * _DAY_MS
+    """Genre and artist scores halve after this much event time without reinforcement."""
+    skip_rate_alpha: float = 0.05
+    max_genres: int = 16
+    max_artists: int = 24
+    recent_size: int = 30
+    dedupe_size: int = 32
+    """How many of a user's latest event ids are remembered to drop duplicates."""
+
+
+def event_id_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (Python's `hash` differs between processes)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def _keep_strongest(scores: dict[str, float], limit: int) -> None:
+    if len(scores) > limit:
+        ranked = sorted(scores.items(), key=lambda kv: abs(kv[1]), reverse=True)
+        scores.clear()
+        scores.update(ranked[:limit])
+
+
+class TasteLearner:
+    """Updates a `UserProfile` with one event (and the event's track, if the catalog knows it)."""
+
+    def __init__(self, config: TasteConfig | None = None) -> None:
+        self.config = config or TasteConfig()
+
+    def learn_one(self, profile: UserProfile, event: Event, track: Track | None) -> bool:
+        """Apply `event` to `profile` in place; False (and no change) for a duplicate event."""
+        config = self.config
+        event_hash = event_id_hash(event.event_id)
+        if event_hash in profile.recent_event_ids:
+            return False
+        profile.recent_event_ids.append(event_hash)
+        del profile.recent_event_ids[: -config.dedupe_size]
+
+        weight = feedback_weight(event)
+        if track is not None:
+            vector = track.feature_vector()
+            if vector is not None:
+                self._learn_taste(profile, vector, weight)
+            self._learn_affinities(profile, track, weight, event.ts)
+        self._learn_skip_rate(profile, event)
+
+        profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
+        profile.recent.append(RecentTrack(event.track_id, event.type))
+        del profile.recent[: -config.recent_size]
+        profile.version += 1
+        profile.as_of_ms = event.ts
+        return True
+
+    def _learn_taste(self, profile: UserProfile, vector: Sequence[float], weight: float) -> None:
+        if weight > 0:
+            if not profile.taste:
+                profile.taste = list(vector)
+                profile.taste_weight = weight
+                return
+            rate = max(self.config.min_rate, weight / (profile.taste_weight + weight))
+            profile.taste = [t + rate * (x - t) for t, x in zip(profile.taste, vector, strict=True)]
+            profile.taste_weight += weight
+        elif weight < 0 and profile.taste:
+            # Without a positive anchor there is nothing to push away from yet.
+            rate = self.config.min_rate * -weight
+            profile.taste = [
+                min(1.0, max(0.0, t - rate * (x - t)))
+                for t, x in zip(profile.taste, vector, strict=True)
+            ]
+
+    def _learn_affinities(
+        self, profile: UserProfile, track: Track, weight: float, ts: int
+    ) -> None:
+        elapsed = ts - profile.affinity_at_ms
+        if elapsed > 0:
+            if profile.affinity_at_ms:
+                decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
+                for scores in (profile.genres, profile.artists):
+                    for name in scores:
+                        scores[name] *= decay
+            profile.affinity_at_ms = ts
+        if weight == 0:
+            return
+        for genre in track.genres:
+            profile.genres[genre] = profile.genres.get(genre, 0.0) + weight
+        if track.artist:
+            profile.artists[track.artist] = profile.artists.get(track.artist, 0.0) + weight
+        _keep_strongest(profile.genres, self.config.max_genres)
+        _keep_strongest(profile.artists, self.config.max_artists)
+
+    def _learn_skip_rate(self, profile: UserProfile, event: Event) -> None:
+        if event.type not in _LISTEN_TYPES:
+            return
+        listens = 1 + sum(profile.counts.get(t, 0) for t in _LISTEN_TYPES)
+        alpha = max(self.config.skip_rate_alpha, 1.0 / listens)
+        skipped = 1.0 if event.type is EventType.SKIP else 0.0
+        profile.skip_rate += alpha * (skipped - profile.skip_rate)

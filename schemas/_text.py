@@ -1,0 +1,35 @@
+"""Shared constraints for identifiers and short labels on the wire."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+# Control characters (C0, DEL, C1) are refused in ids: they break logs, keys and terminals.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+ID_MAX_LEN = 128
+LABEL_MAX_LEN = 64
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_MAX_LEN),
+    AfterValidator(_no_control_chars),
+]
+"""An id such as user_id, track_id or event_id: 1 to 128 characters, no control characters."""
+
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX_LEN),
+    AfterValidator(_no_control_chars),
+]
+"""A short free-text label (genre, device, mood)."""

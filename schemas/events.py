@@ -1,0 +1,140 @@
+"""The listening event: what a player app emits for every play, skip, like, dislike or complete.
+
+>>> event = decode_event(b'{"event_id": "e1", "user_id": "u1", "track_id": "t1", '
+...                      b'"type": "like", "ts": "2026-11-21T08:00:00Z"}')
+>>> event.type, event.ts
+(<EventType.LIKE: 'like'>, 1795248000000)
+>>> decode_event(b'{"event_id": "e1"}')
+Traceback (most recent call last):
+...
+schemas.events.InvalidEvent: user_id: Field required; track_id: Field required; ...
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas._text import Identifier, Label
+
+
+class EventType(StrEnum):
+    PLAY = "play"
+    SKIP = "skip"
+    LIKE = "like"
+    DISLIKE = "dislike"
+    COMPLETE = "complete"
+
+
+class EventContext(BaseModel):
+    """Where and how the listening happened; every field optional."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: Label | None = None
+    device: Label | None = None
+    mood: Label | None = None
+    activity: Label | None = None
+
+
+class Event(BaseModel):
+    """One listening event. Unknown fields are dropped; wrong ones are refused with a reason."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: Identifier = Field(description="Client-made id; the same id is applied once.")
+    user_id: Identifier
+    track_id: Identifier
+    type: EventType
+    ts: int = Field(
+        description="Event time as epoch milliseconds; accepts an integer or an RFC 3339 string.",
+        ge=0,
+    )
+    position_ms: int | None = Field(
+        default=None, ge=0, description="How far into the track the event happened."
+    )
+    duration_ms: int | None = Field(default=None, gt=0, description="The track's length.")
+    session_id: Identifier | None = None
+    context: EventContext | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> int:
+        return parse_timestamp_ms(value)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def parse_timestamp_ms(value: Any) -> int:
+    """Epoch milliseconds from an int/float of epoch ms or an RFC 3339 string (with offset)."""
+    if isinstance(value, bool):
+        raise ValueError("must be epoch milliseconds or an RFC 3339 string, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError("must be epoch milliseconds or an RFC 3339 string") from None
+        if parsed.tzinfo is None:
+            raise ValueError("RFC 3339 timestamps need a UTC offset, e.g. 'Z' or '+01:00'")
+        return int(parsed.timestamp() * 1000)
+    raise ValueError("must be epoch milliseconds or an RFC 3339 string")
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be applied; `reason` says why in one line."""
+
+    def __init__(self, reason: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or [{"field": "", "message": reason}]
+
+
+def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as `{field, message}` pairs a person can read."""
+    described = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        described.append({"field": field, "message": message})
+    return described
+
+
+def _reason(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+
+
+def validate_event(data: Any) -> Event:
+    """An `Event` from already-parsed JSON, or `InvalidEvent` naming each bad field."""
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"an event must be a JSON object, got {type(data).__name__}")
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        errors = describe_validation_error(exc)
+        raise InvalidEvent(_reason(errors), errors) from None
+
+
+def decode_event(raw: bytes | None) -> Event:
+    """An `Event` from the bytes of a Kafka message, or `InvalidEvent` with a one-line reason."""
+    if raw is None or not raw:
+        raise InvalidEvent("empty message")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc}") from None
+    return validate_event(data)

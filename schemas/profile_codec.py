@@ -1,0 +1,184 @@
+"""The user profile as stored in Redis: one compact binary value per user, read with one GET.
+
+Layout (little-endian), codec version 1:
+
+| field | encoding |
+|---|---|
+| magic, codec version | `b"EP"`, u8 |
+| profile_version, as_of_ms, affinity_at_ms | u64, i64, i64 |
+| taste vector | u8 count (0 or 9), then f32 each, `AUDIO_FEATURES` order, scaled to [0, 1] |
+| taste_weight, skip_rate | f32, f32 |
+| counts | u32 × 5 in `EventType` order (play, skip, like, dislike, complete) |
+| genre affinities | u8 count, then (u16-length UTF-8 name, f32 score) each |
+| artist affinities | same as genres |
+| recent tracks | u8 count, then (u16-length UTF-8 track_id, u8 event-type code) each, oldest first |
+| recent event ids | u8 count, then u64 each (hashes of event_id, for dedupe) |
+
+A reader refuses a value whose magic or codec version it does not know.
+
+>>> profile = UserProfile("u1", version=3, as_of_ms=1_700_000_000_000, taste=[0.5] * 9)
+>>> profile.genres["rock"] = 1.5
+>>> decode_profile(encode_profile(profile), "u1") == profile
+True
+>>> len(encode_profile(profile)) < 150
+True
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from schemas.events import EventType
+
+MAGIC = b"EP"
+CODEC_VERSION = 1
+
+EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(EventType)
+"""Event type ↔ small integer, for counts and recent tracks."""
+
+_HEADER = struct.Struct("<2sBQqq")
+_F32 = struct.Struct("<f")
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_U64 = struct.Struct("<Q")
+_TWO_F32 = struct.Struct("<ff")
+_COUNTS = struct.Struct("<5I")
+_U32_MAX = 2**32 - 1
+
+
+class ProfileCodecError(ValueError):
+    """A stored profile that this version cannot read."""
+
+
+@dataclass
+class RecentTrack:
+    track_id: str
+    type: EventType
+
+
+@dataclass
+class UserProfile:
+    """Everything Encore knows about one listener; the state the flow keeps per user."""
+
+    user_id: str
+    version: int = 0
+    """profile_version: grows by exactly one per applied event (so it counts them)."""
+    as_of_ms: int = 0
+    """Event time of the last applied event."""
+    affinity_at_ms: int = 0
+    """Event time the genre and artist scores were last decayed to."""
+    taste: list[float] = field(default_factory=list)
+    """Nine audio features in [0, 1]; empty until the first signal."""
+    taste_weight: float = 0.0
+    skip_rate: float = 0.0
+    counts: dict[EventType, int] = field(default_factory=lambda: dict.fromkeys(EventType, 0))
+    genres: dict[str, float] = field(default_factory=dict)
+    artists: dict[str, float] = field(default_factory=dict)
+    recent: list[RecentTrack] = field(default_factory=list)
+    recent_event_ids: list[int] = field(default_factory=list)
+
+
+def _put_str(out: bytearray, text: str) -> None:
+    data = text.encode("utf-8")[:65535]
+    out += _U16.pack(len(data))
+    out += data
+
+
+def _put_scores(out: bytearray, scores: dict[str, float]) -> None:
+    out += _U8.pack(min(len(scores), 255))
+    for name, score in list(scores.items())[:255]:
+        _put_str(out, name)
+        out += _F32.pack(score)
+
+
+def encode_profile(profile: UserProfile) -> bytes:
+    out = bytearray(_HEADER.pack(MAGIC, CODEC_VERSION, profile.version, profile.as_of_ms,
+                                 profile.affinity_at_ms))
+    out += _U8.pack(len(profile.taste))
+    for value in profile.taste:
+        out += _F32.pack(value)
+    out += _TWO_F32.pack(profile.taste_weight, profile.skip_rate)
+    out += _COUNTS.pack(*(min(profile.counts.get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES))
+    _put_scores(out, profile.genres)
+    _put_scores(out, profile.artists)
+    recent = profile.recent[-255:]
+    out += _U8.pack(len(recent))
+    for item in recent:
+        _put_str(out, item.track_id)
+        out += _U8.pack(EVENT_TYPE_CODES.index(item.type))
+    ids = profile.recent_event_ids[-255:]
+    out += _U8.pack(len(ids))
+    for event_hash in ids:
+        out += _U64.pack(event_hash)
+    return bytes(out)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: struct.Struct) -> tuple:
+        values = fmt.unpack_from(self.data, self.pos)
+        self.pos += fmt.size
+        return values
+
+    def text(self) -> str:
+        (length,) = self.take(_U16)
+        raw = self.data[self.pos : self.pos + length]
+        if len(raw) != length:
+            raise ProfileCodecError("profile value is truncated")
+        self.pos += length
+        return raw.decode("utf-8")
+
+    def scores(self) -> dict[str, float]:
+        (count,) = self.take(_U8)
+        scores = {}
+        for _ in range(count):
+            name = self.text()
+            (scores[name],) = self.take(_F32)
+        return scores
+
+
+def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
+    """The profile stored under a user's key; `ProfileCodecError` if it cannot be read."""
+    reader = _Reader(data)
+    try:
+        magic, codec_version, version, as_of_ms, affinity_at_ms = reader.take(_HEADER)
+        if magic != MAGIC:
+            raise ProfileCodecError("not an Encore profile (bad magic)")
+        if codec_version != CODEC_VERSION:
+            raise ProfileCodecError(f"profile codec version {codec_version} is not supported")
+        (n_taste,) = reader.take(_U8)
+        taste = [reader.take(_F32)[0] for _ in range(n_taste)]
+        taste_weight, skip_rate = reader.take(_TWO_F32)
+        counts = dict(zip(EVENT_TYPE_CODES, reader.take(_COUNTS), strict=True))
+        genres = reader.scores()
+        artists = reader.scores()
+        (n_recent,) = reader.take(_U8)
+        recent = []
+        for _ in range(n_recent):
+            track_id = reader.text()
+            (code,) = reader.take(_U8)
+            recent.append(RecentTrack(track_id, EVENT_TYPE_CODES[code]))
+        (n_ids,) = reader.take(_U8)
+        recent_event_ids = [reader.take(_U64)[0] for _ in range(n_ids)]
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ProfileCodecError(f"profile value is corrupt: {exc}") from None
+    return UserProfile(
+        user_id=user_id,
+        version=version,
+        as_of_ms=as_of_ms,
+        affinity_at_ms=affinity_at_ms,
+        taste=taste,
+        taste_weight=taste_weight,
+        skip_rate=skip_rate,
+        counts=counts,
+        genres=genres,
+        artists=artists,
+        recent=recent,
+        recent_event_ids=recent_event_ids,
+    )

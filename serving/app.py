@@ -1,0 +1,292 @@
+"""The Encore API: events in, live recommendations and profiles out.
+
+Every read goes to Redis for the user's profile (one GET), so an event the flow has applied shows
+in the very next response; `profile_version` and `as_of` let a caller check which events it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import RedisError
+
+from online_models.scoring import cold_start, describe_taste, rank
+from schemas.events import Event, InvalidEvent, validate_event
+from schemas.keys import KeyLayout
+from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
+from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
+from serving.catalog import LiveCatalog
+from serving.config import ServingConfig
+from serving.errors import ERROR_RESPONSES, ApiError, install_error_handlers
+from serving.models import (
+    Accepted,
+    Affinity,
+    Health,
+    Profile,
+    RecentTrackOut,
+    Recommendations,
+    RecommendedTrack,
+)
+from serving.producer import AckedProducer, BrokerUnavailable
+
+T = TypeVar("T")
+
+UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _iso(ms: int) -> str | None:
+    if ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def get_redis(request: Request) -> aioredis.Redis:
+    return request.app.state.redis
+
+
+def get_producer(request: Request) -> AckedProducer:
+    return request.app.state.producer
+
+
+def get_catalog(request: Request) -> LiveCatalog:
+    return request.app.state.catalog
+
+
+def get_config(request: Request) -> ServingConfig:
+    return request.app.state.config
+
+
+async def _redis(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except RedisError as exc:
+        raise ApiError(503, "redis_unavailable", f"Redis is unavailable: {exc}") from None
+
+
+async def _read_profile(client: aioredis.Redis, keys: KeyLayout, user_id: str) -> UserProfile | None:
+    raw = await _redis(lambda: client.get(keys.profile(user_id)))
+    if raw is None:
+        return None
+    try:
+        return decode_profile(raw, user_id)
+    except ProfileCodecError as exc:
+        raise ApiError(500, "profile_unreadable", f"stored profile cannot be read: {exc}") from None
+
+
+async def _json_array_body(request: Request, max_items: int) -> list[Any]:
+    body = await request.body()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ApiError(422, "empty_batch", "send one object or a non-empty array of them")
+    if len(items) > max_items:
+        raise ApiError(413, "batch_too_large", f"at most {max_items} items per request, got {len(items)}")
+    return items
+
+
+def _body_schema(ref: str) -> dict[str, Any]:
+    item = {"$ref": f"#/components/schemas/{ref}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [item, {"type": "array", "items": item}]}}}}}
+
+
+def create_app(config: ServingConfig) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.config = config
+        app.state.redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=5,
+                                                   socket_connect_timeout=2)
+        app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
+        app.state.catalog = LiveCatalog(app.state.redis, config.keys)
+        with contextlib.suppress(RedisError, OSError):
+            await app.state.catalog.refresh()
+        refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            app.state.producer.close()
+            await app.state.redis.aclose()
+
+    app = FastAPI(
+        title="Encore",
+        version="0.1.0",
+        description="Real-time feedback engine for music recommendation: every play, skip and "
+        "like updates the listener's profile at once, and the next read shows it.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    async def healthz() -> Health:
+        """The process is up."""
+        return Health(status="ok")
+
+    @app.post("/v1/events", status_code=202, response_model=Accepted, tags=["ingest"],
+              responses={**ERROR_RESPONSES, 400: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[422]},
+              openapi_extra=_body_schema("Event"))
+    async def post_events(
+        request: Request,
+        producer: Annotated[AckedProducer, Depends(get_producer)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+    ) -> Accepted:
+        """Accept one event or an array of them; answers once the broker acknowledged every one.
+
+        All or nothing: if any event is invalid, none is sent, and the error names each bad event
+        (by index) and field.
+        """
+        items = await _json_array_body(request, cfg.max_batch)
+        events, details = [], []
+        for index, item in enumerate(items):
+            try:
+                events.append(validate_event(item))
+            except InvalidEvent as exc:
+                details.extend({"index": index, **error} for error in exc.errors)
+        if details:
+            bad = len({d["index"] for d in details})
+            raise ApiError(422, "invalid_events", f"{bad} of {len(items)} events are invalid", details)
+        try:
+            await producer.send(cfg.topics.events, [(e.user_id.encode(), e.to_json()) for e in events])
+        except BrokerUnavailable as exc:
+            raise ApiError(503, "broker_unavailable", f"events were not accepted: {exc}") from None
+        return Accepted(accepted=len(events), topic=cfg.topics.events, ids=[e.event_id for e in events])
+
+    @app.post("/v1/tracks", status_code=202, response_model=Accepted, tags=["ingest"],
+              responses={**ERROR_RESPONSES, 400: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[422]},
+              openapi_extra=_body_schema("Track"))
+    async def post_tracks(
+        request: Request,
+        producer: Annotated[AckedProducer, Depends(get_producer)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+    ) -> Accepted:
+        """Upsert catalog tracks (one object or an array); same path into Kafka as events."""
+        items = await _json_array_body(request, cfg.max_batch)
+        tracks, details = [], []
+        for index, item in enumerate(items):
+            try:
+                tracks.append(Track.model_validate(item))
+            except ValueError as exc:
+                errors = getattr(exc, "errors", None)
+                for e in errors(include_url=False) if callable(errors) else [{"loc": (), "msg": str(exc)}]:
+                    details.append({"index": index, "field": ".".join(str(p) for p in e["loc"]),
+                                    "message": e["msg"].removeprefix("Value error, ")})
+        if details:
+            bad = len({d["index"] for d in details})
+            raise ApiError(422, "invalid_tracks", f"{bad} of {len(items)} tracks are invalid", details)
+        try:
+            await producer.send(cfg.topics.tracks, [(t.track_id.encode(), t.to_json()) for t in tracks])
+        except BrokerUnavailable as exc:
+            raise ApiError(503, "broker_unavailable", f"tracks were not accepted: {exc}") from None
+        return Accepted(accepted=len(tracks), topic=cfg.topics.tracks, ids=[t.track_id for t in tracks])
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=Recommendations,
+             tags=["recommend"], responses=ERROR_RESPONSES)
+    async def recommendations(
+        user_id: UserId,
+        client: Annotated[aioredis.Redis, Depends(get_redis)],
+        catalog: Annotated[LiveCatalog, Depends(get_catalog)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+        k: Annotated[int, Query(ge=1, le=100, description="How many tracks.")] = 10,
+    ) -> Recommendations:
+        """The best k catalog tracks for this listener right now, each with reasons.
+
+        Ranked against the live profile (taste similarity, genre and artist affinity, popularity),
+        minus what the listener played recently. A listener without a profile gets popular tracks
+        across genres, marked `cold_start`.
+        """
+        index = catalog.index
+        if len(index) == 0:
+            raise ApiError(503, "catalog_empty",
+                           "the catalog is empty: load tracks first (encore catalog load FILE.csv)")
+        profile = await _read_profile(client, cfg.keys, user_id)
+        if profile is None:
+            scored = cold_start(index, k)
+        else:
+            scored = rank(index, profile, k, exclude={r.track_id for r in profile.recent})
+        items = []
+        for item in scored:
+            track = index.tracks[item.position]
+            items.append(RecommendedTrack(track_id=track.track_id, score=item.score, title=track.title,
+                                          artist=track.artist, genres=track.genres, reasons=item.reasons))
+        return Recommendations(
+            user_id=user_id,
+            profile_version=profile.version if profile else 0,
+            as_of=_iso(profile.as_of_ms) if profile else None,
+            cold_start=profile is None,
+            items=items,
+        )
+
+    @app.get("/v1/users/{user_id}/profile", response_model=Profile, tags=["recommend"],
+             responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]})
+    async def profile(
+        user_id: UserId,
+        client: Annotated[aioredis.Redis, Depends(get_redis)],
+        catalog: Annotated[LiveCatalog, Depends(get_catalog)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+    ) -> Profile:
+        """The live profile in readable form."""
+        live = await _read_profile(client, cfg.keys, user_id)
+        if live is None:
+            raise ApiError(404, "unknown_user", f"no profile for user {user_id!r}: no event applied yet")
+        audio = None
+        if live.taste:
+            audio = {}
+            for name, value in zip(AUDIO_FEATURES, live.taste, strict=True):
+                low, high = FEATURE_RANGES[name]
+                audio[name] = round(low + value * (high - low), 4)
+        summary = []
+        if live.taste and len(catalog.index):
+            summary = describe_taste(catalog.index, live.taste, limit=3)
+
+        def top(scores: dict[str, float]) -> list[Affinity]:
+            ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:10]
+            return [Affinity(name=name, score=round(score, 4)) for name, score in ranked]
+
+        return Profile(
+            user_id=user_id,
+            profile_version=live.version,
+            as_of=_iso(live.as_of_ms),
+            events_applied=live.version,
+            counts={str(t): n for t, n in live.counts.items()},
+            skip_rate=round(live.skip_rate, 4),
+            top_genres=top(live.genres),
+            top_artists=top(live.artists),
+            audio_profile=audio,
+            taste_summary=summary,
+            recent_tracks=[
+                RecentTrackOut(track_id=r.track_id, type=str(r.type)) for r in reversed(live.recent)
+            ],
+        )
+
+    _document_body_models(app)
+    return app
+
+
+def _document_body_models(app: FastAPI) -> None:
+    """Add the Event and Track schemas, which the ingest bodies refer to, to the OpenAPI spec."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (Event, Track):
+                generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(generated.pop("$defs", {}))
+                schemas[model.__name__] = generated
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

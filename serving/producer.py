@@ -1,0 +1,78 @@
+"""Producing to Kafka from async handlers: a write is confirmed only when the broker acknowledged it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaException, Producer
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge a write in time; nothing may be reported as accepted."""
+
+
+class AckedProducer:
+    def __init__(self, brokers: Sequence[str], timeout_s: float, extra: dict[str, str] | None = None):
+        self._timeout_s = timeout_s
+        self._producer = Producer({
+            "bootstrap.servers": ",".join(brokers),
+            "acks": "all",
+            "linger.ms": 2,
+            # Give up on a message a little before the handler stops waiting for it.
+            "message.timeout.ms": max(1000, int(timeout_s * 1000) - 500),
+            "client.id": "encore-api",
+            **(extra or {}),
+        })
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        """Produce every (key, value) and wait for all acknowledgements, or raise BrokerUnavailable."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+
+        def on_delivery(future: asyncio.Future[None]):
+            def report(err, _msg) -> None:
+                if err is None:
+                    loop.call_soon_threadsafe(_settle, future, None)
+                else:
+                    loop.call_soon_threadsafe(_settle, future, BrokerUnavailable(str(err)))
+            return report
+
+        for key, value in messages:
+            future = loop.create_future()
+            futures.append(future)
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery(future))
+            except BufferError:
+                self._producer.poll(0.1)
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery(future))
+            except KafkaException as exc:
+                raise BrokerUnavailable(str(exc)) from exc
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), self._timeout_s)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the broker did not acknowledge the write within {self._timeout_s:.0f}s"
+            ) from None
+
+    def close(self) -> None:
+        self._producer.flush(5)
+        self._stop.set()
+        self._poller.join(2)
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
