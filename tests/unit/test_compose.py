@@ -1,0 +1,679 @@
+"""Static checks of docker-compose.yml, the Dockerfile and .dockerignore (no Docker engine needed).
+
+The compose file is parsed with PyYAML and validated against the Compose Specification JSON schema;
+then the pieces are checked against each other and against the project: services named in
+`depends_on` exist and can satisfy their condition, built services use the Dockerfile that exists and
+run real `encore` subcommands, published ports do not collide, named volumes are declared, only
+ENCORE_* settings that encore/settings.py names are used and they point at services of the file.
+
+Schema: $ENCORE_COMPOSE_SCHEMA if set (it must exist), else ../shared/data/compose-spec/ next to the
+repository, else the copy vendored in tests/fixtures/ (see tests/fixtures/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import functools
+import importlib.util
+import json
+import os
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema  # the dev extra
+import pytest
+import yaml  # PyYAML, the dev extra
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+
+SCHEMA_ENV = "ENCORE_COMPOSE_SCHEMA"
+SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "data" / "compose-spec" / "compose-spec.json"
+VENDORED_SCHEMA = REPO_ROOT / "tests" / "fixtures" / "compose-spec.json"
+
+ENTRYPOINT = "encore"
+BASE_IMAGE = "python:3.11-slim"
+
+# The subcommands of encore/cli.py, mirrored here: a name maps to its own subcommands (empty when it
+# takes none). Used only when encore.cli cannot be imported or has no build_parser().
+FALLBACK_SUBCOMMANDS: dict[str, dict] = {
+    "topics": {"create": {}},
+    "flow": {},
+    "serve": {},
+    "catalog": {"load": {}},
+    "up": {},
+    "simulate": {},
+}
+
+# The settings Encore reads from the environment, mirrored from encore/settings.py (the one module
+# that names them); used only when that file cannot be found.
+FALLBACK_SETTINGS = frozenset(
+    {
+        "ENCORE_KAFKA_BOOTSTRAP",
+        "ENCORE_REDIS_URL",
+        "ENCORE_NAMESPACE",
+        "ENCORE_PARTITIONS",
+        "ENCORE_DATA_DIR",
+        "ENCORE_LOG_LEVEL",
+    }
+)
+
+# `encore up` starts its own embedded broker and redis-server: local development only.
+LOCAL_ONLY_SUBCOMMANDS = frozenset({"up"})
+
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?[-?+](?P<default>[^}]*))?\}")
+_ENCORE_VARIABLE = re.compile(r"\$\{?(ENCORE_[A-Z0-9_]+)")
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys in one mapping, as Compose does (merge keys allowed)."""
+
+
+def _construct_mapping_without_duplicates(loader: _StrictLoader, node: Any) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_without_duplicates
+)
+
+
+@functools.cache
+def _compose_text() -> str:
+    return COMPOSE_FILE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    assert COMPOSE_FILE.is_file(), f"{COMPOSE_FILE} is missing"
+    document = yaml.load(_compose_text(), Loader=_StrictLoader)  # a SafeLoader subclass
+    assert isinstance(document, dict), "docker-compose.yml must be a mapping"
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose.get("services")
+    assert isinstance(found, dict) and found, "docker-compose.yml defines no services"
+    return found
+
+
+def schema_path() -> Path:
+    override = os.environ.get(SCHEMA_ENV)
+    if override:
+        path = Path(override).expanduser()
+        assert path.is_file(), f"{SCHEMA_ENV}={override!r} does not name a file"
+        return path
+    return SHARED_SCHEMA if SHARED_SCHEMA.is_file() else VENDORED_SCHEMA
+
+
+# ---- the Dockerfile ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+    stage: int  # index of the FROM this instruction belongs to; -1 before the first FROM
+
+
+@functools.cache
+def dockerfile_instructions() -> tuple[Instruction, ...]:
+    """The Dockerfile as instructions: continuations joined, comments and directives dropped."""
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE} is missing"
+    instructions: list[Instruction] = []
+    stage = -1
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not pending and not line):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        keyword, _, arguments = pending.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword, arguments.strip(), stage))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a line continuation"
+    return tuple(instructions)
+
+
+def final_stage() -> list[Instruction]:
+    instructions = dockerfile_instructions()
+    last = max(i.stage for i in instructions)
+    return [i for i in instructions if i.stage == last]
+
+
+def exec_form(instruction: Instruction) -> list[str]:
+    value = json.loads(instruction.arguments)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), instruction
+    return value
+
+
+def only(keyword: str, instructions: list[Instruction]) -> Instruction:
+    found = [i for i in instructions if i.keyword == keyword]
+    assert found, f"the Dockerfile's final stage has no {keyword}"
+    return found[-1]  # the last one wins, as in Docker
+
+
+def image_healthcheck() -> Instruction | None:
+    found = [i for i in final_stage() if i.keyword == "HEALTHCHECK"]
+    if not found or found[-1].arguments.upper() == "NONE":
+        return None
+    return found[-1]
+
+
+def resolve_from(arguments: str) -> str:
+    """The image of a FROM line, its ${ARG}s replaced by the defaults of the global ARGs."""
+    defaults = {}
+    for instruction in dockerfile_instructions():
+        if instruction.keyword == "ARG" and instruction.stage == -1:
+            name, _, default = instruction.arguments.partition("=")
+            defaults[name.strip()] = default.strip().strip("\"'")
+    words = [w for w in arguments.split() if not w.startswith("--")]
+    image = words[0]
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), image)
+
+
+@functools.cache
+def known_settings() -> tuple[frozenset[str], str]:
+    """The ENCORE_* names encore/settings.py mentions, else FALLBACK_SETTINGS; and the source."""
+    try:
+        spec = importlib.util.find_spec("encore.settings")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.origin and Path(spec.origin).is_file():
+        names = frozenset(re.findall(r"\b(ENCORE_[A-Z0-9_]+)\b", Path(spec.origin).read_text()))
+        if names:
+            return names, spec.origin
+    return FALLBACK_SETTINGS, "the fallback constant"
+
+
+# ---- the CLI -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cli:
+    tree: dict[str, dict]
+    parser: argparse.ArgumentParser | None
+    source: str
+
+
+def _subcommand_tree(parser: argparse.ArgumentParser) -> dict[str, dict]:
+    tree: dict[str, dict] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                tree[name] = _subcommand_tree(subparser)
+    return tree
+
+
+@functools.cache
+def encore_cli() -> Cli:
+    """Subcommands from `encore.cli.build_parser()` when it exists, else FALLBACK_SUBCOMMANDS."""
+    try:
+        from encore import cli as cli_module
+    except ImportError as exc:
+        return Cli(FALLBACK_SUBCOMMANDS, None, f"fallback constant (encore.cli: {exc})")
+    build_parser = getattr(cli_module, "build_parser", None)
+    if build_parser is None:
+        return Cli(FALLBACK_SUBCOMMANDS, None, "fallback constant (no encore.cli.build_parser)")
+    parser = build_parser()
+    assert isinstance(parser, argparse.ArgumentParser), "build_parser() must return an ArgumentParser"
+    tree = _subcommand_tree(parser)
+    assert tree, "encore.cli.build_parser() has no subcommands"
+    return Cli(tree, parser, "encore.cli.build_parser()")
+
+
+def subcommand_path(argv: list[str]) -> list[str]:
+    """The subcommand words at the front of argv (e.g. ["topics", "create"])."""
+    node = encore_cli().tree
+    path: list[str] = []
+    for word in argv:
+        if not node or word.startswith("-"):
+            break
+        assert word in node, (
+            f"`encore {shlex.join(argv)}`: {word!r} is not a subcommand of "
+            f"{shlex.join(['encore', *path])!r}; known: {sorted(node)} (from {encore_cli().source})"
+        )
+        path.append(word)
+        node = node[word]
+    assert path, f"`encore {' '.join(argv)}` names no subcommand"
+    assert not node, f"`encore {' '.join(argv)}` stops before a subcommand of {path}: {sorted(node)}"
+    return path
+
+
+def check_encore_command(argv: list[str], where: str) -> list[str]:
+    """Fail unless argv (the words after `encore`) is a command encore accepts; return its path."""
+    path = subcommand_path(argv)
+    parser = encore_cli().parser
+    if parser is not None:
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"{where}: `encore {shlex.join(argv)}` is refused by encore.cli ({exc})")
+    return path
+
+
+def option_value(argv: list[str], option: str) -> str | None:
+    for index, word in enumerate(argv):
+        if word == option and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith(option + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+# ---- compose helpers -----------------------------------------------------------------------------
+
+
+def builds(service: dict[str, Any]) -> bool:
+    return "build" in service
+
+
+def command_words(service: dict[str, Any]) -> list[str]:
+    command = service.get("command")
+    if command is None:
+        return []
+    return shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str | None]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.split("=", 1) if "=" in item else (item, None) for item in env)
+        return {k: v for k, v in pairs}
+    return {str(k): (None if v is None else str(v)) for k, v in env.items()}
+
+
+def interpolate_defaults(value: str) -> str:
+    """The value Compose gives `${NAME:-default}` when NAME is not set in the shell."""
+    return _INTERPOLATION.sub(lambda m: m.group("default") or "", value)
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: "service_started" for name in deps}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def healthcheck_disabled(service: dict[str, Any]) -> bool:
+    check = service.get("healthcheck") or {}
+    return check.get("disable") in (True, "true") or check.get("test") in (["NONE"], "NONE")
+
+
+def has_healthcheck(service: dict[str, Any]) -> bool:
+    if healthcheck_disabled(service):
+        return False
+    if (service.get("healthcheck") or {}).get("test"):
+        return True
+    return builds(service) and image_healthcheck() is not None
+
+
+def published_ports(service: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(host_ip, published, target, protocol) of each port the service publishes on the host."""
+    found = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            if port.get("published") is not None:
+                found.append(
+                    (
+                        str(port.get("host_ip", "")),
+                        str(port["published"]),
+                        str(port["target"]),
+                        str(port.get("protocol", "tcp")),
+                    )
+                )
+            continue
+        spec, _, protocol = str(port).partition("/")
+        parts = spec.rsplit(":", 2)
+        if len(parts) == 1:  # container port only: Docker picks a free host port
+            continue
+        host_ip = parts[0] if len(parts) == 3 else ""
+        found.append((host_ip, parts[-2], parts[-1], protocol or "tcp"))
+    return found
+
+
+def volume_mounts(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(named volume or None for binds/anonymous, target) of each mount."""
+    mounts = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            named = volume.get("source") if volume.get("type", "volume") == "volume" else None
+            mounts.append((named, volume["target"]))
+            continue
+        parts = str(volume).split(":")
+        if len(parts) == 1:
+            mounts.append((None, parts[0]))
+            continue
+        source = parts[0]
+        is_named = not source.startswith((".", "/", "~", "$"))
+        mounts.append((source if is_named else None, parts[1]))
+    return mounts
+
+
+def encore_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    built = {name: s for name, s in services.items() if builds(s)}
+    assert built, "no service is built from the Dockerfile"
+    return built
+
+
+# ---- the compose file ----------------------------------------------------------------------------
+
+
+def test_compose_has_no_version_key(compose: dict[str, Any]) -> None:
+    assert "version" not in compose, "the Compose Specification has no top-level `version:`"
+
+
+def test_compose_matches_the_compose_spec_schema(compose: dict[str, Any]) -> None:
+    path = schema_path()
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    # The spec declares draft-07 as "https://json-schema.org/draft-07/schema", a spelling jsonschema
+    # does not look up (it would warn and fall back to its latest draft).
+    if "draft-07" in schema.get("$schema", ""):
+        validator_class = jsonschema.Draft7Validator
+    else:
+        validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    errors = sorted(validator_class(schema).iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, f"docker-compose.yml does not match {path}:\n" + "\n".join(
+        f"  at {'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors
+    )
+
+
+def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
+    assert {"kafka", "redis", "topics", "flow", "api"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["redis"]["image"].startswith("redis:")
+
+
+def test_depends_on_targets_exist_and_can_satisfy_their_condition(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for target, condition in depends_on(service).items():
+            assert target in services, f"{name} depends on {target!r}, which is not a service"
+            assert target != name, f"{name} depends on itself"
+            if condition == "service_healthy":
+                assert has_healthcheck(services[target]), (
+                    f"{name} waits for {target} to be healthy, but {target} has no healthcheck"
+                )
+            if condition == "service_completed_successfully":
+                assert services[target].get("restart", "no") == "no", (
+                    f"{name} waits for {target} to complete, so {target} must not restart"
+                )
+
+
+def test_depends_on_has_no_cycle(services: dict[str, dict[str, Any]]) -> None:
+    done: set[str] = set()
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        assert name not in trail, f"depends_on cycle: {' -> '.join((*trail, name))}"
+        if name in done:
+            return
+        for target in depends_on(services.get(name, {})):
+            visit(target, (*trail, name))
+        done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+def test_built_services_use_the_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in encore_services(services).items():
+        build = service["build"]
+        if isinstance(build, str):
+            context, dockerfile = build, "Dockerfile"
+        else:
+            context, dockerfile = build.get("context", "."), build.get("dockerfile", "Dockerfile")
+        context_dir = (COMPOSE_FILE.parent / context).resolve()
+        assert context_dir.is_dir(), f"{name}: build context {context!r} is not a directory"
+        assert (context_dir / dockerfile).resolve() == DOCKERFILE.resolve(), (
+            f"{name}: builds {context_dir / dockerfile}, not the project's Dockerfile"
+        )
+        assert "entrypoint" not in service, f"{name}: keep the image's ENTRYPOINT [{ENTRYPOINT!r}]"
+
+
+def test_built_services_run_encore_subcommands(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in encore_services(services).items():
+        argv = command_words(service)
+        assert argv, f"{name}: say which `encore` subcommand it runs"
+        path = check_encore_command(argv, f"service {name}")
+        assert path[0] not in LOCAL_ONLY_SUBCOMMANDS, f"{name}: `encore {path[0]}` is local-only"
+
+
+def test_the_expected_commands(services: dict[str, dict[str, Any]]) -> None:
+    assert command_words(services["topics"])[:2] == ["topics", "create"]
+    assert command_words(services["flow"])[:1] == ["flow"]
+    assert command_words(services["api"])[:1] == ["serve"]
+    assert services["topics"].get("restart", "no") == "no"
+    assert services["flow"].get("restart") == "unless-stopped"
+    assert services["api"].get("restart") == "unless-stopped"
+    assert depends_on(services["topics"]) == {"kafka": "service_healthy"}
+    assert depends_on(services["flow"]) == {
+        "topics": "service_completed_successfully",
+        "redis": "service_healthy",
+    }
+    assert depends_on(services["api"]) == {"redis": "service_healthy", "kafka": "service_healthy"}
+
+
+def test_only_the_api_keeps_the_images_http_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The image's HEALTHCHECK calls /healthz: a service that does not serve HTTP must turn it off."""
+    if image_healthcheck() is None:
+        pytest.skip("the image has no HEALTHCHECK")
+    for name, service in encore_services(services).items():
+        serves = subcommand_path(command_words(service))[0] == "serve"
+        own_test = (service.get("healthcheck") or {}).get("test")
+        if not serves and not own_test:
+            assert healthcheck_disabled(service), (
+                f"{name} runs no HTTP server: disable the image's /healthz healthcheck"
+            )
+
+
+def test_serving_ports_agree(services: dict[str, dict[str, Any]]) -> None:
+    """`serve --port` = the published container port = the port the image's healthcheck calls."""
+    check = image_healthcheck()
+    check_port = re.search(r":(\d+)/healthz", check.arguments).group(1) if check else None
+    for name, service in encore_services(services).items():
+        argv = command_words(service)
+        if subcommand_path(argv)[0] != "serve":
+            continue
+        port = option_value(argv, "--port")
+        assert port, f"{name}: give `serve` an explicit --port"
+        targets = {target for _, _, target, _ in published_ports(service)}
+        assert port in targets, f"{name}: serves on {port} but publishes {sorted(targets)}"
+        if check_port and not (service.get("healthcheck") or {}).get("test"):
+            assert port == check_port, f"{name}: serves on {port}, healthcheck calls {check_port}"
+        assert option_value(argv, "--host") == "0.0.0.0", f"{name}: bind 0.0.0.0 in a container"
+
+
+def test_published_ports_are_unique(services: dict[str, dict[str, Any]]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for name, service in services.items():
+        for _, published, _, protocol in published_ports(service):
+            key = (published, protocol)
+            assert key not in seen, f"{name} and {seen[key]} both publish {published}/{protocol}"
+            seen[key] = name
+    assert ("8000", "tcp") in seen, "the API is published on 8000"
+
+
+def test_named_volumes_are_declared(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for name, service in services.items():
+        for volume, _ in volume_mounts(service):
+            if volume is not None:
+                assert volume in declared, f"{name} mounts volume {volume!r}, not declared"
+                used.add(volume)
+    assert declared <= used, f"declared but unused volumes: {sorted(declared - used)}"
+    for name in ("kafka", "redis", "flow"):
+        assert any(v for v, _ in volume_mounts(services[name])), f"{name} keeps no named volume"
+
+
+def test_encore_settings_are_known(services: dict[str, dict[str, Any]]) -> None:
+    used = set(_ENCORE_VARIABLE.findall(_compose_text()))
+    for service in services.values():
+        used |= {key for key in environment(service) if key.startswith("ENCORE_")}
+    for instruction in dockerfile_instructions():
+        if instruction.keyword in ("ENV", "ARG"):
+            used |= set(re.findall(r"\b(ENCORE_[A-Z0-9_]+)\b", instruction.arguments))
+    known, source = known_settings()
+    unknown = used - known
+    assert not unknown, f"unknown ENCORE_* settings: {sorted(unknown)} (known from {source})"
+
+
+def test_encore_settings_point_inside_the_stack(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in encore_services(services).items():
+        env = {k: interpolate_defaults(v or "") for k, v in environment(service).items()}
+        for required in ("ENCORE_KAFKA_BOOTSTRAP", "ENCORE_REDIS_URL"):
+            assert env.get(required), f"{name}: {required} is not set"
+
+        for address in env["ENCORE_KAFKA_BOOTSTRAP"].split(","):
+            host, _, port = address.strip().rpartition(":")
+            assert host in services, f"{name}: Kafka bootstrap host {host!r} is not a service"
+            advertised = environment(services[host]).get("KAFKA_ADVERTISED_LISTENERS") or ""
+            assert f"//{host}:{port}" in advertised, (
+                f"{name}: {address} is not a listener {host} advertises ({advertised})"
+            )
+
+        redis_url = urlsplit(env["ENCORE_REDIS_URL"])
+        assert redis_url.scheme in ("redis", "rediss"), env["ENCORE_REDIS_URL"]
+        assert redis_url.hostname in services, f"{name}: Redis host {redis_url.hostname!r}"
+
+        if "ENCORE_PARTITIONS" in env:
+            assert env["ENCORE_PARTITIONS"].isdigit() and int(env["ENCORE_PARTITIONS"]) > 0
+
+    flow_env = environment(services["flow"])
+    data_dir = flow_env.get("ENCORE_DATA_DIR")
+    assert data_dir, "flow: ENCORE_DATA_DIR is not set"
+    targets = {target for volume, target in volume_mounts(services["flow"]) if volume}
+    assert interpolate_defaults(data_dir) in targets, (
+        f"flow: ENCORE_DATA_DIR={data_dir} is not on a named volume ({sorted(targets)})"
+    )
+
+
+def test_kafka_is_a_single_kraft_node(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services["kafka"])
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    node_id = env["KAFKA_NODE_ID"]
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{node_id}@")
+    assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"]
+    assert "PLAINTEXT://:9092" in env["KAFKA_LISTENERS"]
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    log_dirs = env.get("KAFKA_LOG_DIRS")
+    assert log_dirs in {t for v, t in volume_mounts(services["kafka"]) if v}, (
+        "kafka: KAFKA_LOG_DIRS must be on the named volume"
+    )
+    test = services["kafka"]["healthcheck"]["test"]
+    assert "kafka-topics.sh --bootstrap-server localhost:9092 --list" in " ".join(test)
+
+
+def test_redis_persists(services: dict[str, dict[str, Any]]) -> None:
+    assert command_words(services["redis"])[-2:] == ["--appendonly", "yes"]
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+
+
+# ---- the Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image() -> None:
+    for instruction in dockerfile_instructions():
+        if instruction.keyword == "FROM":
+            image = resolve_from(instruction.arguments)
+            assert image == BASE_IMAGE, f"FROM {instruction.arguments} resolves to {image}"
+
+
+def test_dockerfile_entrypoint_is_encore() -> None:
+    assert exec_form(only("ENTRYPOINT", final_stage())) == [ENTRYPOINT]
+
+
+def test_dockerfile_default_command_is_a_real_subcommand() -> None:
+    argv = exec_form(only("CMD", final_stage()))
+    path = check_encore_command(argv, "Dockerfile CMD")
+    assert path == ["serve"], "the image serves the API by default"
+
+
+def test_dockerfile_installs_the_project_with_pip_and_no_extras() -> None:
+    runs = [i.arguments for i in dockerfile_instructions() if i.keyword == "RUN"]
+    project_install = re.compile(r"\bpip install\b(?:\s+-{1,2}[\w-]+(?:=\S+)?)*\s+\.(?=\s|$|;|&)")
+    assert any(project_install.search(run) for run in runs), "no `pip install .` in the Dockerfile"
+    for run in runs:
+        assert not re.search(r"pip install\b[^;&]*\s['\"]?\.\[", run), (
+            f"the image takes runtime dependencies only, not an extra: {run}"
+        )
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    user = only("USER", final_stage()).arguments.split(":")[0]
+    assert user not in ("root", "0"), "the image must not run as root"
+
+
+def test_dockerfile_healthcheck_uses_python_and_healthz() -> None:
+    check = image_healthcheck()
+    assert check is not None, "the image has no HEALTHCHECK"
+    assert "/healthz" in check.arguments
+    assert re.search(r"\bCMD\s+\[\s*\"python", check.arguments), "use the Python stdlib"
+    assert not re.search(r"\b(curl|wget)\b", check.arguments), "slim images have no curl or wget"
+    exposes = [i.arguments for i in final_stage() if i.keyword == "EXPOSE"]
+    exposed = {port.split("/")[0] for ports in exposes for port in ports.split()}
+    port = re.search(r":(\d+)/healthz", check.arguments).group(1)
+    assert port in exposed, f"the healthcheck calls port {port}, the image exposes {exposed}"
+    cmd_port = option_value(exec_form(only("CMD", final_stage())), "--port")
+    assert cmd_port == port, f"CMD serves on {cmd_port}, the healthcheck calls {port}"
+
+
+def test_dockerignore_keeps_what_pip_install_needs() -> None:
+    assert DOCKERIGNORE.is_file(), ".dockerignore is missing"
+    patterns = [
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#") and not line.startswith("!")
+    ]
+    pyproject = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    packages = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    needed = {"pyproject.toml", str(pyproject["project"].get("readme", "README.md"))}
+    needed |= {p.rstrip("*").rstrip(".") for p in packages}
+    for name in sorted(needed):
+        excluded = [p for p in patterns if fnmatch.fnmatch(name, p.removeprefix("/"))]
+        assert not excluded, f".dockerignore drops {name} (pattern {excluded}), `pip install .` needs it"
+    for name in (".git", ".venv"):
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), f".dockerignore should drop {name}"
+
+
+def test_cli_source() -> None:
+    """Reports where the subcommand names came from; skips while encore.cli cannot tell."""
+    cli = encore_cli()
+    if cli.parser is None:
+        pytest.skip(f"subcommands checked against {cli.source}")
+    assert {"topics", "flow", "serve"} <= set(cli.tree)
