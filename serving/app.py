@@ -250,9 +250,9 @@ def create_app(config: ServingConfig) -> FastAPI:
         if live.taste and len(catalog.index):
             summary = describe_taste(catalog.index, live.taste, limit=3)
 
-        def top(scores: dict[str, float]) -> list[Affinity]:
-            ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:10]
-            return [Affinity(name=name, score=round(score, 4)) for name, score in ranked]
+        def top(scores: dict[str, float], sign: int) -> list[Affinity]:
+            ranked = sorted((kv for kv in scores.items() if kv[1] * sign > 0), key=lambda kv: -kv[1] * sign)
+            return [Affinity(name=name, score=round(score, 4)) for name, score in ranked[:10]]
 
         return Profile(
             user_id=user_id,
@@ -261,8 +261,10 @@ def create_app(config: ServingConfig) -> FastAPI:
             events_applied=live.version,
             counts={str(t): n for t, n in live.counts.items()},
             skip_rate=round(live.skip_rate, 4),
-            top_genres=top(live.genres),
-            top_artists=top(live.artists),
+            top_genres=top(live.genres, +1),
+            top_artists=top(live.artists, +1),
+            avoided_genres=top(live.genres, -1),
+            avoided_artists=top(live.artists, -1),
             audio_profile=audio,
             taste_summary=summary,
             recent_tracks=[

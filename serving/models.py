@@ -45,8 +45,10 @@ class Profile(BaseModel):
     events_applied: int
     counts: dict[str, int]
     skip_rate: float
-    top_genres: list[Affinity]
-    top_artists: list[Affinity]
+    top_genres: list[Affinity] = Field(description="Liked genres, strongest first.")
+    top_artists: list[Affinity] = Field(description="Liked artists, strongest first.")
+    avoided_genres: list[Affinity] = Field(description="Genres skipped or disliked, strongest first.")
+    avoided_artists: list[Affinity] = Field(description="Artists skipped or disliked, strongest first.")
     audio_profile: dict[str, float] | None = Field(
         description="The taste vector in each feature's own unit (tempo in BPM, loudness in dB)."
     )

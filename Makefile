@@ -1,0 +1,38 @@
+# Two commands run Encore on a fresh machine: `make demo` and `make test`.
+# Each creates .venv (once, again when pyproject.toml changes) and installs the project into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo up test lint unit integration clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The whole local stack (embedded Kafka broker, Redis, flow, API) with a real catalog and
+# simulated listeners. Ctrl-C stops it all.
+demo: setup
+	$(BIN)/encore up --demo
+
+up: setup
+	$(BIN)/encore up
+
+# Lint, then every test: unit tests of pure logic and integration tests on a real broker and Redis.
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models encore/catalog_csv.py encore/client.py tests
+
+unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+clean:
+	rm -rf $(VENV) .encore .pytest_cache .ruff_cache *.egg-info
