@@ -69,7 +69,7 @@ class EncoreClient:
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
-        self._max_retries = max_retries
+        self._max_retries = max(0, max_retries)
         self._on_error = on_error
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -139,14 +139,18 @@ class EncoreClient:
             except httpx.HTTPError as exc:
                 error: Exception = exc
             else:
-                if response.status_code == 202:
+                if 200 <= response.status_code < 300:
                     self.stats.sent += len(batch)
                     self.stats.batches += 1
                     self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
                     return
                 if 400 <= response.status_code < 500 and response.status_code != 429:
                     self.stats.rejected += len(batch)
-                    rejected = EventRejected(response.status_code, response.json())
+                    try:
+                        body: Any = response.json()
+                    except ValueError:  # e.g. a proxy's HTML error page
+                        body = response.text
+                    rejected = EventRejected(response.status_code, body)
                     self._report(rejected, batch)
                     return
                 error = EventRejected(response.status_code, response.text)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -29,7 +30,8 @@ class SettingsError(ValueError):
     """A setting that is missing or malformed; the message names the variable."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+         maximum: int = 2**31 - 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -37,8 +39,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -47,9 +49,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        api_port = _int(env, "ENCORE_API_PORT", 8000)
+        api_port = _int(env, "ENCORE_API_PORT", 8000, maximum=65535)
         api_host = env.get("ENCORE_API_HOST") or "127.0.0.1"
         return cls(
             kafka_bootstrap=env.get("ENCORE_KAFKA_BOOTSTRAP") or None,

@@ -63,6 +63,11 @@ def event_id_hash(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
+def _keep_last(items: list, limit: int) -> None:
+    if len(items) > limit:
+        del items[: len(items) - limit]
+
+
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
     if len(scores) > limit:
         ranked = sorted(scores.items(), key=lambda kv: abs(kv[1]), reverse=True)
@@ -83,7 +88,7 @@ class TasteLearner:
         if event_hash in profile.recent_event_ids:
             return False
         profile.recent_event_ids.append(event_hash)
-        del profile.recent_event_ids[: -config.dedupe_size]
+        _keep_last(profile.recent_event_ids, config.dedupe_size)
 
         weight = feedback_weight(event)
         if track is not None:
@@ -95,7 +100,7 @@ class TasteLearner:
 
         profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
         profile.recent.append(RecentTrack(event.track_id, event.type))
-        del profile.recent[: -config.recent_size]
+        _keep_last(profile.recent, config.recent_size)
         profile.version += 1
         profile.as_of_ms = event.ts
         return True
@@ -122,11 +127,10 @@ class TasteLearner:
     ) -> None:
         elapsed = ts - profile.affinity_at_ms
         if elapsed > 0:
-            if profile.affinity_at_ms:
-                decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
-                for scores in (profile.genres, profile.artists):
-                    for name in scores:
-                        scores[name] *= decay
+            decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
+            for scores in (profile.genres, profile.artists):
+                for name in scores:
+                    scores[name] *= decay
             profile.affinity_at_ms = ts
         if weight == 0:
             return

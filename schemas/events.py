@@ -13,7 +13,7 @@ schemas.events.InvalidEvent: user_id: Field required; track_id: Field required; 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas._text import Identifier, Label
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TS_MS = 253_402_300_799_999
+"""The last millisecond of year 9999: any later `ts` is refused."""
+MAX_TRACK_MS = 86_400_000
+"""Positions and durations beyond a day are refused."""
 
 
 class EventType(StrEnum):
@@ -54,11 +60,14 @@ class Event(BaseModel):
     ts: int = Field(
         description="Event time as epoch milliseconds; accepts an integer or an RFC 3339 string.",
         ge=0,
+        le=MAX_TS_MS,
     )
     position_ms: int | None = Field(
-        default=None, ge=0, description="How far into the track the event happened."
+        default=None, ge=0, le=MAX_TRACK_MS, description="How far into the track the event happened."
     )
-    duration_ms: int | None = Field(default=None, gt=0, description="The track's length.")
+    duration_ms: int | None = Field(
+        default=None, gt=0, le=MAX_TRACK_MS, description="The track's length."
+    )
     session_id: Identifier | None = None
     context: EventContext | None = None
 
@@ -91,7 +100,8 @@ def parse_timestamp_ms(value: Any) -> int:
             raise ValueError("must be epoch milliseconds or an RFC 3339 string") from None
         if parsed.tzinfo is None:
             raise ValueError("RFC 3339 timestamps need a UTC offset, e.g. 'Z' or '+01:00'")
-        return int(parsed.timestamp() * 1000)
+        # Integer arithmetic: float seconds × 1000 would lose a millisecond for some dates.
+        return (parsed - _EPOCH) // timedelta(milliseconds=1)
     raise ValueError("must be epoch milliseconds or an RFC 3339 string")
 
 

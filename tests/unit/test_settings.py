@@ -1,0 +1,138 @@
+"""Settings from the environment: encore/settings.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from encore.settings import Settings, SettingsError
+
+ALL_VARS = {
+    "ENCORE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
+    "ENCORE_REDIS_URL": "redis://r:6380/2",
+    "ENCORE_NAMESPACE": "staging",
+    "ENCORE_PARTITIONS": "12",
+    "ENCORE_API_HOST": "0.0.0.0",
+    "ENCORE_API_PORT": "9001",
+    "ENCORE_API_URL": "http://api.internal:9001",
+    "ENCORE_DATA_DIR": "/var/lib/encore",
+    "ENCORE_FLOW_BATCH_SIZE": "250",
+    "ENCORE_CATALOG_REFRESH_S": "2.5",
+    "ENCORE_LOG_LEVEL": "debug",
+}
+
+
+def test_defaults_from_an_empty_environment() -> None:
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert s.kafka_bootstrap is None
+    assert s.redis_url is None
+    assert s.namespace == "encore"
+    assert s.partitions == 4
+    assert s.api_host == "127.0.0.1"
+    assert s.api_port == 8000
+    assert s.api_url == "http://127.0.0.1:8000"
+    assert s.data_dir == Path(".encore")
+    assert s.flow_batch_size == 1000
+    assert s.catalog_refresh_s == 1.0
+    assert s.log_level == "INFO"
+
+
+def test_empty_strings_mean_default() -> None:
+    assert Settings.from_env(dict.fromkeys(ALL_VARS, "")) == Settings()
+
+
+def test_every_variable_is_parsed() -> None:
+    s = Settings.from_env(ALL_VARS)
+    assert s.kafka_bootstrap == "k1:9092,k2:9092"
+    assert s.redis_url == "redis://r:6380/2"
+    assert s.namespace == "staging"
+    assert s.partitions == 12
+    assert s.api_host == "0.0.0.0"
+    assert s.api_port == 9001
+    assert s.api_url == "http://api.internal:9001"
+    assert s.data_dir == Path("/var/lib/encore")
+    assert s.flow_batch_size == 250
+    assert s.catalog_refresh_s == 2.5
+    assert s.log_level == "DEBUG"
+
+
+def test_api_url_follows_the_port_when_unset() -> None:
+    assert Settings.from_env({"ENCORE_API_PORT": "9100"}).api_url == "http://127.0.0.1:9100"
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ALL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENCORE_PARTITIONS", "7")
+    monkeypatch.setenv("ENCORE_NAMESPACE", "from-os")
+    s = Settings.from_env()
+    assert s.partitions == 7
+    assert s.namespace == "from-os"
+
+
+@pytest.mark.parametrize("name", ["ENCORE_PARTITIONS", "ENCORE_API_PORT", "ENCORE_FLOW_BATCH_SIZE"])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "4x", "0x10"])
+def test_bad_integer_names_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: raw})
+    assert name in str(info.value)
+    assert repr(raw) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["ENCORE_PARTITIONS", "ENCORE_API_PORT", "ENCORE_FLOW_BATCH_SIZE"])
+@pytest.mark.parametrize("raw", ["0", "-1"])
+def test_integers_below_one_refused(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: raw})
+    assert name in str(info.value)
+
+
+def test_bad_number_names_the_variable() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"ENCORE_CATALOG_REFRESH_S": "soon"})
+    assert "ENCORE_CATALOG_REFRESH_S" in str(info.value)
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+def test_to_env_round_trips_every_variable() -> None:
+    s = Settings.from_env(ALL_VARS)
+    env = s.to_env()
+    assert set(env) == set(ALL_VARS)
+    assert all(isinstance(v, str) for v in env.values())
+    assert Settings.from_env(env) == s
+
+
+def test_to_env_round_trips_defaults_and_leaves_unset_out() -> None:
+    s = Settings()
+    env = s.to_env()
+    assert "ENCORE_KAFKA_BOOTSTRAP" not in env
+    assert "ENCORE_REDIS_URL" not in env
+    assert Settings.from_env(env) == s
+
+
+@pytest.mark.parametrize("refresh", [0.1, 1 / 3, 1e-6, 12345.678])
+def test_to_env_round_trips_floats_exactly(refresh: float) -> None:
+    s = Settings(catalog_refresh_s=refresh)
+    assert Settings.from_env(s.to_env()).catalog_refresh_s == refresh
+
+
+def test_with_changes_one_field() -> None:
+    s = Settings().with_(partitions=9)
+    assert s.partitions == 9
+    assert s.namespace == "encore"
+    assert Settings().partitions == 4
+
+
+def test_require_kafka_and_redis() -> None:
+    with pytest.raises(SettingsError, match="ENCORE_KAFKA_BOOTSTRAP"):
+        Settings().require_kafka()
+    with pytest.raises(SettingsError, match="ENCORE_REDIS_URL"):
+        Settings().require_redis()
+    s = Settings.from_env(ALL_VARS)
+    assert s.require_kafka() == "k1:9092,k2:9092"
+    assert s.require_redis() == "redis://r:6380/2"
