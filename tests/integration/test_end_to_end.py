@@ -103,3 +103,22 @@ def _healthy(api: str) -> bool:
         return httpx.get(f"{api}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_encore_up_demo_loads_the_catalog_and_simulated_listeners_get_acknowledged(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORE_")}
+    env |= {"ENCORE_DATA_DIR": str(tmp_path / "data"), "ENCORE_CATALOG_REFRESH_S": "0.2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "encore.cli", "up", "--demo", "--port", str(port), "--users", "20",
+         "--rate", "100", "--duration", "12"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "demo: loaded 600 tracks" in output
+    summary = re.search(r"demo: (\d+) events in .*acknowledged (\d+), rejected (\d+), failed (\d+)", output)
+    assert summary, output
+    events, acknowledged, rejected, failed = map(int, summary.groups())
+    assert events > 200 and acknowledged == events and rejected == failed == 0
+    assert re.search(r"demo: sim-user-0 v\d+: ", output), "the demo shows a listener's recommendations"
