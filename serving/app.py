@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.responses import ORJSONResponse
 from redis.exceptions import RedisError
 
 from online_models.scoring import cold_start, describe_taste, rank
@@ -124,7 +123,6 @@ def create_app(config: ServingConfig) -> FastAPI:
         version="0.1.0",
         description="Real-time feedback engine for music recommendation: every play, skip and "
         "like updates the listener's profile at once, and the next read shows it.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     install_error_handlers(app)

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class ErrorDetail(BaseModel):
@@ -44,19 +52,19 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str,
-                   details: list[dict[str, Any]] | None = None) -> ORJSONResponse:
-    return ORJSONResponse(
+                   details: list[dict[str, Any]] | None = None) -> JsonResponse:
+    return JsonResponse(
         {"error": {"code": code, "message": message, "details": details or []}}, status_code=status
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_: Request, exc: ApiError) -> JsonResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
         details = [
             {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "message": e["msg"]}
             for e in exc.errors()
@@ -64,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", "the request's parameters are invalid", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.events import (
     MAX_TRACK_MS,
+    MAX_TS_MS,
     Event,
     EventContext,
     EventType,
@@ -458,7 +459,7 @@ def test_decode_serialised_json_values_only_raises_invalid_event(value: object) 
 @settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(list(EventType)),
-    st.integers(min_value=0, max_value=2**53),
+    st.integers(min_value=0, max_value=MAX_TS_MS),
     st.none() | st.integers(min_value=0, max_value=MAX_TRACK_MS),
     st.none() | st.integers(min_value=1, max_value=MAX_TRACK_MS),
     st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=128).filter(str.strip),
