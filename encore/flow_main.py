@@ -8,6 +8,7 @@ from encore.cli import configure_logging
 from encore.settings import Settings
 from flows.config import FlowConfig
 from flows.dataflow import build_flow
+from flows.heartbeat import start_heartbeat
 
 
 def flow_config(settings: Settings) -> FlowConfig:
@@ -23,4 +24,6 @@ def flow_config(settings: Settings) -> FlowConfig:
 def flow() -> Dataflow:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    return build_flow(flow_config(settings))
+    config = flow_config(settings)
+    start_heartbeat(config.redis_url, config.keys)
+    return build_flow(config)

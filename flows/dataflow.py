@@ -4,8 +4,12 @@
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► update_profile ─► write_profiles (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─────────────────────────────────► write_catalog (Redis)
-                                                     └─ bad ───┴─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
+                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
+                                                                 └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
+
+Every Redis write also records the partitions' progress (processed offsets, for lag), counters and
+freshness, in the same pipeline (`flows/progress.py`, `schemas/keys.py`).
 
 Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 """
@@ -17,7 +21,7 @@ from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
 from flows.config import FlowConfig
-from flows.dead_letters import DeadLetter
+from flows.dead_letters import DeadLetter, DeadLetterTally
 from flows.decode import decode_event_message, decode_track_message, is_valid
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
@@ -58,4 +62,5 @@ def build_flow(config: FlowConfig) -> Dataflow:
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
               KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+    op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bytewax.connectors.kafka import KafkaSinkMessage
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from flows.progress import Position, Progress
+from flows.redis_io import connect, with_retries
+from schemas.keys import KeyLayout
 from schemas.topics import DEAD_LETTER_HEADERS
 
 
@@ -13,17 +17,50 @@ from schemas.topics import DEAD_LETTER_HEADERS
 class DeadLetter:
     key: bytes | None
     raw: bytes | None
+    code: str
+    """A short reason class for counting: invalid_json, invalid_event, key_mismatch, ..."""
     reason: str
-    topic: str
-    partition: int
-    offset: int
+    position: Position
 
     def to_kafka(self) -> KafkaSinkMessage[bytes | None, bytes | None]:
         """The untouched raw bytes as value; where they came from and why in headers."""
         headers = [
             (DEAD_LETTER_HEADERS["reason"], self.reason.encode("utf-8", "replace")),
-            (DEAD_LETTER_HEADERS["topic"], self.topic.encode()),
-            (DEAD_LETTER_HEADERS["partition"], str(self.partition).encode()),
-            (DEAD_LETTER_HEADERS["offset"], str(self.offset).encode()),
+            (DEAD_LETTER_HEADERS["code"], self.code.encode()),
+            (DEAD_LETTER_HEADERS["topic"], self.position.topic.encode()),
+            (DEAD_LETTER_HEADERS["partition"], str(self.position.partition).encode()),
+            (DEAD_LETTER_HEADERS["offset"], str(self.position.offset).encode()),
         ]
         return KafkaSinkMessage(key=self.key, value=self.raw, headers=headers)
+
+
+class _DeadLetterTally(StatelessSinkPartition[DeadLetter]):
+    def __init__(self, url: str, keys: KeyLayout) -> None:
+        self._client = connect(url)
+        self._keys = keys
+
+    def write_batch(self, items: list[DeadLetter]) -> None:
+        progress = Progress()
+        counts: dict[str, int] = {}
+        for letter in items:
+            progress.note(letter.position)
+            counts[letter.code] = counts.get(letter.code, 0) + 1
+        pipe = self._client.pipeline(transaction=False)
+        for code, count in counts.items():
+            pipe.hincrby(self._keys.ops_dead_letters, code, count)
+        progress.record(pipe, self._keys)
+        with_retries(pipe.execute, f"dead-letter tally of {len(items)}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class DeadLetterTally(DynamicSink[DeadLetter]):
+    """Counts dead letters by reason code and records them as processed (for lag)."""
+
+    def __init__(self, url: str, keys: KeyLayout) -> None:
+        self._url = url
+        self._keys = keys
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterTally:
+        return _DeadLetterTally(self._url, self._keys)

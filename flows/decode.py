@@ -2,51 +2,66 @@
 
 from __future__ import annotations
 
+import time
+
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from flows.dead_letters import DeadLetter
+from flows.progress import Position
 from schemas.events import Event, InvalidEvent, decode_event
 from schemas.tracks import InvalidTrack, Track, decode_track
 
 SourceItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+SourcedEvent = tuple[Event, Position]
+SourcedTrack = tuple[Track, Position]
+
+MAX_MESSAGE_BYTES = 64 * 1024
+"""A message larger than this is refused before it is parsed."""
 
 
-def _dead_letter(msg: KafkaSourceMessage, reason: str) -> DeadLetter:
-    return DeadLetter(
-        key=msg.key,
-        raw=msg.value,
-        reason=reason,
-        topic=msg.topic or "",
-        partition=msg.partition if msg.partition is not None else -1,
-        offset=msg.offset if msg.offset is not None else -1,
-    )
+def position_of(msg: KafkaSourceMessage) -> Position:
+    stamp = msg.timestamp
+    broker_ts = stamp[1] if stamp and stamp[1] > 0 else int(time.time() * 1000)
+    return Position(msg.topic or "", msg.partition if msg.partition is not None else -1,
+                    msg.offset if msg.offset is not None else -1, broker_ts)
 
 
-def decode_event_message(item: SourceItem) -> Event | DeadLetter:
+def _dead_letter(msg: KafkaSourceMessage, code: str, reason: str) -> DeadLetter:
+    return DeadLetter(key=msg.key, raw=msg.value, code=code, reason=reason, position=position_of(msg))
+
+
+def decode_event_message(item: SourceItem) -> SourcedEvent | DeadLetter:
     if isinstance(item, KafkaError):
-        return _dead_letter(item.msg, f"kafka error: {item.err}")
+        return _dead_letter(item.msg, "kafka_error", f"kafka error: {item.err}")
+    if item.value is not None and len(item.value) > MAX_MESSAGE_BYTES:
+        return _dead_letter(item, "too_large",
+                            f"message of {len(item.value)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
         event = decode_event(item.value)
     except InvalidEvent as exc:
-        return _dead_letter(item, exc.reason)
+        code = "invalid_json" if exc.reason.startswith(("not valid JSON", "empty")) else "invalid_event"
+        return _dead_letter(item, code, exc.reason)
     except RecursionError:
-        return _dead_letter(item, "not valid JSON: nested too deeply")
+        return _dead_letter(item, "invalid_json", "not valid JSON: nested too deeply")
     key = item.key.decode("utf-8", "replace") if item.key else None
     if key is not None and key != event.user_id:
         # Partitioning by user_id is what keeps a user's events in order; a wrong key breaks it.
-        return _dead_letter(item, f"message key {key!r} is not the event's user_id")
-    return event
+        return _dead_letter(item, "key_mismatch", f"message key {key!r} is not the event's user_id")
+    return event, position_of(item)
 
 
-def decode_track_message(item: SourceItem) -> Track | DeadLetter:
+def decode_track_message(item: SourceItem) -> SourcedTrack | DeadLetter:
     if isinstance(item, KafkaError):
-        return _dead_letter(item.msg, f"kafka error: {item.err}")
+        return _dead_letter(item.msg, "kafka_error", f"kafka error: {item.err}")
+    if item.value is not None and len(item.value) > MAX_MESSAGE_BYTES:
+        return _dead_letter(item, "too_large",
+                            f"message of {len(item.value)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        return decode_track(item.value)
+        return decode_track(item.value), position_of(item)
     except InvalidTrack as exc:
-        return _dead_letter(item, f"invalid track: {exc.reason}")
+        return _dead_letter(item, "invalid_track", f"invalid track: {exc.reason}")
     except RecursionError:
-        return _dead_letter(item, "invalid track: nested too deeply")
+        return _dead_letter(item, "invalid_track", "invalid track: nested too deeply")
 
 
 def is_valid(item: object) -> bool:

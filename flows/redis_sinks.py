@@ -1,15 +1,22 @@
-"""Redis outputs of the flow: profiles and catalog, coalesced per batch and pipelined."""
+"""Redis outputs of the flow: profiles and catalog, coalesced per batch and pipelined.
+
+Each batch is one pipeline: the profile (or catalog) writes, the partitions' progress, the
+counters and the freshness histogram, so what operators see moves with what readers see.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from flows.decode import SourcedTrack
+from flows.progress import Progress
 from flows.redis_io import connect, with_retries
 from flows.track_lookup import TrackLookup
 from flows.user_state import ProfileWrite
-from schemas.keys import KeyLayout
+from schemas.keys import KeyLayout, freshness_bucket
 from schemas.tracks import Track
 
 
@@ -21,14 +28,46 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
     def write_batch(self, items: list[tuple[str, ProfileWrite]]) -> None:
         # One SET per touched user per batch: the newest version wins.
         newest: dict[str, ProfileWrite] = {}
+        progress = Progress()
+        applied = duplicates = 0
         for user_id, write in items:
+            progress.note(write.position)
+            applied += write.applied
+            duplicates += write.duplicates
+            if write.blob is None:
+                continue
             held = newest.get(user_id)
-            if held is None or write[0] >= held[0]:
+            if held is None or write.version >= held.version:
                 newest[user_id] = write
+        keys = self._keys
         pipe = self._client.pipeline(transaction=False)
-        for user_id, (_, blob) in newest.items():
-            pipe.set(self._keys.profile(user_id), blob)
+        for user_id, write in newest.items():
+            pipe.set(keys.profile(user_id), write.blob)
+        progress.record(pipe, keys)
+        counters = {"events_applied": applied, "events_duplicate": duplicates,
+                    "profile_writes": len(newest)}
+        for name, count in counters.items():
+            if count:
+                pipe.hincrby(keys.ops_counters, name, count)
+        self._record_freshness(pipe, newest.values())
         with_retries(pipe.execute, f"profile write of {len(newest)} users")
+
+    def _record_freshness(self, pipe, writes) -> None:
+        """Produce (broker timestamp) → profile written, one sample per written profile."""
+        if not writes:
+            return
+        now_ms = time.time() * 1000
+        buckets: dict[str, int] = {}
+        total = 0.0
+        for write in writes:
+            age = max(0.0, now_ms - write.position.broker_ts_ms)
+            total += age
+            bucket = freshness_bucket(age)
+            buckets[bucket] = buckets.get(bucket, 0) + 1
+        for bucket, count in buckets.items():
+            pipe.hincrby(self._keys.ops_freshness, bucket, count)
+        pipe.hincrbyfloat(self._keys.ops_freshness, "sum_ms", round(total, 3))
+        pipe.hincrby(self._keys.ops_freshness, "count", len(writes))
 
     def close(self) -> None:
         self._client.close()
@@ -45,20 +84,26 @@ class ProfileSink(DynamicSink[tuple[str, ProfileWrite]]):
         return _ProfilePartition(self._url, self._keys)
 
 
-class _CatalogPartition(StatelessSinkPartition[Track]):
+class _CatalogPartition(StatelessSinkPartition[SourcedTrack]):
     def __init__(self, url: str, keys: KeyLayout, on_written: Callable[[list[Track]], None]) -> None:
         self._client = connect(url)
         self._keys = keys
         self._on_written = on_written
 
-    def write_batch(self, items: list[Track]) -> None:
-        latest = {track.track_id: track for track in items}
+    def write_batch(self, items: list[SourcedTrack]) -> None:
+        progress = Progress()
+        latest: dict[str, Track] = {}
+        for track, position in items:
+            latest[track.track_id] = track
+            progress.note(position)
         pipe = self._client.pipeline(transaction=False)
         pipe.hset(
             self._keys.catalog_tracks,
             mapping={track_id: track.to_json() for track_id, track in latest.items()},
         )
         pipe.incr(self._keys.catalog_version)
+        progress.record(pipe, self._keys)
+        pipe.hincrby(self._keys.ops_counters, "tracks_upserted", len(latest))
         with_retries(pipe.execute, f"catalog write of {len(latest)} tracks")
         self._on_written(list(latest.values()))
 
@@ -66,7 +111,7 @@ class _CatalogPartition(StatelessSinkPartition[Track]):
         self._client.close()
 
 
-class CatalogSink(DynamicSink[Track]):
+class CatalogSink(DynamicSink[SourcedTrack]):
     """Upserts tracks into the catalog hash and bumps the catalog version readers watch."""
 
     def __init__(self, url: str, keys: KeyLayout, lookup: TrackLookup) -> None:

@@ -12,12 +12,14 @@ from collections.abc import Iterable
 
 import redis
 
+from flows.decode import SourcedEvent
+from flows.progress import Position
 from flows.redis_io import with_retries
 from schemas.events import Event
 from schemas.keys import KeyLayout
 from schemas.tracks import InvalidTrack, Track, decode_track
 
-EventWithTrack = tuple[str, tuple[Event, Track | None]]
+EventWithTrack = tuple[str, tuple[Event, Track | None, Position]]
 
 
 class TrackLookup:
@@ -34,17 +36,17 @@ class TrackLookup:
         for track in tracks:
             self._tracks[track.track_id] = track
 
-    def attach(self, events: list[Event]) -> list[EventWithTrack]:
+    def attach(self, events: list[SourcedEvent]) -> list[EventWithTrack]:
         """Each event keyed by its user, with its track (or None when the catalog lacks it)."""
         self._refresh_if_changed()
-        missing = list({e.track_id for e in events if e.track_id not in self._tracks})
+        missing = list({e.track_id for e, _ in events if e.track_id not in self._tracks})
         if missing:
             values = with_retries(
                 lambda: self._client.hmget(self._keys.catalog_tracks, missing), "catalog read"
             )
             for track_id, raw in zip(missing, values, strict=True):
                 self._tracks[track_id] = self._decode(raw)
-        return [(e.user_id, (e, self._tracks[e.track_id])) for e in events]
+        return [(e.user_id, (e, self._tracks[e.track_id], at)) for e, at in events]
 
     @staticmethod
     def _decode(raw: bytes | None) -> Track | None:

@@ -36,6 +36,7 @@ class Topics:
 
 DEAD_LETTER_HEADERS = {
     "reason": "encore.reason",
+    "code": "encore.reason.code",
     "topic": "encore.source.topic",
     "partition": "encore.source.partition",
     "offset": "encore.source.offset",

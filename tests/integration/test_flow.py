@@ -90,3 +90,34 @@ def test_a_track_upsert_reaches_the_catalog_and_bad_tracks_are_dead_lettered(env
     reason = dict(letters[0].headers)[DEAD_LETTER_HEADERS["reason"]].decode()
     assert reason.startswith("invalid track") and "nine audio features" in reason
     assert env.redis.hget(env.keys.catalog_tracks, "t10") is None
+
+
+def test_the_flow_records_progress_counters_and_freshness_for_operators(env: Env, flow) -> None:
+    env.produce(env.topics.tracks, track("t1", "pop", 0.6), key="t1")
+    for i in range(20):
+        user = f"user{i % 5}"
+        env.produce(env.topics.events, event(f"p{i}", user, "t1", "play", ts=100 + i), key=user)
+    env.produce(env.topics.events, event("p0", "user0", "t1", "play", ts=100), key="user0")  # duplicate
+    env.produce(env.topics.events, b"{broken", key="user1")
+    env.flush()
+
+    def counters() -> dict[str, int] | None:
+        raw = env.redis.hgetall(env.keys.ops_counters)
+        values = {k.decode(): int(v) for k, v in raw.items()}
+        done = values.get("events_applied") == 20 and values.get("events_duplicate") == 1
+        return values if done and env.redis.hget(env.keys.ops_dead_letters, "invalid_json") else None
+
+    values = wait_for(counters, 30, "the counters to cover every event")
+    assert values["tracks_upserted"] == 1
+    assert 1 <= values["profile_writes"] <= 21
+    offsets = {m.decode(): int(s) for m, s in env.redis.zrange(env.keys.ops_offsets, 0, -1, withscores=True)}
+    event_partitions = {k: v for k, v in offsets.items() if k.startswith(env.topics.events + ":")}
+    # Next offset to process, summed over partitions, equals every message produced (22).
+    assert sum(event_partitions.values()) == 22
+    assert sum(v for k, v in offsets.items() if k.startswith(env.topics.tracks + ":")) == 1
+    times = env.redis.hgetall(env.keys.ops_offset_times)
+    assert all(int(ts) > 1_700_000_000_000 for ts in times.values())
+    freshness = {k.decode(): float(v) for k, v in env.redis.hgetall(env.keys.ops_freshness).items()}
+    buckets = sum(v for k, v in freshness.items() if k.startswith("le_"))
+    assert buckets == freshness["count"] == values["profile_writes"]
+    assert wait_for(lambda: env.redis.get(env.keys.ops_heartbeat), 10, "a heartbeat")
