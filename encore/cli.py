@@ -97,11 +97,28 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def flow_command(settings: Settings) -> list[str]:
+    """The Bytewax command line that runs the flow, with recovery when it is on."""
+    argv = [sys.executable, "-m", "bytewax.run", "encore.flow_main:flow"]
+    if settings.recovery:
+        recovery_dir = settings.recovery_dir
+        if not any(recovery_dir.glob("*.sqlite3")):
+            recovery_dir.mkdir(parents=True, exist_ok=True)
+            import subprocess
+
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery_dir), "1"],
+                           check=True, stdout=subprocess.DEVNULL)
+            log.info("initialised recovery partitions in %s", recovery_dir)
+        # Snapshots older than the newest are not kept: nothing else backs these files up.
+        argv += ["-r", str(recovery_dir), "-s", str(settings.snapshot_interval_s), "-b", "0"]
+    return argv
+
+
 def run_flow(settings: Settings) -> int:
     settings.require_kafka()
     settings.require_redis()
+    argv = flow_command(settings)
     # Replace this process with Bytewax's runner: signals then reach the flow directly.
-    argv = [sys.executable, "-m", "bytewax.run", "encore.flow_main:flow"]
     os.execvpe(argv[0], argv, {**os.environ, **settings.to_env()})
     return 0  # not reached
 

@@ -157,8 +157,9 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[ManagedProcess
     data_dir.mkdir(parents=True, exist_ok=True)
     server = ManagedProcess(
         "redis",
+        # Append-only file: a restarted server comes back with its data, as a production one would.
         [redis_server_binary(), "--port", str(port), "--bind", LOOPBACK, "--dir", str(data_dir),
-         "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes"],
         data_dir / "redis.log",
     ).start()
     wait_for_port(port)

@@ -12,6 +12,8 @@
 | `ENCORE_DATA_DIR` | `.encore` | Local state: embedded Redis data, logs. |
 | `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
+| `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
+| `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
@@ -57,6 +59,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str | None = None
@@ -69,6 +82,8 @@ class Settings:
     data_dir: Path = Path(".encore")
     flow_batch_size: int = 1000
     catalog_refresh_s: float = 1.0
+    recovery: bool = True
+    snapshot_interval_s: int = 5
     log_level: str = "INFO"
 
     @classmethod
@@ -87,6 +102,8 @@ class Settings:
             data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
             flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
+            recovery=_switch(env, "ENCORE_RECOVERY", True),
+            snapshot_interval_s=_int(env, "ENCORE_SNAPSHOT_INTERVAL_S", 5),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -101,6 +118,8 @@ class Settings:
             "ENCORE_DATA_DIR": str(self.data_dir),
             "ENCORE_FLOW_BATCH_SIZE": str(self.flow_batch_size),
             "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
+            "ENCORE_RECOVERY": "on" if self.recovery else "off",
+            "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
             "ENCORE_LOG_LEVEL": self.log_level,
         }
         if self.kafka_bootstrap:
@@ -108,6 +127,11 @@ class Settings:
         if self.redis_url:
             env["ENCORE_REDIS_URL"] = self.redis_url
         return env
+
+    @property
+    def recovery_dir(self) -> Path:
+        """Bytewax recovery partitions of this namespace's flow."""
+        return self.data_dir / "recovery" / self.namespace
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -8,6 +8,7 @@ and with `--demo` loads a real catalog and runs simulated listeners.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -68,6 +69,10 @@ def run_stack(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         if not settings.kafka_bootstrap:
+            # The embedded broker keeps its log in memory: state derived from an earlier run's
+            # log (recovery snapshots, the embedded Redis) would describe events that are gone.
+            for stale in (run_dir / "recovery", run_dir / "redis"):
+                shutil.rmtree(stale, ignore_errors=True)
             broker, bootstrap = start_broker(log_dir)
             processes.append(broker)
             settings = settings.with_(kafka_bootstrap=bootstrap)

@@ -1,0 +1,248 @@
+"""Delivery guarantees on the real components: nothing lost, nothing counted twice.
+
+Each test replays the same fixed stream under some adversity (a crashing flow, retried events, a
+Redis outage) and compares every resulting profile, field by field, with a clean run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+from encore.cli import load_catalog
+from encore.local import ManagedProcess, start_redis
+from schemas.keys import KeyLayout
+from schemas.profile_codec import UserProfile, decode_profile
+from tests.integration.conftest import Env, Services, wait_for
+from tests.integration.streams import (
+    encode,
+    final_versions,
+    listening_stream,
+    profile_differences,
+    with_duplicates,
+)
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 24_000
+USERS = 400
+CATALOG_SIZE = len(read_spotify_csv(DEFAULT_SAMPLE))
+
+
+def _load_catalog(env: Env) -> None:
+    load_catalog(env.services.bootstrap, env.settings.namespace, DEFAULT_SAMPLE)
+    wait_for(lambda: env.redis.hlen(env.keys.catalog_tracks) == CATALOG_SIZE, 60, "the catalog")
+
+
+def _produce(env: Env, stream: list[dict[str, Any]]) -> None:
+    for event in stream:
+        env.produce(env.topics.events, encode(event), key=event["user_id"])
+        env.producer.poll(0)
+    env.flush()
+
+
+def _processed(env: Env) -> int:
+    """Events-topic messages the flow has recorded as processed (summed next offsets)."""
+    prefix = env.topics.events + ":"
+    return int(sum(score for member, score in env.redis.zrange(env.keys.ops_offsets, 0, -1, withscores=True)
+                   if member.decode().startswith(prefix)))
+
+
+def _profiles(client: redis.Redis, keys: KeyLayout, users: list[str]) -> dict[str, UserProfile]:
+    values = client.mget([keys.profile(u) for u in users])
+    return {u: decode_profile(v, u) for u, v in zip(users, values, strict=True) if v is not None}
+
+
+def _wait_complete(env: Env, stream: list[dict[str, Any]], timeout_s: float = 120) -> dict[str, UserProfile]:
+    """Wait until every message is processed and every profile holds its final version."""
+    expected = final_versions(stream)
+    users = sorted(expected)
+
+    def done() -> dict[str, UserProfile] | None:
+        if _processed(env) < len(stream):
+            return None
+        profiles = _profiles(env.redis, env.keys, users)
+        complete = len(profiles) == len(users) and all(profiles[u].version == expected[u] for u in users)
+        return profiles if complete else None
+
+    return wait_for(done, timeout_s, "every event to be applied")
+
+
+def _assert_same_profiles(expected: dict[str, UserProfile], actual: dict[str, UserProfile]) -> None:
+    assert expected.keys() == actual.keys()
+    differing = {u: profile_differences(expected[u], actual[u]) for u in expected if expected[u] != actual[u]}
+    assert not differing, f"{len(differing)} profiles differ, e.g. {list(differing.items())[:3]}"
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[dict[str, Any]]:
+    return listening_stream(EVENTS, USERS)
+
+
+@pytest.fixture(scope="module")
+def clean_run(services: Services, stream: list[dict[str, Any]]) -> dict[str, UserProfile]:
+    """The reference: the stream through one uninterrupted flow."""
+    env = _module_env(services)
+    flow = env.start_flow()
+    try:
+        _load_catalog(env)
+        _produce(env, stream)
+        return _wait_complete(env, stream)
+    finally:
+        flow.stop()
+
+
+def _module_env(services: Services) -> Env:
+    # Module-scoped twin of the `env` fixture (which is per test).
+    import uuid
+
+    from confluent_kafka import Producer
+
+    from encore.local import create_topics
+    from encore.settings import Settings
+    from schemas.topics import Topics
+
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    settings = Settings.from_env({}).with_(
+        kafka_bootstrap=services.bootstrap, redis_url=services.redis_url, namespace=namespace,
+        partitions=2, catalog_refresh_s=0.2, data_dir=services.workdir / namespace)
+    create_topics(services.bootstrap, Topics(namespace).all(), partitions=2)
+    return Env(services, settings, Topics(namespace), KeyLayout(namespace),
+               redis.Redis.from_url(services.redis_url),
+               Producer({"bootstrap.servers": services.bootstrap, "linger.ms": 5}))
+
+
+CRASH_EVERY_S = 2.5
+CRASHES = 4
+PACE_EVENTS_PER_S = 2_000
+
+
+def _produce_paced(env: Env, stream: list[dict[str, Any]], rate: float) -> threading.Thread:
+    """Produce the stream at about `rate` events/s in the background, as live traffic arrives."""
+    from confluent_kafka import Producer
+
+    def run() -> None:
+        producer = Producer({"bootstrap.servers": env.services.bootstrap, "linger.ms": 5})
+        started = time.monotonic()
+        for sent, event in enumerate(stream):
+            lead = sent / rate - (time.monotonic() - started)
+            if lead > 0.05:
+                time.sleep(lead)
+            producer.produce(env.topics.events, encode(event), key=event["user_id"])
+            producer.poll(0)
+        assert producer.flush(30) == 0
+
+    thread = threading.Thread(target=run, name="paced-producer", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_profiles_after_repeated_sigkill_and_resume_equal_a_clean_run(
+    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile]
+) -> None:
+    env.settings = env.settings.with_(snapshot_interval_s=1)
+    flow = env.start_flow()
+    crashes: list[int] = []
+    try:
+        _load_catalog(env)
+        producer = _produce_paced(env, stream, PACE_EVENTS_PER_S)
+        for _ in range(CRASHES):
+            time.sleep(CRASH_EVERY_S)
+            flow.kill()  # SIGKILL: no shutdown, no final snapshot
+            crashes.append(_processed(env))
+            flow = env.start_flow()
+        producer.join(60)
+        profiles = _wait_complete(env, stream)
+    finally:
+        flow.stop()
+    counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
+    replayed = counters["events_applied"] - len(stream)
+    points = ", ".join(f"{c} ({c / len(stream):.0%})" for c in crashes)
+    print(f"SIGKILLed the flow after {points} events processed; "
+          f"{replayed} events re-applied after resuming from snapshots")
+    assert all(0 < a < b < len(stream) for a, b in itertools.pairwise(crashes)), crashes
+    _assert_same_profiles(clean_run, profiles)
+    # Each restart resumed from its last snapshot (replaying about one snapshot interval); starting
+    # over from the topics' beginning would have re-applied everything processed before each kill.
+    assert 0 <= replayed < 0.5 * sum(crashes)
+
+
+def test_a_stream_with_ten_percent_duplicates_gives_the_same_profiles(
+    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile]
+) -> None:
+    duplicated = with_duplicates(stream, 0.10)
+    assert len(duplicated) == len(stream) + len(stream) // 10
+    flow = env.start_flow()
+    try:
+        _load_catalog(env)
+        _produce(env, duplicated)
+        profiles = _wait_complete(env, duplicated)
+    finally:
+        flow.stop()
+    _assert_same_profiles(clean_run, profiles)
+    counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
+    assert counters["events_applied"] == len(stream)
+    assert counters["events_duplicate"] == len(stream) // 10
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[list[ManagedProcess], str, Path]]:
+    """A redis-server of this test's own, with an append-only file, so it can be stopped."""
+    data_dir = tmp_path / "redis"
+    server, url = start_redis(data_dir)
+    servers = [server]
+    try:
+        yield servers, url, data_dir
+    finally:
+        for running in servers:
+            running.stop()
+
+
+def test_a_redis_outage_mid_stream_loses_nothing_and_the_api_answers_503_meanwhile(
+    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile], own_redis
+) -> None:
+    servers, url, data_dir = own_redis
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    env.settings = env.settings.with_(redis_url=url)
+    env.redis = redis.Redis.from_url(url)
+    half = len(stream) // 2
+    flow = env.start_flow()
+    try:
+        _load_catalog(env)
+        with TestClient(_api(env)) as api:
+            _produce(env, stream[:half])
+            wait_for(lambda: _processed(env) >= half // 2, 60, "some progress before the outage")
+            assert api.get("/v1/users/u0000/recommendations").status_code == 200
+
+            servers[0].stop()  # graceful: the append-only file keeps what was written
+            outage = api.get("/v1/users/u0000/recommendations")
+            assert outage.status_code == 503
+            assert outage.json()["error"]["code"] == "redis_unavailable"
+            _produce(env, stream[half:])  # Kafka keeps taking events while Redis is down
+            time.sleep(2)
+            assert flow.alive(), "the flow waits for Redis; it does not die"
+
+            restarted, _ = start_redis(data_dir, port=port)
+            servers.append(restarted)
+            profiles = _wait_complete(env, stream)
+            wait_for(lambda: api.get("/v1/users/u0000/recommendations").status_code == 200, 20,
+                     "the API to recover by itself")
+    finally:
+        flow.stop()
+    _assert_same_profiles(clean_run, profiles)
+
+
+def _api(env: Env):
+    from encore.serve_main import serving_config
+    from serving.app import create_app
+
+    return create_app(serving_config(env.settings))
