@@ -8,7 +8,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from flows.dead_letters import DeadLetter
 from flows.progress import Position
-from schemas.events import Event, InvalidEvent, decode_event
+from schemas.events import Event, InvalidEvent, decode_event, event_time_problem
 from schemas.tracks import InvalidTrack, Track, decode_track
 
 SourceItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
@@ -47,7 +47,11 @@ def decode_event_message(item: SourceItem) -> SourcedEvent | DeadLetter:
     if key is not None and key != event.user_id:
         # Partitioning by user_id is what keeps a user's events in order; a wrong key breaks it.
         return _dead_letter(item, "key_mismatch", f"message key {key!r} is not the event's user_id")
-    return event, position_of(item)
+    position = position_of(item)
+    problem = event_time_problem(event.ts, position.broker_ts_ms)
+    if problem is not None:
+        return _dead_letter(item, "bad_event_time", problem)
+    return event, position
 
 
 def decode_track_message(item: SourceItem) -> SourcedTrack | DeadLetter:

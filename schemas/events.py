@@ -27,6 +27,11 @@ MAX_TS_MS = 253_402_300_799_999
 """The last millisecond of year 9999: any later `ts` is refused."""
 MAX_TRACK_MS = 86_400_000
 """Positions and durations beyond a day are refused."""
+MIN_EVENT_TS_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: an earlier `ts` is not a real listening time (an unset clock, seconds sent as
+milliseconds)."""
+MAX_CLOCK_AHEAD_MS = 86_400_000
+"""How far after its receipt an event may claim to have happened (a day of clock skew)."""
 
 
 class EventType(StrEnum):
@@ -103,6 +108,25 @@ def parse_timestamp_ms(value: Any) -> int:
         # Integer arithmetic: float seconds × 1000 would lose a millisecond for some dates.
         return (parsed - _EPOCH) // timedelta(milliseconds=1)
     raise ValueError("must be epoch milliseconds or an RFC 3339 string")
+
+
+def event_time_problem(ts_ms: int, received_ms: int) -> str | None:
+    """Why an event time cannot be trusted, given when the event was received; None if it can.
+
+    The flow passes the broker timestamp of the Kafka message, so a replay judges the same way;
+    the API passes its clock.
+
+    >>> event_time_problem(1_795_000_000_000, 1_795_000_000_500) is None
+    True
+    >>> event_time_problem(1_795_000_000, 1_795_000_000_500)
+    'ts is before 2000-01-01 (seconds sent as milliseconds?)'
+    """
+    if ts_ms < MIN_EVENT_TS_MS:
+        return "ts is before 2000-01-01 (seconds sent as milliseconds?)"
+    ahead = ts_ms - received_ms
+    if ahead > MAX_CLOCK_AHEAD_MS:
+        return f"ts is {ahead / 3_600_000:.0f} h after the event was received: the sender's clock is wrong"
+    return None
 
 
 class InvalidEvent(ValueError):

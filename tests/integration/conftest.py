@@ -29,6 +29,9 @@ from serving.app import create_app
 
 T = TypeVar("T")
 
+T0 = 1_795_000_000_000
+"""A realistic event time (2026-11-18) for tests' events to count from."""
+
 pytestmark = pytest.mark.integration
 
 
@@ -162,7 +165,7 @@ def track(track_id: str, genre: str, energy: float, **overrides: Any) -> dict[st
     return {**base, **overrides}
 
 
-def event(event_id: str, user_id: str, track_id: str, type_: str, ts: int = 1_795_000_000_000,
+def event(event_id: str, user_id: str, track_id: str, type_: str, ts: int | str = T0,
           **extra: Any) -> dict[str, Any]:
     return {"event_id": event_id, "user_id": user_id, "track_id": track_id, "type": type_, "ts": ts,
             **extra}

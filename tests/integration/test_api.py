@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from tests.integration.conftest import Env, event, track, wait_for
+from tests.integration.conftest import T0, Env, event, track, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +69,9 @@ def test_invalid_events_are_refused_with_each_bad_field_named_and_none_is_sent(e
 
         # Nothing of the refused batch was produced: a later valid event is the user's first.
         api.post("/v1/tracks", json=[track("t1", "pop", 0.5)])
-        assert api.post("/v1/events", json=event("later", "eve", "t1", "like", ts=99)).status_code == 202
+        assert api.post("/v1/events", json=event("later", "eve", "t1", "like", ts=T0 + 99)).status_code == 202
         profile = env.wait_for_version("eve", 1)
-        assert profile.version == 1 and profile.as_of_ms == 99
+        assert profile.version == 1 and profile.as_of_ms == T0 + 99
 
 
 def test_a_sample_catalog_loads_and_cold_start_spans_genres(env: Env, flow) -> None:

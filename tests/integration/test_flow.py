@@ -6,7 +6,7 @@ import pytest
 
 from schemas.events import EventType
 from schemas.topics import DEAD_LETTER_HEADERS
-from tests.integration.conftest import Env, event, track, wait_for
+from tests.integration.conftest import T0, Env, event, track, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -17,16 +17,16 @@ def test_events_from_kafka_update_the_profile_in_redis(env: Env, flow) -> None:
     env.flush()
     wait_for(lambda: env.redis.hlen(env.keys.catalog_tracks) == 2, 30, "the catalog to hold 2 tracks")
 
-    env.produce(env.topics.events, event("e1", "ana", "rock-1", "like", ts=1000), key="ana")
-    env.produce(env.topics.events, event("e2", "ana", "rock-1", "complete", ts=2000,
+    env.produce(env.topics.events, event("e1", "ana", "rock-1", "like", ts=T0 + 1000), key="ana")
+    env.produce(env.topics.events, event("e2", "ana", "rock-1", "complete", ts=T0 + 2000,
                                          position_ms=200_000, duration_ms=200_000), key="ana")
-    env.produce(env.topics.events, event("e3", "ana", "jazz-1", "skip", ts=3000,
+    env.produce(env.topics.events, event("e3", "ana", "jazz-1", "skip", ts=T0 + 3000,
                                          position_ms=5_000, duration_ms=200_000), key="ana")
     env.flush()
 
     profile = env.wait_for_version("ana", 3)
     assert profile.version == 3
-    assert profile.as_of_ms == 3000
+    assert profile.as_of_ms == T0 + 3000
     assert profile.counts[EventType.LIKE] == 1
     assert profile.counts[EventType.COMPLETE] == 1
     assert profile.counts[EventType.SKIP] == 1
@@ -44,12 +44,12 @@ def test_a_bad_event_goes_to_the_dead_letter_topic_while_good_ones_around_it_app
         b'{"event_id": "x", "user_id": "bo", "track_id": "t1", "type": "shout", "ts": 1}',
         b'\xff\xfe\x00 invalid utf-8',
     ]
-    env.produce(env.topics.events, event("g1", "bo", "t1", "play", ts=10), key="bo")
+    env.produce(env.topics.events, event("g1", "bo", "t1", "play", ts=T0 + 10), key="bo")
     env.produce(env.topics.events, bad[0], key="bo")
-    env.produce(env.topics.events, event("g2", "bo", "t1", "like", ts=20), key="bo")
+    env.produce(env.topics.events, event("g2", "bo", "t1", "like", ts=T0 + 20), key="bo")
     env.produce(env.topics.events, bad[1], key="bo")
     env.produce(env.topics.events, bad[2], key="bo")
-    env.produce(env.topics.events, event("g3", "bo", "t1", "complete", ts=30), key="bo")
+    env.produce(env.topics.events, event("g3", "bo", "t1", "complete", ts=T0 + 30), key="bo")
     env.flush()
 
     profile = env.wait_for_version("bo", 3)
@@ -63,7 +63,7 @@ def test_a_bad_event_goes_to_the_dead_letter_topic_while_good_ones_around_it_app
         headers = dict(message.headers)
         assert headers[DEAD_LETTER_HEADERS["topic"]].decode() == env.topics.events
         assert int(headers[DEAD_LETTER_HEADERS["offset"]]) >= 0
-    assert profile.version == 3 and profile.as_of_ms == 30
+    assert profile.version == 3 and profile.as_of_ms == T0 + 30
     assert flow.alive(), "the flow must keep running after bad input"
 
 
@@ -71,11 +71,11 @@ def test_a_repeated_event_id_is_applied_once(env: Env, flow) -> None:
     env.produce(env.topics.tracks, track("t1", "pop", 0.6), key="t1")
     env.flush()
     for _ in range(3):  # a player retrying the same event
-        env.produce(env.topics.events, event("same", "cy", "t1", "like", ts=5), key="cy")
-    env.produce(env.topics.events, event("other", "cy", "t1", "play", ts=6), key="cy")
+        env.produce(env.topics.events, event("same", "cy", "t1", "like", ts=T0 + 5), key="cy")
+    env.produce(env.topics.events, event("other", "cy", "t1", "play", ts=T0 + 6), key="cy")
     env.flush()
     # Wait for the last event itself, then count what was applied before it.
-    profile = wait_for(lambda: (p := env.profile("cy")) and p.as_of_ms == 6 and p, 30, "event 'other'")
+    profile = wait_for(lambda: (p := env.profile("cy")) and p.as_of_ms == T0 + 6 and p, 30, "event 'other'")
     assert profile.version == 2
     assert profile.counts[EventType.LIKE] == 1
 
@@ -96,8 +96,8 @@ def test_the_flow_records_progress_counters_and_freshness_for_operators(env: Env
     env.produce(env.topics.tracks, track("t1", "pop", 0.6), key="t1")
     for i in range(20):
         user = f"user{i % 5}"
-        env.produce(env.topics.events, event(f"p{i}", user, "t1", "play", ts=100 + i), key=user)
-    env.produce(env.topics.events, event("p0", "user0", "t1", "play", ts=100), key="user0")  # duplicate
+        env.produce(env.topics.events, event(f"p{i}", user, "t1", "play", ts=T0 + 100 + i), key=user)
+    env.produce(env.topics.events, event("p0", "user0", "t1", "play", ts=T0 + 100), key="user0")  # duplicate
     env.produce(env.topics.events, b"{broken", key="user1")
     env.flush()
 
