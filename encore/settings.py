@@ -14,6 +14,10 @@
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
 | `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
 | `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
+| `ENCORE_API_KEYS` | unset | API keys as JSON: `[{"name", "key" (or "sha256:<hex>"), "scopes": [write, read, admin], "rate_per_s", "burst"}]`. Unset (and no file): demo mode, no auth. |
+| `ENCORE_API_KEYS_FILE` | unset | A file holding the same JSON (takes precedence over `ENCORE_API_KEYS`). |
+| `ENCORE_MAX_BODY_BYTES` | `1048576` | Largest request body the API reads; larger answers 413. |
+| `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
@@ -24,6 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from schemas.keys import DEFAULT_NAMESPACE
 
@@ -70,8 +75,37 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
+def _api_keys(env: Mapping[str, str]) -> str | None:
+    path = env.get("ENCORE_API_KEYS_FILE")
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise SettingsError(f"ENCORE_API_KEYS_FILE cannot be read: {exc.strerror}") from None
+    return env.get("ENCORE_API_KEYS") or None
+
+
+def redact_url(url: str | None) -> str:
+    """A URL fit for logs: any password replaced by `***`.
+
+    >>> redact_url("redis://:hunter2@cache:6379/0")
+    'redis://:***@cache:6379/0'
+    """
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Encore's settings. `repr` leaves out secrets (API keys, passwords in URLs)."""
+
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
     namespace: str = DEFAULT_NAMESPACE
@@ -84,6 +118,10 @@ class Settings:
     catalog_refresh_s: float = 1.0
     recovery: bool = True
     snapshot_interval_s: int = 5
+    api_keys: str | None = None
+    """The API keys' JSON (a secret: never logged)."""
+    max_body_bytes: int = 1_048_576
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
 
     @classmethod
@@ -104,6 +142,10 @@ class Settings:
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
             snapshot_interval_s=_int(env, "ENCORE_SNAPSHOT_INTERVAL_S", 5),
+            api_keys=_api_keys(env),
+            max_body_bytes=_int(env, "ENCORE_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            cors_origins=tuple(o.strip() for o in (env.get("ENCORE_CORS_ORIGINS") or "").split(",")
+                               if o.strip()),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -120,18 +162,26 @@ class Settings:
             "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
             "ENCORE_RECOVERY": "on" if self.recovery else "off",
             "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
+            "ENCORE_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_LOG_LEVEL": self.log_level,
         }
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:
             env["ENCORE_REDIS_URL"] = self.redis_url
+        if self.api_keys:
+            env["ENCORE_API_KEYS"] = self.api_keys
         return env
 
     @property
     def recovery_dir(self) -> Path:
         """Bytewax recovery partitions of this namespace's flow."""
         return self.data_dir / "recovery" / self.namespace
+
+    def __repr__(self) -> str:
+        return (f"Settings(kafka={self.kafka_bootstrap!r}, redis={redact_url(self.redis_url)!r}, "
+                f"namespace={self.namespace!r}, api_keys={'<set>' if self.api_keys else None})")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis, wait_for_port
-from encore.settings import Settings
+from encore.settings import Settings, redact_url
 from schemas.topics import Topics
 
 
@@ -130,7 +130,7 @@ def _print_endpoints(settings: Settings, log_dir: Path) -> None:
         ("API", settings.api_url),
         ("API docs", f"{settings.api_url}/docs"),
         ("Kafka", f"{settings.kafka_bootstrap}  (topics {', '.join(topics.all())})"),
-        ("Redis", settings.redis_url or ""),
+        ("Redis", redact_url(settings.redis_url)),
         ("logs", str(log_dir)),
     ]
     print("\nEncore is up:")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
+from serving.auth import ApiKey
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class ServingConfig:
     max_batch: int = 1000
     """Most events or tracks in one POST."""
     kafka_config: dict[str, str] = field(default_factory=dict)
+    api_keys: list[ApiKey] = field(default_factory=list)
+    """No keys: demo mode, every request allowed (and the service says so)."""
+    max_body_bytes: int = 1_048_576
+    cors_origins: list[str] = field(default_factory=list)
 
     @property
     def topics(self) -> Topics:

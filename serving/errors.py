@@ -43,25 +43,29 @@ class ErrorResponse(BaseModel):
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str,
-                 details: list[dict[str, Any]] | None = None) -> None:
+                 details: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str,
-                   details: list[dict[str, Any]] | None = None) -> JsonResponse:
+                   details: list[dict[str, Any]] | None = None,
+                   headers: dict[str, str] | None = None) -> JsonResponse:
     return JsonResponse(
-        {"error": {"code": code, "message": message, "details": details or []}}, status_code=status
+        {"error": {"code": code, "message": message, "details": details or []}}, status_code=status,
+        headers=headers,
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JsonResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
@@ -78,6 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or not a valid one."},
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope this route needs."},
     422: {"model": ErrorResponse, "description": "Invalid input; details name each bad field."},
+    429: {"model": ErrorResponse, "description": "The API key is over its rate limit; see Retry-After."},
     503: {"model": ErrorResponse, "description": "Redis or Kafka is unavailable; retry later."},
 }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from encore.settings import Settings, SettingsError
+from encore.settings import Settings, SettingsError, redact_url
 
 ALL_VARS = {
     "ENCORE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
@@ -19,6 +19,11 @@ ALL_VARS = {
     "ENCORE_DATA_DIR": "/var/lib/encore",
     "ENCORE_FLOW_BATCH_SIZE": "250",
     "ENCORE_CATALOG_REFRESH_S": "2.5",
+    "ENCORE_RECOVERY": "off",
+    "ENCORE_SNAPSHOT_INTERVAL_S": "3",
+    "ENCORE_API_KEYS": '[{"name": "p", "key": "0123456789abcdef", "scopes": ["write"]}]',
+    "ENCORE_MAX_BODY_BYTES": "2048",
+    "ENCORE_CORS_ORIGINS": "https://a.example,https://b.example",
     "ENCORE_LOG_LEVEL": "debug",
 }
 
@@ -136,3 +141,30 @@ def test_require_kafka_and_redis() -> None:
     s = Settings.from_env(ALL_VARS)
     assert s.require_kafka() == "k1:9092,k2:9092"
     assert s.require_redis() == "redis://r:6380/2"
+
+
+def test_secrets_stay_out_of_repr_and_redacted_urls() -> None:
+    s = Settings.from_env({**ALL_VARS, "ENCORE_REDIS_URL": "redis://:hunter2-secret@r:6380/2"})
+    text = repr(s)
+    assert "hunter2-secret" not in text and "0123456789abcdef" not in text
+    assert "***" in text and "<set>" in text
+    assert redact_url("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_api_keys_file_takes_precedence(tmp_path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text('[{"name": "f", "key": "from-the-file-0000", "scopes": ["read"]}]')
+    s = Settings.from_env({"ENCORE_API_KEYS": "[]", "ENCORE_API_KEYS_FILE": str(keys)})
+    assert s.api_keys == keys.read_text()
+    with pytest.raises(SettingsError, match="ENCORE_API_KEYS_FILE"):
+        Settings.from_env({"ENCORE_API_KEYS_FILE": str(tmp_path / "missing.json")})
+
+
+def test_recovery_switch_and_snapshot_interval() -> None:
+    assert Settings.from_env({"ENCORE_RECOVERY": "OFF"}).recovery is False
+    assert Settings.from_env({}).recovery is True
+    with pytest.raises(SettingsError, match="ENCORE_RECOVERY"):
+        Settings.from_env({"ENCORE_RECOVERY": "maybe"})
+    with pytest.raises(SettingsError, match="ENCORE_SNAPSHOT_INTERVAL_S"):
+        Settings.from_env({"ENCORE_SNAPSHOT_INTERVAL_S": "0.5"})
