@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo up test lint unit integration clean
+.PHONY: setup demo up test lint unit integration browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,22 @@ demo: setup
 up: setup
 	$(BIN)/encore up
 
-# Lint, then every test: unit tests of pure logic and integration tests on a real broker and Redis.
-test: setup
+# Lint, then every test: unit tests of pure logic, integration tests on a real broker and Redis, and
+# the /ops page in a real headless Chromium.
+test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models encore/catalog_csv.py encore/client.py tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models encore/catalog_csv.py encore/client.py encore/bytewax_api.py serving/lag.py serving/ops_stats.py tests
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+# Debian's Chromium for the /ops browser test (tests/browser): installed with apt-get when missing
+# and we are root; otherwise the script says why not and the browser test skips itself.
+browser:
+	scripts/install-chromium.sh
 
 clean:
 	rm -rf $(VENV) .encore .pytest_cache .ruff_cache *.egg-info

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--api", help="API base URL (default ENCORE_API_URL)")
     simulate.add_argument("--catalog", type=Path, help="catalog CSV the listeners pick from")
     simulate.add_argument("--seed", type=int, default=7)
+
+    from encore.lag_cli import add_arguments as add_lag_arguments
+
+    add_lag_arguments(commands.add_parser("lag", help="the flow's lag per partition (messages, seconds)"))
     return parser
 
 
@@ -84,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_catalog_load(settings, args.file, args.limit)
         if args.command == "simulate":
             return run_simulate(settings, args)
+        if args.command == "lag":
+            from encore.lag_cli import run_lag
+
+            return run_lag(settings, args)
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
@@ -119,7 +127,10 @@ def run_flow(settings: Settings) -> int:
     settings.require_redis()
     argv = flow_command(settings)
     # Replace this process with Bytewax's runner: signals then reach the flow directly.
-    os.execvpe(argv[0], argv, {**os.environ, **settings.to_env()})
+    from encore.bytewax_api import with_bytewax_api  # Bytewax's /metrics on port 3030
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.execvpe(argv[0], argv, with_bytewax_api({**os.environ, **settings.to_env()}, settings.data_dir))
     return 0  # not reached
 
 

@@ -9,6 +9,7 @@ from encore.settings import Settings
 from flows.config import FlowConfig
 from flows.dataflow import build_flow
 from flows.heartbeat import start_heartbeat
+from flows.offset_commit import start_offset_committer
 
 
 def flow_config(settings: Settings) -> FlowConfig:
@@ -26,4 +27,6 @@ def flow() -> Dataflow:
     configure_logging(settings.log_level)
     config = flow_config(settings)
     start_heartbeat(config.redis_url, config.keys)
+    start_offset_committer(config.brokers, config.redis_url, config.keys, config.topics.consumer_group,
+                           config.topics.consumed, config.kafka_config)
     return build_flow(config)

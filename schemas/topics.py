@@ -33,6 +33,21 @@ class Topics:
     def all(self) -> tuple[str, str, str]:
         return (self.events, self.dead_letters, self.tracks)
 
+    @property
+    def consumed(self) -> tuple[str, str]:
+        """The topics the flow reads, whose lag operators watch."""
+        return (self.events, self.tracks)
+
+    @property
+    def consumer_group(self) -> str:
+        """The consumer group the flow commits its processed offsets to, for lag tools only
+        (`encore-flow` by default); Bytewax itself resumes from its recovery snapshots."""
+        return f"{self.prefix}{CONSUMER_GROUP_SUFFIX}"
+
+
+CONSUMER_GROUP_SUFFIX = "-flow"
+"""The flow's consumer group is the topic prefix plus this: `encore-flow`, `staging-flow`."""
+
 
 DEAD_LETTER_HEADERS = {
     "reason": "encore.reason",

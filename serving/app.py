@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -15,16 +17,19 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
 from online_models.scoring import cold_start, describe_taste, rank
-from schemas.events import Event, InvalidEvent, validate_event
+from schemas.events import Event, InvalidEvent, event_time_problem, validate_event
 from schemas.keys import KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
+from serving.auth import Authenticator, require
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import ERROR_RESPONSES, ApiError, install_error_handlers
+from serving.limits import BodySizeLimit
 from serving.models import (
     Accepted,
     Affinity,
@@ -34,9 +39,12 @@ from serving.models import (
     Recommendations,
     RecommendedTrack,
 )
+from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer, BrokerUnavailable
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -111,10 +119,12 @@ def create_app(config: ServingConfig) -> FastAPI:
         with contextlib.suppress(RedisError, OSError):
             await app.state.catalog.refresh()
         refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
+        ops = open_ops(app, config)
         try:
             yield
         finally:
             refresher.cancel()
+            ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()
 
@@ -126,6 +136,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_security(app, config)
+    install_ops(app)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> Health:
@@ -134,7 +146,7 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.post("/v1/events", status_code=202, response_model=Accepted, tags=["ingest"],
               responses={**ERROR_RESPONSES, 400: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[422]},
-              openapi_extra=_body_schema("Event"))
+              openapi_extra=_body_schema("Event"), dependencies=[Depends(require("write"))])
     async def post_events(
         request: Request,
         producer: Annotated[AckedProducer, Depends(get_producer)],
@@ -147,11 +159,17 @@ def create_app(config: ServingConfig) -> FastAPI:
         """
         items = await _json_array_body(request, cfg.max_batch)
         events, details = [], []
+        received_ms = int(time.time() * 1000)
         for index, item in enumerate(items):
             try:
-                events.append(validate_event(item))
+                event = validate_event(item)
             except InvalidEvent as exc:
                 details.extend({"index": index, **error} for error in exc.errors)
+                continue
+            problem = event_time_problem(event.ts, received_ms)
+            if problem is not None:
+                details.append({"index": index, "field": "ts", "message": problem})
+            events.append(event)
         if details:
             bad = len({d["index"] for d in details})
             raise ApiError(422, "invalid_events", f"{bad} of {len(items)} events are invalid", details)
@@ -163,7 +181,7 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.post("/v1/tracks", status_code=202, response_model=Accepted, tags=["ingest"],
               responses={**ERROR_RESPONSES, 400: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[422]},
-              openapi_extra=_body_schema("Track"))
+              openapi_extra=_body_schema("Track"), dependencies=[Depends(require("admin"))])
     async def post_tracks(
         request: Request,
         producer: Annotated[AckedProducer, Depends(get_producer)],
@@ -190,7 +208,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         return Accepted(accepted=len(tracks), topic=cfg.topics.tracks, ids=[t.track_id for t in tracks])
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=Recommendations,
-             tags=["recommend"], responses=ERROR_RESPONSES)
+             tags=["recommend"], responses=ERROR_RESPONSES, dependencies=[Depends(require("read"))])
     async def recommendations(
         user_id: UserId,
         client: Annotated[aioredis.Redis, Depends(get_redis)],
@@ -227,7 +245,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         )
 
     @app.get("/v1/users/{user_id}/profile", response_model=Profile, tags=["recommend"],
-             responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]})
+             responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]},
+             dependencies=[Depends(require("read"))])
     async def profile(
         user_id: UserId,
         client: Annotated[aioredis.Redis, Depends(get_redis)],
@@ -272,6 +291,25 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     _document_body_models(app)
     return app
+
+
+def install_security(app: FastAPI, config: ServingConfig) -> None:
+    """API keys, the body-size cap and CORS; in demo mode (no keys) say so on every response."""
+    app.state.auth = Authenticator(config.api_keys)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key",
+                                                                          "Content-Type"])
+    if app.state.auth.demo_mode:
+        log.warning("DEMO MODE: no API keys configured (ENCORE_API_KEYS); anyone who can reach "
+                    "this API can write events and read every profile")
+
+        @app.middleware("http")
+        async def _say_demo_mode(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+            response = await call_next(request)
+            response.headers["X-Encore-Auth"] = "demo-mode: no API keys configured"
+            return response
 
 
 def _document_body_models(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ holds no secret. Scopes:
 |---|---|
 | `write` | `POST /v1/events` |
 | `read` | recommendation, rank and profile reads |
-| `admin` | catalog writes (`POST /v1/tracks`) and the operator surfaces (`/v1/ops/*`, `/metrics`, `/ops`) |
+| `admin` | catalog writes (`POST /v1/tracks`) and the operator data (`/v1/ops/*`, `/metrics`) |
 
 A request presents its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. With no keys
 configured the API runs in **demo mode**: every request is allowed, and the service says so loudly.

@@ -17,7 +17,8 @@ def test_posted_events_round_trip_to_recommendations(env: Env, flow) -> None:
         response = api.post("/v1/tracks", json=tracks)
         assert response.status_code == 202, response.text
         assert response.json()["accepted"] == 10
-        wait_for(lambda: api.get("/v1/users/dee/recommendations").status_code == 200, 30, "the catalog")
+        # Tracks arrive in one batch per partition: wait for the API's catalog to hold all ten.
+        wait_for(lambda: len(api.app.state.catalog.index) == 10, 30, "the API's catalog")
 
         cold = api.get("/v1/users/dee/recommendations", params={"k": 4}).json()
         assert cold["cold_start"] is True and cold["profile_version"] == 0 and cold["as_of"] is None

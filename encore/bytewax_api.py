@@ -1,0 +1,39 @@
+"""Bytewax's own dataflow API (its Prometheus `/metrics` and the `/dataflow` graph), on for `encore flow`.
+
+Bytewax 0.21 serves it from the flow process when `BYTEWAX_DATAFLOW_API_ENABLED` is set (to any
+value: Bytewax only checks that it is present), on `0.0.0.0:BYTEWAX_DATAFLOW_API_PORT` (default
+3030), and writes the dataflow's graph to `dataflow.json` in the directory
+`BYTEWAX_DATAFLOW_API_CACHE_PATH` (default: the working directory; Encore uses its data dir).
+
+`encore flow` turns the API on unless the variable says otherwise; `false`, `0`, `no`, `off` or an
+empty value turn it off (by unsetting the variable before Bytewax starts). If the port is taken,
+Bytewax logs a panic of its web-server thread and the flow runs on without the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+ENABLED = "BYTEWAX_DATAFLOW_API_ENABLED"
+PORT = "BYTEWAX_DATAFLOW_API_PORT"
+CACHE_PATH = "BYTEWAX_DATAFLOW_API_CACHE_PATH"
+DEFAULT_PORT = 3030
+OFF = ("", "0", "false", "no", "off")
+
+
+def with_bytewax_api(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
+    """The flow's environment with Bytewax's API on, unless `BYTEWAX_DATAFLOW_API_ENABLED` is off.
+
+    >>> env = with_bytewax_api({}, Path("/var/lib/encore"))
+    >>> env[ENABLED], env[CACHE_PATH]
+    ('true', '/var/lib/encore')
+    >>> ENABLED in with_bytewax_api({ENABLED: "false"}, Path("."))
+    False
+    """
+    result = dict(env)
+    if result.setdefault(ENABLED, "true").strip().lower() in OFF:
+        del result[ENABLED]
+        return result
+    result.setdefault(CACHE_PATH, str(data_dir))  # a directory: Bytewax writes dataflow.json in it
+    return result

@@ -1,0 +1,177 @@
+"""Prometheus metrics of the API: `GET /metrics`.
+
+Flow and lag metrics are read from Kafka and Redis at scrape time by a custom collector, so every
+API replica reports the same numbers and a restarted replica loses nothing. Lag gauges carry the
+names and labels of kafka-lag-exporter (`kafka_consumergroup_group_lag{group,topic,partition}`, ...),
+so dashboards and alerts written for it work unchanged. Request latency is the one metric the
+replica itself measures, by route template.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas.keys import KeyLayout
+from serving.lag import LagMonitor, LagReport, LagUnavailable
+from serving.ops_stats import FlowStats, read_stats
+
+log = logging.getLogger(__name__)
+
+REQUEST_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+COUNTER_METRICS = {
+    "events_applied": ("encore_events_processed", "Listening events applied to profiles."),
+    "events_duplicate": ("encore_events_duplicate", "Events skipped as repeats of an applied event_id."),
+    "profile_writes": ("encore_profile_writes", "Profile writes to Redis (one per touched user per batch)."),
+    "tracks_upserted": ("encore_tracks_upserted", "Catalog tracks upserted by the flow."),
+}
+
+
+def _format_le(bound_s: float) -> str:
+    return "+Inf" if math.isinf(bound_s) else repr(bound_s)
+
+
+class OpsCollector(Collector):
+    """Reads the flow's progress, counters and freshness from Redis, and the log ends from Kafka,
+    on each scrape. A source that cannot be read shows as `encore_ops_source_up{source} 0`."""
+
+    def __init__(self, monitor: LagMonitor, client: redis.Redis, keys: KeyLayout,
+                 catalog_size: Callable[[], int] | None = None) -> None:
+        self._monitor = monitor
+        self._client = client
+        self._keys = keys
+        self._catalog_size = catalog_size
+
+    def describe(self) -> list[Metric]:
+        return []  # read on scrape: nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("encore_ops_source_up", "1 if the source could be read for this scrape.",
+                               labels=["source"])
+        try:
+            report = self._monitor.report()
+        except LagUnavailable as exc:
+            log.warning("metrics: lag unavailable: %s", exc)
+            report = None
+        up.add_metric(["kafka"], 1.0 if report is not None else 0.0)
+        try:
+            stats = read_stats(self._client, self._keys)
+        except redis.RedisError as exc:
+            log.warning("metrics: Redis unavailable: %s", exc)
+            stats = None
+        up.add_metric(["redis"], 1.0 if stats is not None else 0.0)
+        yield up
+        if report is not None:
+            yield from self._lag(report)
+        if stats is not None:
+            yield from self._flow(stats)
+        if self._catalog_size is not None:
+            yield GaugeMetricFamily("encore_catalog_tracks", "Tracks in this replica's in-memory catalog.",
+                                    value=self._catalog_size())
+
+    def _lag(self, report: LagReport) -> Iterator[Metric]:
+        group = report.group
+        labels = ["group", "topic", "partition"]
+        lag = GaugeMetricFamily("kafka_consumergroup_group_lag",
+                                "Messages behind: log end offset minus the flow's processed offset.",
+                                labels=labels)
+        lag_s = GaugeMetricFamily("kafka_consumergroup_group_lag_seconds",
+                                  "Age of the oldest unprocessed message in seconds (0 when caught up).",
+                                  labels=labels)
+        offset = GaugeMetricFamily("kafka_consumergroup_group_offset",
+                                   "The flow's next offset to process (processed + 1), as committed.",
+                                   labels=labels)
+        latest = GaugeMetricFamily("kafka_partition_latest_offset", "The partition's log end offset.",
+                                   labels=["topic", "partition"])
+        earliest = GaugeMetricFamily("kafka_partition_earliest_offset", "The partition's log start offset.",
+                                     labels=["topic", "partition"])
+        for p in report.partitions():
+            values = [group, p.topic, str(p.partition)]
+            lag.add_metric(values, p.lag_messages)
+            lag_s.add_metric(values, p.lag_seconds)
+            offset.add_metric(values, p.processed_offset)
+            latest.add_metric([p.topic, str(p.partition)], p.end_offset)
+            earliest.add_metric([p.topic, str(p.partition)], p.beginning_offset)
+        topic_sum = GaugeMetricFamily("kafka_consumergroup_group_topic_sum_lag",
+                                      "Messages behind, summed over a topic's partitions.",
+                                      labels=["group", "topic"])
+        for topic in report.topics:
+            topic_sum.add_metric([group, topic.topic], topic.lag_messages)
+        yield from (lag, lag_s, offset, latest, earliest, topic_sum)
+        partitions = list(report.partitions())
+        for name, doc, value in (
+            ("kafka_consumergroup_group_max_lag", "The largest lag in messages of any partition.",
+             max((p.lag_messages for p in partitions), default=0)),
+            ("kafka_consumergroup_group_max_lag_seconds", "The largest lag in seconds of any partition.",
+             report.lag_seconds),
+            ("kafka_consumergroup_group_sum_lag", "Messages behind, summed over all partitions.",
+             report.lag_messages),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["group"])
+            family.add_metric([group], value)
+            yield family
+
+    def _flow(self, stats: FlowStats) -> Iterator[Metric]:
+        for key, (name, doc) in COUNTER_METRICS.items():
+            yield CounterMetricFamily(name, doc, value=stats.counters.get(key, 0))
+        dead = CounterMetricFamily("encore_dead_letters",
+                                   "Messages sent to the dead-letter topic, by reason.", labels=["reason"])
+        for reason, count in sorted(stats.dead_letters.items()):
+            dead.add_metric([reason], count)
+        yield dead
+        fresh = HistogramMetricFamily(
+            "encore_freshness_seconds",
+            "Event to profile written: broker timestamp of the event until its profile write.")
+        fresh.add_metric([], [(_format_le(b), c) for b, c in stats.freshness.cumulative()],
+                         sum_value=stats.freshness.sum_ms / 1000)
+        yield fresh
+        if stats.heartbeat_ms is not None:
+            yield GaugeMetricFamily("encore_flow_heartbeat_timestamp_seconds",
+                                    "Wall-clock time of the flow's last heartbeat.",
+                                    value=stats.heartbeat_ms / 1000)
+            yield GaugeMetricFamily("encore_flow_heartbeat_age_seconds",
+                                    "Seconds since the flow's last heartbeat.", value=stats.heartbeat_age_s)
+
+
+def request_histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram("encore_http_request_duration_seconds", "API request latency by route template.",
+                     ["method", "route", "status"], buckets=REQUEST_BUCKETS_S, registry=registry)
+
+
+class RequestTimer:
+    """ASGI middleware: observes each HTTP request's duration under its route template
+    (`/v1/users/{user_id}/recommendations`, not the raw path, so series stay few)."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_timed)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.histogram.labels(scope["method"], template, str(status[0])).observe(
+                time.perf_counter() - started)
