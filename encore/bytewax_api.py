@@ -8,6 +8,9 @@ value: Bytewax only checks that it is present), on `0.0.0.0:BYTEWAX_DATAFLOW_API
 `encore flow` turns the API on unless the variable says otherwise; `false`, `0`, `no`, `off` or an
 empty value turn it off (by unsetting the variable before Bytewax starts). If the port is taken,
 Bytewax logs a panic of its web-server thread and the flow runs on without the API.
+
+`encore flow --processes N` runs N Bytewax processes on one machine: process `i` serves its API on
+the base port + `i` (3030, 3031, ...), each with its own process's metrics.
 """
 
 from __future__ import annotations
@@ -36,4 +39,20 @@ def with_bytewax_api(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
         del result[ENABLED]
         return result
     result.setdefault(CACHE_PATH, str(data_dir))  # a directory: Bytewax writes dataflow.json in it
+    return result
+
+
+def for_process(env: Mapping[str, str], process_id: int) -> dict[str, str]:
+    """The environment of process `process_id` of a flow on one machine: its API on base port + id.
+
+    >>> for_process({ENABLED: "true"}, 2)[PORT]
+    '3032'
+    >>> for_process({ENABLED: "true", PORT: "9100"}, 1)[PORT]
+    '9101'
+    >>> PORT in for_process({}, 1)  # the API is off
+    False
+    """
+    result = dict(env)
+    if ENABLED in result:
+        result[PORT] = str(int(result.get(PORT) or DEFAULT_PORT) + process_id)
     return result

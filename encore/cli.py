@@ -32,8 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--rate", type=float, default=50.0, help="events per second with --demo")
     up.add_argument("--duration", type=float, default=0.0,
                     help="stop after this many seconds (default: run until Ctrl-C)")
+    up.add_argument("--processes", type=_positive_int, metavar="N",
+                    help="Bytewax processes of the flow (default ENCORE_FLOW_PROCESSES or 1)")
 
-    commands.add_parser("flow", help="run the dataflow (one process), as production does")
+    flow = commands.add_parser(
+        "flow", help="run the dataflow, as production does",
+        description="Run the dataflow. One machine: --processes N runs and supervises N Bytewax "
+        "processes. Several machines: run `encore flow --process-id I --addresses \"h0:p0;h1:p1\"` "
+        "on each, with the same addresses and I = its position in them.")
+    flow.add_argument("--processes", type=_positive_int, metavar="N",
+                      help="Bytewax processes on this machine (default ENCORE_FLOW_PROCESSES or 1)")
+    flow.add_argument("--process-id", type=int, metavar="I",
+                      help="run only process I of a flow spread over machines (needs --addresses)")
+    flow.add_argument("--addresses", metavar="\"HOST:PORT;...\"",
+                      help="every process's address, in process-id order (with --process-id)")
 
     serve = commands.add_parser("serve", help="run the API, as production does")
     serve.add_argument("--host", help="bind address (default ENCORE_API_HOST or 127.0.0.1)")
@@ -59,13 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--catalog", type=Path, help="catalog CSV the listeners pick from")
     simulate.add_argument("--seed", type=int, default=7)
 
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    ingest = bench_commands.add_parser(
+        "ingest", help="throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
+        description="Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness "
+                    "probes inside 10,000 events/s of load. Any flow_bench option may follow "
+                    "(see `python -m benchmarks.flow_bench --help`).")
+    ingest.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.flow_bench options")
+
     from encore.lag_cli import add_arguments as add_lag_arguments
 
     add_lag_arguments(commands.add_parser("lag", help="the flow's lag per partition (messages, seconds)"))
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["bench", "ingest"] and not {"-h", "--help"} & set(argv[2:]):
+        # Everything after `bench ingest` belongs to benchmarks.flow_bench, options included.
+        return run_bench_ingest(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -79,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_stack(settings, args)
         if args.command == "flow":
-            return run_flow(settings)
+            return run_flow(settings, args)
         if args.command == "serve":
             return run_serve(settings, args)
         if args.command == "topics":
@@ -88,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_catalog_load(settings, args.file, args.limit)
         if args.command == "simulate":
             return run_simulate(settings, args)
+        if args.command == "bench":
+            return run_bench_ingest(args.options)
         if args.command == "lag":
             from encore.lag_cli import run_lag
 
@@ -98,39 +135,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, tag: str = "") -> None:
+    """Log lines with time, level and logger; `tag` (e.g. `flow[1]`) tells processes apart."""
+    prefix = f"{tag} " if tag else ""
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
     # Client libraries narrate every connection at INFO; keep their warnings only.
     for noisy in ("kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def flow_command(settings: Settings) -> list[str]:
-    """The Bytewax command line that runs the flow, with recovery when it is on."""
+def flow_command(settings: Settings, init_recovery: bool = True, processes: int = 1) -> list[str]:
+    """The Bytewax command line that runs the flow (without `-i/-a`), with recovery when it is on.
+
+    With `init_recovery`, a recovery directory without partitions gets them first: the flow of one
+    machine, whose processes all share that directory (see `encore/flow_cluster.py`)."""
+    from encore.flow_cluster import has_recovery_partitions, recovery_partition_count
+    from encore.flow_cluster import init_recovery as make_partitions
+
     argv = [sys.executable, "-m", "bytewax.run", "encore.flow_main:flow"]
     if settings.recovery:
         recovery_dir = settings.recovery_dir
-        if not any(recovery_dir.glob("*.sqlite3")):
-            recovery_dir.mkdir(parents=True, exist_ok=True)
-            import subprocess
-
-            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery_dir), "1"],
-                           check=True, stdout=subprocess.DEVNULL)
-            log.info("initialised recovery partitions in %s", recovery_dir)
+        if init_recovery and not has_recovery_partitions(recovery_dir):
+            make_partitions(recovery_dir, recovery_partition_count(settings, processes))
         # Snapshots older than the newest are not kept: nothing else backs these files up.
         argv += ["-r", str(recovery_dir), "-s", str(settings.snapshot_interval_s), "-b", "0"]
     return argv
 
 
-def run_flow(settings: Settings) -> int:
+def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> int:
+    """`encore flow`: one Bytewax process (exec'd, so signals reach it directly), N supervised ones
+    (`--processes`), or one process of a flow spread over machines (`--process-id`, `--addresses`)."""
+    from encore.bytewax_api import with_bytewax_api  # Bytewax's /metrics on port 3030
+    from encore.flow_cluster import (
+        PROCESS_ID_ENV,
+        FlowArgumentError,
+        parse_addresses,
+        prepare_member_recovery,
+        run_local_cluster,
+    )
+
     settings.require_kafka()
     settings.require_redis()
+    processes = getattr(args, "processes", None)
+    process_id = getattr(args, "process_id", None)
+    addresses = getattr(args, "addresses", None)
+    try:
+        if (process_id is None) != (addresses is None):
+            raise FlowArgumentError("--process-id and --addresses go together")
+        if process_id is not None and processes is not None:
+            raise FlowArgumentError("--processes runs a whole flow on this machine; "
+                                    "--process-id runs one process of a flow across machines")
+        members = parse_addresses(addresses) if addresses is not None else []
+        if process_id is not None and not 0 <= process_id < len(members):
+            raise FlowArgumentError(f"--process-id must be 0 to {len(members) - 1} "
+                                    f"for {len(members)} addresses, got {process_id}")
+    except FlowArgumentError as exc:
+        print(f"encore flow: {exc}", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = with_bytewax_api({**os.environ, **settings.to_env()}, settings.data_dir)
+
+    if process_id is not None:
+        if settings.recovery:
+            prepare_member_recovery(settings, process_id, len(members))
+        argv = [*flow_command(settings, init_recovery=False), "-i", str(process_id),
+                "-a", ";".join(members)]
+        os.execvpe(argv[0], argv, {**env, PROCESS_ID_ENV: str(process_id)})
+    processes = processes or settings.flow_processes
+    if processes > 1:
+        return run_local_cluster(settings, processes, env, flow_command(settings, processes=processes))
     argv = flow_command(settings)
     # Replace this process with Bytewax's runner: signals then reach the flow directly.
-    from encore.bytewax_api import with_bytewax_api  # Bytewax's /metrics on port 3030
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.execvpe(argv[0], argv, with_bytewax_api({**os.environ, **settings.to_env()}, settings.data_dir))
+    os.execvpe(argv[0], argv, env)
     return 0  # not reached
 
 
@@ -197,6 +273,24 @@ def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
     count = load_catalog(settings.require_kafka(), settings.namespace, path, limit)
     print(f"loaded {count} tracks into {settings.namespace}.tracks in {time.monotonic() - started:.1f}s")
     return 0
+
+
+INGEST_DEFAULTS = {"--events": "1000000", "--freshness-events": "50000", "--freshness-rate": "10000",
+                   "--freshness-probe-every": "25"}
+
+
+def run_bench_ingest(options: list[str]) -> int:
+    from benchmarks import flow_bench
+
+    argv = list(options)
+    for flag, value in INGEST_DEFAULTS.items():
+        if not any(o == flag or o.startswith(flag + "=") for o in argv):
+            argv += [flag, value]
+    try:
+        return flow_bench.main(argv)
+    except flow_bench.BenchError as exc:
+        print(f"encore bench ingest: {exc}", file=sys.stderr)
+        return 1
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:

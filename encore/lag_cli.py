@@ -95,10 +95,11 @@ def run_lag(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
     from schemas.topics import Topics
     from serving.lag import KafkaLogReader, LagMonitor, LagUnavailable
     from serving.ops_stats import StatsHistory, read_stats
+    from serving.redis_client import connect as connect_redis
 
     topics = Topics(settings.namespace)
     keys = KeyLayout(settings.namespace)
-    client = redis.Redis.from_url(settings.require_redis(), socket_timeout=5, socket_connect_timeout=3)
+    client = connect_redis(settings.require_redis(), socket_timeout=5, socket_connect_timeout=3)
     reader = KafkaLogReader(settings.require_kafka().split(","))
     monitor = LagMonitor(reader, client, keys, topics.consumed, topics.consumer_group, ttl_s=0.0)
     history = StatsHistory()

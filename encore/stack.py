@@ -87,14 +87,16 @@ def run_stack(settings: Settings, args: argparse.Namespace) -> int:
         create_topics(settings.kafka_bootstrap, Topics(settings.namespace).all(), partitions)
 
         env = settings.to_env()
-        flow = ManagedProcess("flow", [sys.executable, "-m", "encore.cli", "flow"],
+        flow_processes = args.processes or settings.flow_processes
+        flow = ManagedProcess("flow", [sys.executable, "-m", "encore.cli", "flow",
+                                       "--processes", str(flow_processes)],
                               log_dir / "flow.log", env=env).start()
         processes.append(flow)
         api = ManagedProcess("api", [sys.executable, "-m", "encore.cli", "serve", "--port", str(port)],
                              log_dir / "api.log", env=env).start()
         processes.append(api)
         _wait_healthy(settings.api_url, processes)
-        _print_endpoints(settings, log_dir)
+        _print_endpoints(settings, log_dir, flow_processes)
 
         demo: threading.Thread | None = None
         if args.demo:
@@ -124,13 +126,14 @@ def run_stack(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {process.name} stopped ({how})", flush=True)
 
 
-def _print_endpoints(settings: Settings, log_dir: Path) -> None:
+def _print_endpoints(settings: Settings, log_dir: Path, processes: int = 1) -> None:
     topics = Topics(settings.namespace)
     rows = [
         ("API", settings.api_url),
         ("API docs", f"{settings.api_url}/docs"),
         ("Kafka", f"{settings.kafka_bootstrap}  (topics {', '.join(topics.all())})"),
         ("Redis", redact_url(settings.redis_url)),
+        ("Flow", f"{processes} Bytewax process{'es' if processes > 1 else ''}"),
         ("logs", str(log_dir)),
     ]
     print("\nEncore is up:")

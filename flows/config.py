@@ -19,6 +19,10 @@ class FlowConfig:
     """How often a worker checks whether the catalog changed."""
     kafka_config: dict[str, str] = field(default_factory=dict)
     """Extra librdkafka settings for the source and the dead-letter sink."""
+    fetch_wait_ms: int = 10
+    """Longest a fetch waits at the broker for data (librdkafka `fetch.wait.max.ms`). Apache Kafka
+    answers a waiting fetch as soon as data arrives; Tansu waits the whole time, so a short wait is
+    what keeps event-to-profile latency low there."""
 
     @property
     def topics(self) -> Topics:

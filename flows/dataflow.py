@@ -36,7 +36,8 @@ def build_flow(config: FlowConfig) -> Dataflow:
     lookup = TrackLookup(connect(config.redis_url), keys, config.catalog_refresh_s)
 
     def source(topic: str) -> KafkaSource:
-        return KafkaSource(config.brokers, [topic], add_config=config.kafka_config,
+        consumer_config = {"fetch.wait.max.ms": str(config.fetch_wait_ms), **config.kafka_config}
+        return KafkaSource(config.brokers, [topic], add_config=consumer_config,
                            batch_size=config.batch_size, raise_on_errors=False)
 
     flow = Dataflow("encore")

@@ -8,7 +8,7 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows.progress import Position, Progress
-from flows.redis_io import connect, with_retries
+from flows.redis_io import connect, pipelined
 from schemas.keys import KeyLayout
 from schemas.topics import DEAD_LETTER_HEADERS
 
@@ -45,11 +45,13 @@ class _DeadLetterTally(StatelessSinkPartition[DeadLetter]):
         for letter in items:
             progress.note(letter.position)
             counts[letter.code] = counts.get(letter.code, 0) + 1
-        pipe = self._client.pipeline(transaction=False)
-        for code, count in counts.items():
-            pipe.hincrby(self._keys.ops_dead_letters, code, count)
-        progress.record(pipe, self._keys)
-        with_retries(pipe.execute, f"dead-letter tally of {len(items)}")
+
+        def fill(pipe) -> None:
+            for code, count in counts.items():
+                pipe.hincrby(self._keys.ops_dead_letters, code, count)
+            progress.record(pipe, self._keys)
+
+        pipelined(self._client, fill, f"dead-letter tally of {len(items)}")
 
     def close(self) -> None:
         self._client.close()

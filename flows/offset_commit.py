@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from flows.redis_io import connect
+from flows.redis_io import RedisClient, connect
 from schemas.keys import KeyLayout, parse_partition_member
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ Offsets = dict[tuple[str, int], int]
 class OffsetCommitter:
     """Commits moved offsets of the given topics from Redis to the consumer group."""
 
-    def __init__(self, brokers: Sequence[str], group: str, topics: Sequence[str], client: redis.Redis,
+    def __init__(self, brokers: Sequence[str], group: str, topics: Sequence[str], client: RedisClient,
                  keys: KeyLayout, kafka_config: dict[str, str] | None = None) -> None:
         self.group = group
         self._config = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.client import Pipeline
+from redis.cluster import ClusterPipeline
 
 from schemas.keys import KeyLayout, partition_member
 
@@ -39,7 +40,7 @@ class Progress:
         if held is None or position.offset > held.offset:
             self.latest[key] = position
 
-    def record(self, pipe: Pipeline, keys: KeyLayout) -> None:
+    def record(self, pipe: Pipeline | ClusterPipeline, keys: KeyLayout) -> None:
         if not self.latest:
             return
         # GT: a replay after a crash, or another worker, never moves an offset backwards.

@@ -13,7 +13,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows.decode import SourcedTrack
 from flows.progress import Progress
-from flows.redis_io import connect, with_retries
+from flows.redis_io import connect, pipelined
 from flows.track_lookup import TrackLookup
 from flows.user_state import ProfileWrite
 from schemas.keys import KeyLayout, freshness_bucket
@@ -40,17 +40,19 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
             if held is None or write.version >= held.version:
                 newest[user_id] = write
         keys = self._keys
-        pipe = self._client.pipeline(transaction=False)
-        for user_id, write in newest.items():
-            pipe.set(keys.profile(user_id), write.blob)
-        progress.record(pipe, keys)
         counters = {"events_applied": applied, "events_duplicate": duplicates,
                     "profile_writes": len(newest)}
-        for name, count in counters.items():
-            if count:
-                pipe.hincrby(keys.ops_counters, name, count)
-        self._record_freshness(pipe, newest.values())
-        with_retries(pipe.execute, f"profile write of {len(newest)} users")
+
+        def fill(pipe) -> None:
+            for user_id, write in newest.items():
+                pipe.set(keys.profile(user_id), write.blob)
+            progress.record(pipe, keys)
+            for name, count in counters.items():
+                if count:
+                    pipe.hincrby(keys.ops_counters, name, count)
+            self._record_freshness(pipe, newest.values())
+
+        pipelined(self._client, fill, f"profile write of {len(newest)} users")
 
     def _record_freshness(self, pipe, writes) -> None:
         """Produce (broker timestamp) → profile written, one sample per written profile."""
@@ -96,15 +98,15 @@ class _CatalogPartition(StatelessSinkPartition[SourcedTrack]):
         for track, position in items:
             latest[track.track_id] = track
             progress.note(position)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hset(
-            self._keys.catalog_tracks,
-            mapping={track_id: track.to_json() for track_id, track in latest.items()},
-        )
-        pipe.incr(self._keys.catalog_version)
-        progress.record(pipe, self._keys)
-        pipe.hincrby(self._keys.ops_counters, "tracks_upserted", len(latest))
-        with_retries(pipe.execute, f"catalog write of {len(latest)} tracks")
+        mapping = {track_id: track.to_json() for track_id, track in latest.items()}
+
+        def fill(pipe) -> None:
+            pipe.hset(self._keys.catalog_tracks, mapping=mapping)
+            pipe.incr(self._keys.catalog_version)
+            progress.record(pipe, self._keys)
+            pipe.hincrby(self._keys.ops_counters, "tracks_upserted", len(latest))
+
+        pipelined(self._client, fill, f"catalog write of {len(latest)} tracks")
         self._on_written(list(latest.values()))
 
     def close(self) -> None:

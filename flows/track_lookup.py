@@ -10,11 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import redis
-
 from flows.decode import SourcedEvent
 from flows.progress import Position
-from flows.redis_io import with_retries
+from flows.redis_io import RedisClient, with_retries
 from schemas.events import Event
 from schemas.keys import KeyLayout
 from schemas.tracks import InvalidTrack, Track, decode_track
@@ -23,7 +21,7 @@ EventWithTrack = tuple[str, tuple[Event, Track | None, Position]]
 
 
 class TrackLookup:
-    def __init__(self, client: redis.Redis, keys: KeyLayout, refresh_s: float = 1.0) -> None:
+    def __init__(self, client: RedisClient, keys: KeyLayout, refresh_s: float = 1.0) -> None:
         self._client = client
         self._keys = keys
         self._refresh_s = refresh_s

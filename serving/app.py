@@ -41,6 +41,7 @@ from serving.models import (
 )
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer, BrokerUnavailable
+from serving.redis_client import connect_async
 
 T = TypeVar("T")
 
@@ -112,8 +113,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.config = config
-        app.state.redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=5,
-                                                   socket_connect_timeout=2)
+        app.state.redis = connect_async(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
         app.state.catalog = LiveCatalog(app.state.redis, config.keys)
         with contextlib.suppress(RedisError, OSError):

@@ -36,6 +36,8 @@ from serving.errors import ApiError, JsonResponse
 from serving.lag import KafkaLogReader, LagMonitor, LagReport, LagUnavailable
 from serving.metrics import OpsCollector, RequestTimer, request_histogram
 from serving.ops_stats import FlowStats, StatsHistory, Window, read_stats_async
+from serving.redis_client import SyncRedis
+from serving.redis_client import connect as connect_redis
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class OpsState:
     """What the ops endpoints read, opened with the app and closed with it."""
 
     config: ServingConfig
-    client: redis.Redis
+    client: SyncRedis
     reader: KafkaLogReader
     monitor: LagMonitor
     registry: CollectorRegistry
@@ -77,8 +79,7 @@ def install_ops(app: FastAPI) -> None:
 
 def open_ops(app: FastAPI, config: ServingConfig) -> OpsState:
     """Open the ops readers (lazily connecting: a broker that is down now does not stop the API)."""
-    client = redis.Redis.from_url(config.redis_url, socket_timeout=CHECK_TIMEOUT_S,
-                                  socket_connect_timeout=2)
+    client = connect_redis(config.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=2)
     reader = KafkaLogReader(config.brokers)
     topics = config.topics
     monitor = LagMonitor(reader, client, config.keys, topics.consumed, topics.consumer_group)

@@ -5,6 +5,10 @@ then the pieces are checked against each other and against the project: services
 `depends_on` exist and can satisfy their condition, built services use the Dockerfile that exists and
 run real `encore` subcommands, published ports do not collide, named volumes are declared, only
 ENCORE_* settings that encore/settings.py names are used and they point at services of the file.
+The production extras are checked the same way: API replicas sit behind the nginx proxy, whose
+config forwards to them; Prometheus scrapes what the services serve (every API replica, each flow
+process's Bytewax port); Grafana is provisioned with Prometheus and the dashboard; every config file
+mounted from the repository exists.
 
 Schema: $ENCORE_COMPOSE_SCHEMA if set (it must exist), else ../shared/data/compose-spec/ next to the
 repository, else the copy vendored in tests/fixtures/ (see tests/fixtures/README.md).
@@ -379,6 +383,40 @@ def volume_mounts(service: dict[str, Any]) -> list[tuple[str | None, str]]:
     return mounts
 
 
+def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(repository path, target) of each bind mount of a file or directory of this repository."""
+    mounts = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((COMPOSE_FILE.parent / volume["source"], volume["target"]))
+            continue
+        parts = str(volume).split(":")
+        if len(parts) > 1 and parts[0].startswith("."):
+            mounts.append((COMPOSE_FILE.parent / parts[0], parts[1]))
+    return mounts
+
+
+def mounted_file(service: dict[str, Any], target: str) -> Path | None:
+    """The repository file mounted at `target` (directly, or inside a mounted directory)."""
+    for source, mount_target in bind_mounts(service):
+        if target == mount_target:
+            return source
+        if target.startswith(mount_target.rstrip("/") + "/"):
+            return source / target[len(mount_target.rstrip("/")) + 1:]
+    return None
+
+
+def proxy_upstreams(services: dict[str, dict[str, Any]]) -> set[str]:
+    """`host:port` of every upstream server in an nginx config some service mounts."""
+    found: set[str] = set()
+    for service in services.values():
+        config = mounted_file(service, "/etc/nginx/nginx.conf")
+        if config is not None and config.is_file():
+            found |= set(re.findall(r"^\s*server\s+([\w.-]+:\d+)", config.read_text(), re.MULTILINE))
+    return found
+
+
 def encore_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     built = {name: s for name, s in services.items() if builds(s)}
     assert built, "no service is built from the Dockerfile"
@@ -500,7 +538,8 @@ def test_only_the_api_keeps_the_images_http_healthcheck(
 
 
 def test_serving_ports_agree(services: dict[str, dict[str, Any]]) -> None:
-    """`serve --port` = the published container port = the port the image's healthcheck calls."""
+    """`serve --port` = the published container port (or the port the proxy forwards to) = the port
+    the image's healthcheck calls."""
     check = image_healthcheck()
     check_port = re.search(r":(\d+)/healthz", check.arguments).group(1) if check else None
     for name, service in encore_services(services).items():
@@ -510,7 +549,10 @@ def test_serving_ports_agree(services: dict[str, dict[str, Any]]) -> None:
         port = option_value(argv, "--port")
         assert port, f"{name}: give `serve` an explicit --port"
         targets = {target for _, _, target, _ in published_ports(service)}
-        assert port in targets, f"{name}: serves on {port} but publishes {sorted(targets)}"
+        proxied = f"{name}:{port}" in proxy_upstreams(services)
+        assert port in targets or proxied, (
+            f"{name}: serves on {port} but neither publishes it ({sorted(targets)}) nor sits behind "
+            "the proxy")
         if check_port and not (service.get("healthcheck") or {}).get("test"):
             assert port == check_port, f"{name}: serves on {port}, healthcheck calls {check_port}"
         assert option_value(argv, "--host") == "0.0.0.0", f"{name}: bind 0.0.0.0 in a container"
@@ -677,3 +719,84 @@ def test_cli_source() -> None:
     if cli.parser is None:
         pytest.skip(f"subcommands checked against {cli.source}")
     assert {"topics", "flow", "serve"} <= set(cli.tree)
+
+
+# ---- the production extras: proxy, Prometheus, Grafana ---------------------------------------------
+
+FLOW_METRICS_BASE_PORT = 3030
+"""Bytewax's dataflow API port of process 0; process i serves on base + i (encore/bytewax_api.py)."""
+
+
+def test_bind_mounted_files_exist_in_the_repository(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for source, target in bind_mounts(service):
+            assert source.exists(), f"{name} mounts {source.relative_to(REPO_ROOT)} at {target}: missing"
+
+
+def test_api_replicas_sit_behind_one_proxy_port(services: dict[str, dict[str, Any]]) -> None:
+    api = services["api"]
+    replicas = (api.get("deploy") or {}).get("replicas", 1)
+    assert replicas >= 2, "run more than one API replica"
+    assert not published_ports(api), "replicas cannot share a published host port: publish the proxy"
+    assert "container_name" not in api, "a container_name allows one replica only"
+    assert "api:8000" in proxy_upstreams(services)
+    proxies = [n for n, s in services.items() if mounted_file(s, "/etc/nginx/nginx.conf")]
+    assert proxies == ["proxy"]
+    proxy = services["proxy"]
+    assert [p[1:3] for p in published_ports(proxy)] == [("8000", "8000")]
+    assert depends_on(proxy) == {"api": "service_healthy"}
+    config = mounted_file(proxy, "/etc/nginx/nginx.conf").read_text()
+    assert re.search(r"^\s*listen\s+8000;", config, re.MULTILINE)
+    assert "proxy_pass http://encore_api;" in config and "upstream encore_api" in config
+    assert "/nginx-health" in " ".join(proxy["healthcheck"]["test"]) and "/nginx-health" in config
+
+
+def _flow_processes(services: dict[str, dict[str, Any]]) -> int:
+    raw = interpolate_defaults(environment(services["flow"]).get("ENCORE_FLOW_PROCESSES") or "1")
+    assert raw.isdigit() and int(raw) >= 1, f"ENCORE_FLOW_PROCESSES={raw!r}"
+    return int(raw)
+
+
+def test_prometheus_scrapes_what_the_services_serve(services: dict[str, dict[str, Any]]) -> None:
+    prometheus = services["prometheus"]
+    config_path = mounted_file(prometheus, "/etc/prometheus/prometheus.yml")
+    assert config_path is not None and config_path.resolve() == (REPO_ROOT / "deploy" / "prometheus.yml")
+    config = yaml.safe_load(config_path.read_text())
+    for rule_file in config["rule_files"]:
+        assert mounted_file(prometheus, f"/etc/prometheus/{rule_file}") is not None, rule_file
+    assert any(v == "prometheus-data" for v, _ in volume_mounts(prometheus))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+
+    # Every API replica, found by DNS: the service name and the port `serve` binds.
+    api_port = option_value(command_words(services["api"]), "--port")
+    (api_sd,) = jobs["encore-api"]["dns_sd_configs"]
+    assert api_sd["names"] == ["api"] and api_sd.get("type", "A") == "A"
+    assert str(api_sd["port"]) == api_port
+
+    # One target per flow process: 3030 + process id, each exposed by the flow service.
+    targets = [t for group in jobs["encore-flow"]["static_configs"] for t in group["targets"]]
+    expected = [f"flow:{FLOW_METRICS_BASE_PORT + i}" for i in range(_flow_processes(services))]
+    assert targets == expected, f"encore-flow targets {targets}; the compose flow serves {expected}"
+    exposed = {str(p).split("/")[0] for p in services["flow"].get("expose") or []}
+    assert {t.split(":")[1] for t in targets} <= exposed
+    for target in targets:
+        assert target.split(":")[0] in services
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    datasources = mounted_file(grafana, "/etc/grafana/provisioning/datasources/prometheus.yml")
+    assert datasources is not None and datasources.is_file()
+    (source,) = yaml.safe_load(datasources.read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    assert "9090" in {p[2] for p in published_ports(services["prometheus"])}
+    providers = mounted_file(grafana, "/etc/grafana/provisioning/dashboards/encore.yml")
+    assert providers is not None and providers.is_file()
+    (provider,) = yaml.safe_load(providers.read_text())["providers"]
+    dashboard = mounted_file(grafana, f"{provider['options']['path']}/encore-dashboard.json")
+    assert dashboard is not None
+    assert dashboard.resolve() == REPO_ROOT / "deploy" / "grafana" / "encore-dashboard.json"
+    assert json.loads(dashboard.read_text())["uid"] == "encore-ops"
+    assert any(v == "grafana-data" for v, _ in volume_mounts(grafana))

@@ -18,6 +18,8 @@ ALL_VARS = {
     "ENCORE_API_URL": "http://api.internal:9001",
     "ENCORE_DATA_DIR": "/var/lib/encore",
     "ENCORE_FLOW_BATCH_SIZE": "250",
+    "ENCORE_KAFKA_FETCH_WAIT_MS": "25",
+    "ENCORE_FLOW_PROCESSES": "3",
     "ENCORE_CATALOG_REFRESH_S": "2.5",
     "ENCORE_RECOVERY": "off",
     "ENCORE_SNAPSHOT_INTERVAL_S": "3",
@@ -59,6 +61,7 @@ def test_every_variable_is_parsed() -> None:
     assert s.api_url == "http://api.internal:9001"
     assert s.data_dir == Path("/var/lib/encore")
     assert s.flow_batch_size == 250
+    assert s.flow_processes == 3
     assert s.catalog_refresh_s == 2.5
     assert s.log_level == "DEBUG"
 
@@ -86,7 +89,8 @@ def test_bad_integer_names_the_variable(name: str, raw: str) -> None:
     assert repr(raw) in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["ENCORE_PARTITIONS", "ENCORE_API_PORT", "ENCORE_FLOW_BATCH_SIZE"])
+@pytest.mark.parametrize("name", ["ENCORE_PARTITIONS", "ENCORE_API_PORT", "ENCORE_FLOW_BATCH_SIZE",
+                                  "ENCORE_FLOW_PROCESSES"])
 @pytest.mark.parametrize("raw", ["0", "-1"])
 def test_integers_below_one_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -168,3 +172,28 @@ def test_recovery_switch_and_snapshot_interval() -> None:
         Settings.from_env({"ENCORE_RECOVERY": "maybe"})
     with pytest.raises(SettingsError, match="ENCORE_SNAPSHOT_INTERVAL_S"):
         Settings.from_env({"ENCORE_SNAPSHOT_INTERVAL_S": "0.5"})
+
+
+def test_flow_processes_default_and_bound() -> None:
+    assert Settings.from_env({}).flow_processes == 1
+    with pytest.raises(SettingsError, match="ENCORE_FLOW_PROCESSES"):
+        Settings.from_env({"ENCORE_FLOW_PROCESSES": "100000"})
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://n1:7000,n2:7001", "rediss+cluster://:pw@n1:7000",
+                                 "rediss://cache:6380/1", "unix:///run/redis.sock"])
+def test_redis_urls_for_a_server_or_a_cluster_are_accepted(url: str) -> None:
+    assert Settings.from_env({"ENCORE_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize("url", ["memcached://h:1", "redis+cluster://", "redis+cluster://n1:7000/3",
+                                 "redis+cluster://n1:notaport"])
+def test_unusable_redis_urls_are_refused_naming_the_variable(url: str) -> None:
+    with pytest.raises(SettingsError, match="ENCORE_REDIS_URL"):
+        Settings.from_env({"ENCORE_REDIS_URL": url})
+
+
+def test_cluster_url_passwords_are_redacted() -> None:
+    url = "redis+cluster://app:hunter2-secret@n1:7000,n2:7000"
+    assert redact_url(url) == "redis+cluster://app:***@n1:7000,n2:7000"
+    assert "hunter2-secret" not in repr(Settings.from_env({"ENCORE_REDIS_URL": url}))
