@@ -7,9 +7,10 @@ counters and the freshness histogram, so what operators see moves with what read
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from redis.client import Pipeline
 
 from flows.decode import SourcedTrack
 from flows.progress import Progress
@@ -54,7 +55,7 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
 
         pipelined(self._client, fill, f"profile write of {len(newest)} users")
 
-    def _record_freshness(self, pipe, writes) -> None:
+    def _record_freshness(self, pipe: Pipeline, writes: Collection[ProfileWrite]) -> None:
         """Produce (broker timestamp) → profile written, one sample per written profile."""
         if not writes:
             return
