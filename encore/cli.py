@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "probes inside 10,000 events/s of load. Any flow_bench option may follow "
                     "(see `python -m benchmarks.flow_bench --help`).")
     ingest.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.flow_bench options")
+    quality = bench_commands.add_parser(
+        "quality", help="recommendation quality on real playlists vs baselines (own stack)",
+        description="Runs benchmarks.quality: playlist continuation and adaptation through the real stack, "
+                    "against popularity and item-kNN baselines. Any benchmarks.quality option may follow "
+                    "(see `python -m benchmarks.quality --help`).")
+    quality.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.quality options")
 
     from encore.lag_cli import add_arguments as add_lag_arguments
 
@@ -101,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:2] == ["bench", "ingest"] and not {"-h", "--help"} & set(argv[2:]):
         # Everything after `bench ingest` belongs to benchmarks.flow_bench, options included.
         return run_bench_ingest(argv[2:])
+    if argv[:2] == ["bench", "quality"] and not {"-h", "--help"} & set(argv[2:]):
+        return run_bench_quality(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -124,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return run_simulate(settings, args)
         if args.command == "bench":
+            if args.bench_command == "quality":
+                return run_bench_quality(args.options)
             return run_bench_ingest(args.options)
         if args.command == "lag":
             from encore.lag_cli import run_lag
@@ -291,6 +301,12 @@ def run_bench_ingest(options: list[str]) -> int:
     except flow_bench.BenchError as exc:
         print(f"encore bench ingest: {exc}", file=sys.stderr)
         return 1
+
+
+def run_bench_quality(options: list[str]) -> int:
+    from benchmarks import quality
+
+    return quality.main(list(options))
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
