@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import os
 import platform
-import shlex
 import shutil
 import signal
 import struct
@@ -58,6 +57,7 @@ import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from benchmarks.common import command_line, stop_on_sigterm
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.cli import load_catalog
 from encore.local import ManagedProcess, broker_binary, create_topics, start_broker, start_redis
@@ -660,16 +660,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    python = os.path.relpath(sys.executable)
-    python = sys.executable if python.startswith("..") else python
-    command = shlex.join([python, "-m", "benchmarks.flow_bench", *(sys.argv[1:] if argv is None else argv)])
+    stop_on_sigterm()
+    command = command_line("benchmarks.flow_bench", argv)
     run_id = uuid.uuid4().hex[:8]
     busy0 = machine_busy_seconds()
     time.sleep(1.0)

@@ -42,7 +42,6 @@ import csv
 import math
 import os
 import platform
-import shlex
 import shutil
 import signal
 import sys
@@ -62,6 +61,7 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
+from benchmarks.common import command_line, stop_on_sigterm
 from benchmarks.flow_bench import BenchError, profile_version
 from encore.catalog_csv import read_spotify_csv
 from encore.cli import load_catalog
@@ -617,16 +617,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    python = os.path.relpath(sys.executable)
-    python = sys.executable if python.startswith("..") else python
-    command = shlex.join([python, "-m", "benchmarks.quality", *(sys.argv[1:] if argv is None else argv)])
+    stop_on_sigterm()
+    command = command_line("benchmarks.quality", argv)
     print(f"$ {command}", flush=True)
     if not args.data.exists():
         print(f"no such file: {args.data}", file=sys.stderr)
