@@ -1,12 +1,18 @@
-"""What every benchmark script does the same way: echo its own command line, stop on SIGTERM."""
+"""What every benchmark script does the same way: echo its own command line, stop on SIGTERM,
+and tear down what it started."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from encore.local import ManagedProcess
 
 
 def _raise_interrupt(signum: int, _frame: object) -> None:
@@ -23,3 +29,17 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     python = os.path.relpath(sys.executable)
     python = sys.executable if python.startswith("..") else python
     return shlex.join([python, "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def tear_down(processes: Sequence[ManagedProcess], workdir: Path, finished: bool) -> None:
+    """Stop what a benchmark started, newest first (a second Ctrl-C must not cut that short); keep
+    the logs only when it did not finish."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for process in reversed(processes):
+        with contextlib.suppress(Exception):
+            process.stop()
+    signal.signal(signal.SIGINT, previous)
+    if finished:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"\nthe benchmark did not finish; logs are kept in {workdir}", file=sys.stderr)

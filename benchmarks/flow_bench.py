@@ -38,8 +38,6 @@ import argparse
 import contextlib
 import os
 import platform
-import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -57,7 +55,7 @@ import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks.common import command_line, stop_on_sigterm
+from benchmarks.common import command_line, stop_on_sigterm, tear_down
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.cli import load_catalog
 from encore.local import ManagedProcess, broker_binary, create_topics, start_broker, start_redis
@@ -741,16 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine = machine_info(client)
         ok = True
     finally:
-        # Stop everything in order (flow, redis, broker); a second Ctrl-C must not cut that short.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for process in reversed(processes):
-            with contextlib.suppress(Exception):
-                process.stop()
-        signal.signal(signal.SIGINT, previous)
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"\nthe benchmark did not finish; logs are kept in {workdir}", file=sys.stderr)
+        tear_down(processes, workdir, finished=ok)
 
     hottest_share = workload.expected[0] / args.events
     other_cpu = max(0.0, tp.machine_busy_s - tp.flow_cpu_s - tp.redis_cpu_s - tp.broker_cpu_s

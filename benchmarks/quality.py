@@ -42,8 +42,6 @@ import csv
 import math
 import os
 import platform
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -61,7 +59,7 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
-from benchmarks.common import command_line, stop_on_sigterm
+from benchmarks.common import command_line, stop_on_sigterm, tear_down
 from benchmarks.flow_bench import BenchError, profile_version
 from encore.catalog_csv import read_spotify_csv
 from encore.cli import load_catalog
@@ -550,15 +548,7 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
         return Results(cont, adapt, len(listeners), len(adapting), len(tracks), eligible,
                        time.perf_counter() - t_start, stack_s)
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for process in reversed(processes):
-            with contextlib.suppress(Exception):
-                process.stop()
-        signal.signal(signal.SIGINT, previous)
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"\nthe benchmark did not finish; logs are kept in {workdir}", file=sys.stderr)
+        tear_down(processes, workdir, finished=ok)
 
 
 def mean(values: Sequence[float]) -> float:
