@@ -9,6 +9,7 @@ What one event does to a `UserProfile` (all in event time, so a replay gives the
 - **genre and artist affinities**: decayed with a half-life in event time, then `+= w`; only the
   strongest (by magnitude) are kept, so strong dislikes are remembered too.
 - **skip rate**: running mean, then exponentially weighted, over play/skip/complete events.
+- **time-of-day pattern**: likes and completes counted per 4-hour UTC bucket (`tod_counts`).
 - **recent tracks, counters, `version` (+1 per applied event), `as_of` (the event's time)**.
 - **dedupe**: an event whose `event_id` is among the user's last `dedupe_size` ids is not applied.
 
@@ -37,11 +38,13 @@ from dataclasses import dataclass
 
 from online_models.feedback import feedback_weight
 from schemas.events import Event, EventType
-from schemas.profile_codec import RecentTrack, UserProfile
+from schemas.profile_codec import TOD_BUCKETS, RecentTrack, UserProfile
 from schemas.tracks import Track
 
 _LISTEN_TYPES = (EventType.PLAY, EventType.SKIP, EventType.COMPLETE)
-_DAY_MS = 86_400_000
+_POSITIVE_TYPES = (EventType.LIKE, EventType.COMPLETE)
+_HOUR_MS = 3_600_000
+_DAY_MS = 24 * _HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,9 @@ class TasteConfig:
     """Genre and artist scores halve after this much event time without reinforcement."""
     skip_rate_alpha: float = 0.05
     max_genres: int = 16
-    max_artists: int = 24
-    recent_size: int = 30
-    dedupe_size: int = 32
+    max_artists: int = 20
+    recent_size: int = 24
+    dedupe_size: int = 24
     """How many of a user's latest event ids are remembered to drop duplicates."""
 
 
@@ -97,6 +100,10 @@ class TasteLearner:
                 self._learn_taste(profile, vector, weight)
             self._learn_affinities(profile, track, weight, event.ts)
         self._learn_skip_rate(profile, event)
+        if event.type in _POSITIVE_TYPES:
+            if len(profile.tod_counts) != TOD_BUCKETS:
+                profile.tod_counts = [0] * TOD_BUCKETS
+            profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
 
         profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
         profile.recent.append(RecentTrack(event.track_id, event.type))

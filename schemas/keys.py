@@ -6,6 +6,15 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | key | type | what |
 |---|---|---|
 | `{ns}:v1:{u:<user_id>}:profile` | string | the user's binary profile (`schemas.profile_codec`) |
+| `{ns}:v1:{u:<user_id>}:seed` | string (JSON) | declared favourites (`POST /v1/users/{id}/seed`): track ids and artists |
+| `{ns}:v1:{t:<track_id>}:stats` | hash | item statistics, full state: `<counter>@<era>` → scaled sum (`online_models.item_stats.ItemStats.to_fields`) |
+| `{ns}:v1:{t:<track_id>}:neighbours` | sorted set | co-listening neighbours: track_id → decayed count, the top `NEIGHBOURS_KEPT` |
+| `{ns}:v1:{items}:trending` | sorted set | track_id → trending (decayed velocity, `ItemStats.trending`) at the track's last update |
+| `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |
+| `{ns}:v1:{items}:rates` | hash | track_id → `like_rate,skip_rate,listens` (smoothed, at the last update): the item-quality prior |
+| `{ns}:v1:{model}:global:replicas:<period>` | hash | replica id → `GlobalModel.to_record()` of that period (TTL 1 day) |
+| `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
+| `{ns}:v1:{model}:global:latest` | string (int) | the newest published period |
 | `{ns}:v1:{catalog}:tracks` | hash | track_id → track JSON (`schemas.tracks.Track`) |
 | `{ns}:v1:{catalog}:version` | string (int) | bumped on every catalog write; readers reload on change |
 | `{ns}:v1:{ops}:offsets` | sorted set | `<topic>:<partition>` → next offset the flow will process (processed + 1), only ever raised |
@@ -48,6 +57,37 @@ class KeyLayout:
 
     def user_id_of(self, profile_key: str) -> str:
         return profile_key[len(self._root) + 4 : -len("}:profile")]
+
+    def user_seed(self, user_id: str) -> str:
+        """Declared favourites; same hash tag as the profile, so both are read in one MGET."""
+        return f"{self._root}:{{u:{user_id}}}:seed"
+
+    def track_stats(self, track_id: str) -> str:
+        return f"{self._root}:{{t:{track_id}}}:stats"
+
+    def track_neighbours(self, track_id: str) -> str:
+        return f"{self._root}:{{t:{track_id}}}:neighbours"
+
+    @property
+    def trending(self) -> str:
+        return f"{self._root}:{{items}}:trending"
+
+    def trending_in_genre(self, genre: str) -> str:
+        return f"{self._root}:{{items}}:trending:g:{genre}"
+
+    @property
+    def item_rates(self) -> str:
+        return f"{self._root}:{{items}}:rates"
+
+    def global_replicas(self, period: int) -> str:
+        return f"{self._root}:{{model}}:global:replicas:{period}"
+
+    def global_model(self, period: int) -> str:
+        return f"{self._root}:{{model}}:global:{period}"
+
+    @property
+    def global_model_latest(self) -> str:
+        return f"{self._root}:{{model}}:global:latest"
 
     @property
     def catalog_tracks(self) -> str:
@@ -93,6 +133,10 @@ def partition_member(topic: str, partition: int) -> str:
 def parse_partition_member(member: str) -> tuple[str, int]:
     topic, _, partition = member.rpartition(":")
     return topic, int(partition)
+
+
+NEIGHBOURS_KEPT = 50
+"""Co-listening neighbours stored per track (the strongest)."""
 
 
 FRESHNESS_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)

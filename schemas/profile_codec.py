@@ -1,6 +1,7 @@
 """The user profile as stored in Redis: one compact binary value per user, read with one GET.
 
-Layout (little-endian), codec version 1:
+Layout (little-endian), codec version 2 (version 1 = the same without the last five rows; it is
+still read, as a profile without a model):
 
 | field | encoding |
 |---|---|
@@ -13,8 +14,15 @@ Layout (little-endian), codec version 1:
 | artist affinities | same as genres |
 | recent tracks | u8 count, then (u16-length UTF-8 track_id, u8 event-type code) each, oldest first |
 | recent event ids | u8 count, then u64 each (hashes of event_id, for dedupe) |
+| time-of-day pattern | u8 count (0 or 6), then u32 each: positive events per 4-hour UTC bucket |
+| engagement model | u16 byte count (0 or 312), then the raw float32 weights (`online_models.user_model`) |
+| model prior period | i64: the global-model period the model was warm-started from, −1 = none |
+| drift state | u8 byte count (0 or 24), then `online_models.drift.DriftDetector.to_bytes()` |
+| reserved | u8 0 (room for a later block without a codec bump) |
 
-A reader refuses a value whose magic or codec version it does not know.
+The model and drift blocks are opaque bytes here: `schemas` knows their size, not their meaning,
+so serving reads weights with `numpy.frombuffer(profile.model_weights, "<f4")` and never unpickles
+anything. A reader refuses a value whose magic or codec version it does not know.
 
 >>> profile = UserProfile("u1", version=3, as_of_ms=1_700_000_000_000, taste=[0.5] * 9)
 >>> profile.genres["rock"] = 1.5
@@ -32,7 +40,11 @@ from dataclasses import dataclass, field
 from schemas.events import EventType
 
 MAGIC = b"EP"
-CODEC_VERSION = 1
+CODEC_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+TOD_BUCKETS = 6
+"""Time-of-day pattern buckets: UTC hour // 4."""
+NO_PRIOR = -1
 
 EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(EventType)
 """Event type ↔ small integer, for counts and recent tracks."""
@@ -44,6 +56,8 @@ _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _TWO_F32 = struct.Struct("<ff")
 _COUNTS = struct.Struct("<5I")
+_TOD = struct.Struct(f"<{TOD_BUCKETS}I")
+_I64 = struct.Struct("<q")
 _U32_MAX = 2**32 - 1
 
 
@@ -77,6 +91,14 @@ class UserProfile:
     artists: dict[str, float] = field(default_factory=dict)
     recent: list[RecentTrack] = field(default_factory=list)
     recent_event_ids: list[int] = field(default_factory=list)
+    tod_counts: list[int] = field(default_factory=list)
+    """Positive events (like, complete) per 4-hour UTC bucket; empty until the first one."""
+    model_weights: bytes = b""
+    """The engagement model's float32 weights (`online_models.user_model`); empty = no model yet."""
+    prior_period: int = NO_PRIOR
+    """The global-model period `model_weights` was warm-started from; −1 = none (zeros)."""
+    drift: bytes = b""
+    """`DriftDetector.to_bytes()`; empty = no detector yet."""
 
 
 def _put_str(out: bytearray, text: str) -> None:
@@ -111,6 +133,16 @@ def encode_profile(profile: UserProfile) -> bytes:
     out += _U8.pack(len(ids))
     for event_hash in ids:
         out += _U64.pack(event_hash)
+    tod = profile.tod_counts[:TOD_BUCKETS] if len(profile.tod_counts) >= TOD_BUCKETS else []
+    out += _U8.pack(len(tod))
+    if tod:
+        out += _TOD.pack(*(min(c, _U32_MAX) for c in tod))
+    out += _U16.pack(len(profile.model_weights))
+    out += profile.model_weights
+    out += _I64.pack(profile.prior_period)
+    out += _U8.pack(len(profile.drift))
+    out += profile.drift
+    out += _U8.pack(0)
     return bytes(out)
 
 
@@ -126,13 +158,16 @@ class _Reader:
         self.pos += fmt.size
         return values
 
-    def text(self) -> str:
-        (length,) = self.take(_U16)
-        raw = self.data[self.pos : self.pos + length]
+    def raw(self, length: int) -> bytes:
+        raw = bytes(self.data[self.pos : self.pos + length])
         if len(raw) != length:
             raise ProfileCodecError("profile value is truncated")
         self.pos += length
-        return raw.decode("utf-8")
+        return raw
+
+    def text(self) -> str:
+        (length,) = self.take(_U16)
+        return self.raw(length).decode("utf-8")
 
     def scores(self) -> dict[str, float]:
         (count,) = self.take(_U8)
@@ -150,7 +185,7 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
         magic, codec_version, version, as_of_ms, affinity_at_ms = reader.take(_HEADER)
         if magic != MAGIC:
             raise ProfileCodecError("not an Encore profile (bad magic)")
-        if codec_version != CODEC_VERSION:
+        if codec_version not in READABLE_VERSIONS:
             raise ProfileCodecError(f"profile codec version {codec_version} is not supported")
         (n_taste,) = reader.take(_U8)
         taste = [reader.take(_F32)[0] for _ in range(n_taste)]
@@ -166,6 +201,18 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
             recent.append(RecentTrack(track_id, EVENT_TYPE_CODES[code]))
         (n_ids,) = reader.take(_U8)
         recent_event_ids = [reader.take(_U64)[0] for _ in range(n_ids)]
+        tod_counts: list[int] = []
+        model_weights, drift, prior_period = b"", b"", NO_PRIOR
+        if codec_version >= 2:
+            (n_tod,) = reader.take(_U8)
+            if n_tod not in (0, TOD_BUCKETS):
+                raise ProfileCodecError(f"time-of-day pattern has {n_tod} buckets")
+            if n_tod:
+                tod_counts = list(reader.take(_TOD))
+            model_weights = reader.raw(reader.take(_U16)[0])
+            (prior_period,) = reader.take(_I64)
+            drift = reader.raw(reader.take(_U8)[0])
+            reader.take(_U8)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise ProfileCodecError(f"profile value is corrupt: {exc}") from None
     return UserProfile(
@@ -181,4 +228,8 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
         artists=artists,
         recent=recent,
         recent_event_ids=recent_event_ids,
+        tod_counts=tod_counts,
+        model_weights=model_weights,
+        prior_period=prior_period,
+        drift=drift,
     )

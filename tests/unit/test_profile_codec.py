@@ -42,6 +42,10 @@ def full_profile() -> UserProfile:
         artists={"Björk": 2.2, "Sigur Rós": -1.1, "坂本龍一": 0.3},
         recent=[RecentTrack(f"track-{t.value}", t) for t in EventType],
         recent_event_ids=[0, 1, 2**63, 2**64 - 1, 123_456_789],
+        tod_counts=[0, 3, 0, 12, 2**32 - 1, 1],
+        model_weights=np.linspace(-1, 1, 78, dtype="<f4").tobytes(),
+        prior_period=1_994_720,
+        drift=bytes(range(24)),
     )
 
 
@@ -60,6 +64,10 @@ def rounded(profile: UserProfile) -> UserProfile:
         artists={k: f32(v) for k, v in profile.artists.items()},
         recent=list(profile.recent),
         recent_event_ids=list(profile.recent_event_ids),
+        tod_counts=list(profile.tod_counts),
+        model_weights=profile.model_weights,
+        prior_period=profile.prior_period,
+        drift=profile.drift,
     )
 
 
@@ -128,7 +136,7 @@ def test_header_layout_is_as_documented() -> None:
     profile = UserProfile("u", version=7, as_of_ms=-5, affinity_at_ms=9)
     data = encode_profile(profile)
     assert data[:2] == MAGIC == b"EP"
-    assert data[2] == CODEC_VERSION == 1
+    assert data[2] == CODEC_VERSION == 2
     assert struct.unpack_from("<Qqq", data, 3) == (7, -5, 9)
     # taste count 0, then taste_weight and skip_rate
     assert data[27] == 0
@@ -152,6 +160,10 @@ profiles = st.builds(
     recent=st.lists(st.builds(RecentTrack, st.text(max_size=30), st.sampled_from(list(EventType))),
                     max_size=12),
     recent_event_ids=st.lists(st.integers(0, 2**64 - 1), max_size=12),
+    tod_counts=st.one_of(st.just([]), st.lists(st.integers(0, 2**32 - 1), min_size=6, max_size=6)),
+    model_weights=st.one_of(st.just(b""), st.binary(min_size=312, max_size=312)),
+    prior_period=st.integers(-(2**63), 2**63 - 1),
+    drift=st.one_of(st.just(b""), st.binary(min_size=24, max_size=24)),
 )
 
 
@@ -179,7 +191,7 @@ def test_bad_magic_refused() -> None:
         decode_profile(data)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unknown_codec_version_refused(version: int) -> None:
     data = bytearray(encode_profile(full_profile()))
     data[2] = version
@@ -206,9 +218,11 @@ def test_every_truncation_refused_property(profile: UserProfile) -> None:
 def test_unknown_event_type_code_refused() -> None:
     profile = UserProfile("u", recent=[RecentTrack("t", EventType.PLAY)])
     data = bytearray(encode_profile(profile))
-    # The recent track's event-type code is followed only by the (empty) event-id count.
-    assert data[-2] == 0 and data[-1] == 0
-    data[-2] = len(EVENT_TYPE_CODES)
+    # The recent track's event-type code is followed by the (empty) event-id count and the v2 tail:
+    # empty time-of-day pattern, empty model (u16), prior period (i64), empty drift, reserved.
+    tail = 1 + 1 + 2 + 8 + 1 + 1
+    assert data[-tail - 1] == 0 and data[-tail] == 0
+    data[-tail - 1] = len(EVENT_TYPE_CODES)
     with pytest.raises(ProfileCodecError):
         decode_profile(bytes(data))
 
@@ -246,13 +260,41 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
         skip_rate=0.27,
         counts=dict.fromkeys(EventType, 100_000),
         genres={f"genre-name-{i:04d}": 1.0 + i for i in range(16)},  # 15 chars each
-        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(24)},  # 15 chars each
-        recent=[RecentTrack(f"spotify-track-{i:08d}", EventType.PLAY) for i in range(30)],  # 22 chars
-        recent_event_ids=[2**64 - 1 - i for i in range(32)],
+        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(20)},  # 15 chars each
+        recent=[RecentTrack(f"spotify-track-{i:08d}", EventType.PLAY) for i in range(24)],  # 22 chars
+        recent_event_ids=[2**64 - 1 - i for i in range(24)],
+        tod_counts=[1_000] * 6,
+        model_weights=bytes(312),
+        prior_period=1_994_720,
+        drift=bytes(24),
     )
     assert all(len(name) == 15 for name in [*profile.genres, *profile.artists])
     assert all(len(r.track_id) == 22 for r in profile.recent)
     data = encode_profile(profile)
     print(f"realistic full profile: {len(data)} bytes")
+    # 16 genres, 20 artists and 24 recent tracks (TasteConfig's limits), all long names, plus the
+    # 312-byte model: the saturated worst case; typical listeners stay far below.
     assert len(data) <= 2048
     assert decode_profile(data, profile.user_id) == rounded(profile)
+
+
+def test_codec_version_1_still_reads_as_a_profile_without_a_model() -> None:
+    profile = full_profile()
+    v2 = bytearray(encode_profile(profile))
+    tail = 1 + 6 * 4 + 2 + 312 + 8 + 1 + 24 + 1
+    v1 = bytes(v2[:-tail])
+    v1 = v1[:2] + bytes([1]) + v1[3:]
+    decoded = decode_profile(v1, "alice")
+    assert decoded.model_weights == b"" and decoded.drift == b"" and decoded.tod_counts == []
+    assert decoded.prior_period == -1
+    assert decoded.recent_event_ids == profile.recent_event_ids
+    assert decoded.genres == rounded(profile).genres
+
+
+def test_model_and_drift_blocks_are_opaque_exact_bytes() -> None:
+    profile = full_profile()
+    decoded = decode_profile(encode_profile(profile), "alice")
+    assert decoded.model_weights == profile.model_weights
+    assert np.frombuffer(decoded.model_weights, "<f4")[0] == np.float32(-1)
+    assert decoded.drift == bytes(range(24))
+    assert decoded.tod_counts == [0, 3, 0, 12, 2**32 - 1, 1]

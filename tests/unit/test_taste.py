@@ -271,13 +271,13 @@ def test_recent_is_bounded_newest_last() -> None:
     assert profile.recent[1].type is EventType.SKIP
 
 
-def test_default_recent_size_is_30() -> None:
+def test_default_recent_size_is_24() -> None:
     learner, profile, ev = TasteLearner(), UserProfile("u1"), Events()
     for i in range(40):
         learner.learn_one(profile, ev("play", f"t{i}"), None)
-    assert len(profile.recent) == 30
+    assert len(profile.recent) == 24
     assert profile.recent[-1].track_id == "t39"
-    assert profile.recent[0].track_id == "t10"
+    assert profile.recent[0].track_id == "t16"
 
 
 # -- affinities --------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_default_limits_on_genres_and_artists() -> None:
         t = track(f"t{i}", MID, genres=(f"g{i}",), artist=f"artist {i}")
         learner.learn_one(profile, ev("complete" if i % 3 else "like", t.track_id, ts=T0), t)
     assert len(profile.genres) == config.max_genres == 16
-    assert len(profile.artists) == config.max_artists == 24
+    assert len(profile.artists) == config.max_artists == 20
     # The likes (every third, weight 1.0) outrank the completes (0.6).
     likes = {f"g{i}" for i in range(0, 40, 3)}
     assert likes <= set(profile.genres)
@@ -465,3 +465,17 @@ def test_resume_from_stored_profile_equals_uninterrupted_run() -> None:
     assert resumed.taste == pytest.approx(whole.taste, abs=1e-5)
     assert resumed.genres == pytest.approx(whole.genres, abs=1e-4)
     assert resumed.artists == pytest.approx(whole.artists, abs=1e-4)
+
+
+# -- time-of-day pattern -----------------------------------------------------------------------
+
+
+def test_positive_events_count_in_their_utc_time_of_day_bucket() -> None:
+    learner, profile, ev = TasteLearner(), UserProfile("u1"), Events()
+    hour_ms = 3_600_000
+    midnight = T0 - T0 % (24 * hour_ms)
+    learner.learn_one(profile, ev("like", "a", ts=midnight + 1 * hour_ms), None)  # 00-04
+    learner.learn_one(profile, ev("complete", "b", ts=midnight + 21 * hour_ms), None)  # 20-24
+    learner.learn_one(profile, ev("skip", "c", ts=midnight + 21 * hour_ms), None)  # not positive
+    learner.learn_one(profile, ev("play", "d", ts=midnight + 9 * hour_ms), None)  # a start: not counted
+    assert profile.tod_counts == [1, 0, 0, 0, 0, 1]
