@@ -1,15 +1,21 @@
 """The Encore dataflow, top to bottom as the data moves.
 
 ```
-encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► update_profile ─► write_profiles (Redis)
+encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► update_profile ─┬─► write_profiles (Redis)
+                                                     │                                             └─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─────────────────────────────────► write_catalog (Redis)
                                                      └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
                                                                  └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
 
-Every Redis write also records the partitions' progress (processed offsets, for lag), counters and
-freshness, in the same pipeline (`flows/progress.py`, `schemas/keys.py`).
+`update_profile` (keyed by user) applies taste, engagement model, drift and co-listening window per
+event and emits each touched track's increments; `update_track_stats` (keyed by track) sums them in
+recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
+
+Every profile, catalog and dead-letter write also records the partitions' progress (processed
+offsets, for lag), counters and freshness, in the same pipeline (`flows/progress.py`,
+`schemas/keys.py`).
 
 Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 """
@@ -26,7 +32,9 @@ from flows.decode import decode_event_message, decode_track_message, is_valid
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
-from flows.user_state import UserProfileLogic
+from flows.track_sinks import TrackStatsSink
+from flows.track_state import TrackStateLogic
+from flows.user_state import UserProfileLogic, track_signals_of
 from online_models.taste import TasteLearner
 
 
@@ -42,7 +50,7 @@ def build_flow(config: FlowConfig) -> Dataflow:
 
     flow = Dataflow("encore")
 
-    # Listening events → per-user profiles.
+    # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
     events = op.map("decode_event", raw_events, decode_event_message)
     checked_events = op.branch("split_valid_events", events, is_valid)
@@ -51,6 +59,10 @@ def build_flow(config: FlowConfig) -> Dataflow:
         "update_profile", with_tracks, lambda resume: UserProfileLogic(learner, resume)
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
+    # Item statistics and co-listening of the applied events → per-track state → full-state writes.
+    signals = op.flat_map("track_signals", profiles, track_signals_of)
+    track_states = op.stateful_batch("update_track_stats", signals, TrackStateLogic)
+    op.output("write_track_stats", track_states, TrackStatsSink(config.redis_url, keys))
 
     # Catalog upserts → the catalog every worker and API replica reads.
     raw_tracks = op.input("read_tracks", flow, source(topics.tracks))

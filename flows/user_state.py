@@ -1,23 +1,57 @@
-"""Per-user state in the dataflow: the live profile, updated event by event in partition order."""
+"""Per-user state in the dataflow: the live profile and the listener's models, event by event in
+partition order.
+
+Per event, in this order (`docs/models.md`, "Wiring plan"):
+
+1. `m = drift.lr_multiplier` (1 unless the listener's taste is moving);
+2. the taste learner applies the event to the profile with `min_rate × m`; it also drops a
+   duplicate `event_id`, and a duplicate teaches nothing below;
+3. `engagement = model.learn_event(event, track, m)` (the per-user engagement model); when it
+   learned, `drift.update(engagement.surprise, event.ts)`;
+4. the listener's co-listening window turns a new positive into pair increments, and the event's
+   item-statistics contributions are taken: both are summed per track (`TrackSignals`) and handed on
+   in the step's output, for the track-keyed step (`flows.track_state`).
+
+The profile written to Redis carries the model's 312 bytes of weights and the drift detector's 24
+bytes. A listener's model is created at their first event: `UserModel.from_prior(...)` of what the
+`priors` hook returns for that event's time (see `PriorLookup`).
+"""
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, fields
 
 from bytewax.operators import StatefulBatchLogic
 
 from flows.progress import Position
+from flows.track_state import TrackSignal, TrackSignals
+from online_models.co_listening import ListeningWindow
+from online_models.drift import DriftDetector
+from online_models.logistic import OnlineLogisticRegression
 from online_models.taste import TasteLearner
+from online_models.user_model import UserModel
 from schemas.events import Event
 from schemas.profile_codec import UserProfile, encode_profile
 from schemas.tracks import Track
 
+PriorLookup = Callable[[int], tuple[int, OnlineLogisticRegression] | None]
+"""The warm start of new listeners: event time (ms) of a listener's first event → `(period, model)`
+of the global model to copy (`UserModel.from_prior`; the period is stored as the profile's
+`prior_period`), or None for a model of zeros. It must give the same answer for the same time on a
+replay (the global-model wiring serves immutable per-period models for this; see
+`online_models.global_model`). It is called once per listener, on the worker that owns them."""
+
+
+def no_prior(ts_ms: int) -> None:
+    """The default `PriorLookup`: no global model yet, every listener starts from zeros."""
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileWrite:
-    """What one user's batch of events produced, for the sink."""
+    """What one user's batch of events produced, for the sinks."""
 
     version: int
     blob: bytes | None
@@ -26,36 +60,130 @@ class ProfileWrite:
     """The newest message of the batch: the flow has processed up to here."""
     applied: int
     duplicates: int
+    track_signals: list[tuple[str, TrackSignal]]
+    """The applied events' item statistics and co-listening pairs, per track (`track_signals_of`)."""
+
+
+def track_signals_of(item: tuple[str, ProfileWrite]) -> list[tuple[str, TrackSignal]]:
+    """The flat-map from the per-user step's output to the track-keyed step's input."""
+    return item[1].track_signals
+
+
+class UserState:
+    """Everything the flow keeps for one listener: profile, engagement model, drift, window.
+
+    Pickled as the profile plus the models' own exact byte forms (float32 weights, the 24-byte drift
+    state, the window's entries), so a resumed flow continues bit for bit."""
+
+    __slots__ = ("drift", "model", "profile", "window")
+
+    def __init__(self, profile: UserProfile, model: UserModel | None = None,
+                 drift: DriftDetector | None = None, window: ListeningWindow | None = None) -> None:
+        self.profile = profile
+        self.model = model
+        """None until the listener's next event (a new listener, or one resumed without weights)."""
+        self.drift = drift if drift is not None else DriftDetector()
+        self.window = window if window is not None else ListeningWindow()
+
+    @classmethod
+    def from_profile(cls, profile: UserProfile) -> UserState:
+        """State around a profile alone (an old snapshot): its stored weights and drift, if any."""
+        _fill_missing_fields(profile)
+        model = UserModel.from_bytes(profile.model_weights) if profile.model_weights else None
+        drift = DriftDetector.from_bytes(profile.drift) if profile.drift else None
+        return cls(profile, model, drift)
+
+    def __getstate__(self) -> tuple:
+        model = self.model.to_bytes() if self.model is not None else b""
+        return (1, self.profile, model, self.drift.to_bytes(), self.window.entries)
+
+    def __setstate__(self, state: tuple) -> None:
+        _, profile, model, drift, entries = state
+        self.profile = profile
+        self.model = UserModel.from_bytes(model) if model else None
+        self.drift = DriftDetector.from_bytes(drift)
+        self.window = ListeningWindow(entries=entries)
+
+
+def _fill_missing_fields(profile: UserProfile) -> None:
+    """A profile unpickled from an older `UserProfile` lacks the fields added since: give them their
+    defaults (pickle restores `__dict__` without running `__init__`)."""
+    for spec in fields(UserProfile):
+        if spec.name in profile.__dict__:
+            continue
+        if spec.default is not MISSING:
+            setattr(profile, spec.name, spec.default)
+        elif spec.default_factory is not MISSING:
+            setattr(profile, spec.name, spec.default_factory())
+
+
+def load_user_state(resume_state: bytes | None) -> UserState:
+    """The state a snapshot holds: a `UserState`, or a bare `UserProfile` from before the models."""
+    if resume_state is None:
+        return UserState(UserProfile(""))
+    state = pickle.loads(resume_state)
+    return state if isinstance(state, UserState) else UserState.from_profile(state)
 
 
 class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], ProfileWrite, bytes]):
     """Applies a batch of one user's events, then emits the profile once: one write per batch.
 
-    The snapshot is the pickled profile (exact floats), so a resumed flow continues from precisely
-    the state an uninterrupted one had.
-    """
+    `priors` is the warm-start hook of new listeners (`PriorLookup`; default: none). The snapshot is
+    the pickled `UserState` (exact floats), so a resumed flow continues from precisely the state an
+    uninterrupted one had."""
 
-    def __init__(self, learner: TasteLearner, resume_state: bytes | None) -> None:
+    def __init__(self, learner: TasteLearner, resume_state: bytes | None,
+                 priors: PriorLookup = no_prior) -> None:
         self.learner = learner
+        self.priors = priors
         # Bytewax builds the logic without its key; the first event names the user.
-        self.profile: UserProfile = (
-            pickle.loads(resume_state) if resume_state is not None else UserProfile("")
-        )
+        self.state = load_user_state(resume_state)
+
+    def _new_model(self, ts_ms: int) -> UserModel:
+        prior = self.priors(ts_ms)
+        if prior is None:
+            return UserModel()
+        period, global_model = prior
+        self.state.profile.prior_period = period
+        return UserModel.from_prior(global_model)
 
     def on_batch(
         self, values: list[tuple[Event, Track | None, Position]]
     ) -> tuple[Iterable[ProfileWrite], bool]:
-        if not self.profile.user_id:
-            self.profile.user_id = values[0][0].user_id
+        state = self.state
+        profile = state.profile
+        first = values[0][0]
+        if not profile.user_id:
+            profile.user_id = first.user_id
+        if state.model is None:
+            state.model = self._new_model(first.ts)
+        learn_taste, model, drift, window = self.learner.learn_one, state.model, state.drift, state.window
+        signals = TrackSignals()
         applied = 0
         newest = values[0][2]
         for event, track, position in values:
-            applied += self.learner.learn_one(self.profile, event, track)
             if position.offset > newest.offset:
                 newest = position
-        blob = encode_profile(self.profile) if applied else None
-        write = ProfileWrite(self.profile.version, blob, newest, applied, len(values) - applied)
+            m = drift.lr_multiplier
+            if not learn_taste(profile, event, track, m):
+                continue  # a duplicate: it teaches nothing
+            applied += 1
+            engagement = model.learn_event(event, track, m)
+            if engagement is not None:
+                drift.update(engagement.surprise, event.ts)
+            pairs = window.learn_one(event)
+            if pairs:
+                signals.add_pairs(pairs)
+            signals.add_event(event, track)
+        if applied:
+            profile.model_weights = model.to_bytes()
+            profile.drift = drift.to_bytes()
+            blob: bytes | None = encode_profile(profile)
+        else:
+            blob = None
+        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied,
+                             signals.keyed())
         return ([write], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.profile, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)

@@ -84,8 +84,13 @@ class TasteLearner:
     def __init__(self, config: TasteConfig | None = None) -> None:
         self.config = config or TasteConfig()
 
-    def learn_one(self, profile: UserProfile, event: Event, track: Track | None) -> bool:
-        """Apply `event` to `profile` in place; False (and no change) for a duplicate event."""
+    def learn_one(
+        self, profile: UserProfile, event: Event, track: Track | None, rate_multiplier: float = 1.0
+    ) -> bool:
+        """Apply `event` to `profile` in place; False (and no change) for a duplicate event.
+
+        `rate_multiplier` scales `min_rate` (the drift detector's `lr_multiplier`: while a listener's
+        taste is moving, a settled taste vector follows them faster)."""
         config = self.config
         event_hash = event_id_hash(event.event_id)
         if event_hash in profile.recent_event_ids:
@@ -97,7 +102,7 @@ class TasteLearner:
         if track is not None:
             vector = track.feature_vector()
             if vector is not None:
-                self._learn_taste(profile, vector, weight)
+                self._learn_taste(profile, vector, weight, config.min_rate * rate_multiplier)
             self._learn_affinities(profile, track, weight, event.ts)
         self._learn_skip_rate(profile, event)
         if event.type in _POSITIVE_TYPES:
@@ -112,18 +117,20 @@ class TasteLearner:
         profile.as_of_ms = event.ts
         return True
 
-    def _learn_taste(self, profile: UserProfile, vector: Sequence[float], weight: float) -> None:
+    def _learn_taste(
+        self, profile: UserProfile, vector: Sequence[float], weight: float, min_rate: float
+    ) -> None:
         if weight > 0:
             if not profile.taste:
                 profile.taste = list(vector)
                 profile.taste_weight = weight
                 return
-            rate = max(self.config.min_rate, weight / (profile.taste_weight + weight))
+            rate = max(min_rate, weight / (profile.taste_weight + weight))
             profile.taste = [t + rate * (x - t) for t, x in zip(profile.taste, vector, strict=True)]
             profile.taste_weight += weight
         elif weight < 0 and profile.taste:
             # Without a positive anchor there is nothing to push away from yet.
-            rate = self.config.min_rate * -weight
+            rate = min_rate * -weight
             profile.taste = [
                 min(1.0, max(0.0, t - rate * (x - t)))
                 for t, x in zip(profile.taste, vector, strict=True)

@@ -1,0 +1,172 @@
+"""The track-keyed step of the flow: flows/track_state.py (item statistics + co-listening row)."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from flows.track_sinks import rates_value
+from flows.track_state import TrackSignal, TrackSignals, TrackStateLogic, TrackWrite
+from online_models.co_listening import CoListeningStore, ListeningWindow
+from online_models.item_stats import ItemStats
+from schemas.events import Event
+from schemas.keys import NEIGHBOURS_KEPT
+from schemas.tracks import Track
+
+T0 = 1_795_248_000_000
+HOUR = 3_600_000
+
+
+def events(n: int, tracks: int, users: int, seed: int) -> list[Event]:
+    rng = random.Random(seed)
+    out, ts = [], T0
+    for i in range(n):
+        ts += rng.randrange(1_000, 120_000)
+        kind = rng.choices(["play", "complete", "like", "skip", "dislike"], [3, 3, 1, 2, 1])[0]
+        out.append(Event(event_id=f"e{i}", user_id=f"u{rng.randrange(users)}",
+                         track_id=f"t{min(int(rng.paretovariate(0.7)), tracks) - 1:03d}", type=kind, ts=ts))
+    return out
+
+
+def genres_of(track_id: str) -> Track:
+    return Track(track_id=track_id, genres=["rock" if int(track_id[1:]) % 2 else "jazz", "indie"])
+
+
+def user_batches(stream: list[Event], batch: int) -> list[list[tuple[str, TrackSignal]]]:
+    """What the per-user step emits: per user and batch of `batch` events, signals summed per track."""
+    windows: dict[str, ListeningWindow] = {}
+    out = []
+    for at in range(0, len(stream), batch):
+        by_user: dict[str, TrackSignals] = {}
+        for event in stream[at : at + batch]:
+            signals = by_user.setdefault(event.user_id, TrackSignals())
+            pairs = windows.setdefault(event.user_id, ListeningWindow()).learn_one(event)
+            if pairs:
+                signals.add_pairs(pairs)
+            signals.add_event(event, genres_of(event.track_id))
+        out.extend(s.keyed() for s in by_user.values())
+    return out
+
+
+def route(emitted: list[list[tuple[str, TrackSignal]]], per_batch: int
+          ) -> list[dict[str, list[TrackSignal]]]:
+    """Group user outputs into track-step batches: `per_batch` user outputs at a time, by track."""
+    out = []
+    for at in range(0, len(emitted), per_batch):
+        grouped: dict[str, list[TrackSignal]] = {}
+        for keyed in emitted[at : at + per_batch]:
+            for track_id, signal in keyed:
+                grouped.setdefault(track_id, []).append(signal)
+        out.append(grouped)
+    return out
+
+
+def run_tracks(batches: list[dict[str, list[TrackSignal]]], crash_every: int = 0
+               ) -> tuple[dict[str, TrackStateLogic], dict[str, TrackWrite], dict[str, list]]:
+    """Drive one logic per track like Bytewax does; optionally resume every logic from its snapshot."""
+    logics: dict[str, TrackStateLogic] = {}
+    last: dict[str, TrackWrite] = {}
+    rows: dict[str, list] = {}
+    for n, grouped in enumerate(batches, 1):
+        for track_id, values in grouped.items():
+            logic = logics.setdefault(track_id, TrackStateLogic(None))
+            (write,), discard = logic.on_batch(values)
+            assert discard is False
+            last[track_id] = write
+            if write.neighbours is not None:
+                rows[track_id] = write.neighbours
+        if crash_every and n % crash_every == 0:
+            logics = {t: TrackStateLogic(logic.snapshot()) for t, logic in logics.items()}
+    return logics, last, rows
+
+
+def reference(stream: list[Event]) -> tuple[dict[str, ItemStats], CoListeningStore]:
+    stats: dict[str, ItemStats] = {}
+    store = CoListeningStore()
+    windows: dict[str, ListeningWindow] = {}
+    for event in stream:
+        stats.setdefault(event.track_id, ItemStats()).learn_one(event)
+        store.learn_many(windows.setdefault(event.user_id, ListeningWindow()).learn_one(event))
+    return stats, store
+
+
+def test_each_write_is_the_tracks_full_state_equal_to_learning_event_by_event() -> None:
+    stream = events(3_000, tracks=80, users=12, seed=1)
+    _, last, _ = run_tracks(route(user_batches(stream, 50), per_batch=7))
+    stats, _ = reference(stream)
+    assert last.keys() == stats.keys()
+    for track_id, expected in stats.items():
+        write = last[track_id]
+        got = ItemStats.from_fields(write.fields)
+        assert got.sums.keys() == expected.sums.keys()
+        for counter, eras in expected.sums.items():
+            assert got.sums[counter].keys() == eras.keys()
+            for era, value in eras.items():
+                assert got.sums[counter][era] == pytest.approx(value, rel=1e-12)
+        at = max(e.ts for e in stream if e.track_id == track_id)
+        assert write.at_ms == at
+        assert write.trending == pytest.approx(expected.trending(at), rel=1e-9, abs=1e-12)
+        assert write.like_rate == pytest.approx(expected.like_rate(at), rel=1e-12)
+        assert write.skip_rate == pytest.approx(expected.skip_rate(at), rel=1e-12)
+        assert write.listens == pytest.approx(expected.listens(at), rel=1e-12)
+        assert write.genres == tuple(genres_of(track_id).genres)
+        assert rates_value(write).count(",") == 2
+
+
+def test_the_row_written_is_the_top_n_of_the_co_listening_store() -> None:
+    stream = events(6_000, tracks=150, users=10, seed=2)
+    _, _, rows = run_tracks(route(user_batches(stream, 40), per_batch=5))
+    _, store = reference(stream)
+    assert rows.keys() == store.rows.keys()
+    full = [t for t in rows if len(store.rows[t]) > NEIGHBOURS_KEPT]
+    assert full, "the stream should give some track more neighbours than are kept"
+    for track_id, written in rows.items():
+        expected = store.neighbours(track_id, NEIGHBOURS_KEPT)
+        assert len(written) == min(NEIGHBOURS_KEPT, len(store.rows[track_id]))
+        counts = dict(expected)
+        # Summed per batch rather than one by one: equal up to float rounding, so compare the
+        # counts, and the order wherever it is not a near-tie.
+        assert {n for n, _ in written} == {n for n, _ in expected} or _near_tie_at_cut(store, track_id)
+        for neighbour, count in written:
+            if neighbour in counts:
+                assert count == pytest.approx(counts[neighbour], rel=1e-12)
+        assert [c for _, c in written] == sorted((c for _, c in written), reverse=True)
+
+
+def _near_tie_at_cut(store: CoListeningStore, track_id: str) -> bool:
+    ranked = store.neighbours(track_id, NEIGHBOURS_KEPT + 1)
+    return len(ranked) > NEIGHBOURS_KEPT and ranked[-1][1] == pytest.approx(ranked[-2][1], rel=1e-9)
+
+
+def test_resuming_every_track_from_its_snapshot_gives_the_same_state() -> None:
+    stream = events(2_000, tracks=60, users=8, seed=3)
+    batches = route(user_batches(stream, 30), per_batch=4)
+    straight, last, rows = run_tracks(batches)
+    resumed, last_resumed, rows_resumed = run_tracks(batches, crash_every=3)
+    assert {t: logic.snapshot() for t, logic in straight.items()} == {
+        t: logic.snapshot() for t, logic in resumed.items()}
+    assert last == last_resumed and rows == rows_resumed
+
+
+def test_an_unchanged_row_is_not_rewritten_and_a_pairs_only_track_has_no_stats() -> None:
+    window, signals = ListeningWindow(), TrackSignals()
+    for i, track_id in enumerate(["a", "b"]):
+        event = Event(event_id=f"e{i}", user_id="u", track_id=track_id, type="complete", ts=T0 + i * HOUR)
+        signals.add_pairs(window.learn_one(event))
+        if track_id == "b":
+            signals.add_event(event, None)  # "a"'s own event went into an earlier batch
+    keyed = dict(signals.keyed())
+    a = TrackStateLogic(None)
+    (write,), _ = a.on_batch([keyed["a"]])
+    assert write.fields == {} and write.at_ms == -1
+    assert [n for n, _ in write.neighbours] == ["b"]
+
+    skip = TrackSignals()
+    skip.add_event(Event(event_id="s", user_id="v", track_id="a", type="skip", ts=T0 + 2 * HOUR), None)
+    (write,), _ = a.on_batch([skip.keyed()[0][1]])
+    assert write.neighbours is None  # the row did not change: its last write holds
+    assert write.at_ms == T0 + 2 * HOUR
+    assert [name.split("@")[0] for name in write.fields] == ["skips"]  # a skip adds no heat
+    assert pickle.loads(pickle.dumps(a.state)).row.neighbours("a") == a.state.row.neighbours("a")
