@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "against popularity and item-kNN baselines. Any benchmarks.quality option may follow "
                     "(see `python -m benchmarks.quality --help`).")
     quality.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.quality options")
+    serve_bench = bench_commands.add_parser(
+        "serve", help="API latency at fixed request rates while the flow ingests (own stack)",
+        description="Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, "
+                    "while 5,000 events/s are ingested, on the real 28k-track catalog and a synthetic "
+                    "1M-track one. Any benchmarks.serve_bench option may follow "
+                    "(see `python -m benchmarks.serve_bench --help`).")
+    serve_bench.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.serve_bench options")
 
     from encore.lag_cli import add_arguments as add_lag_arguments
 
@@ -109,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_bench_ingest(argv[2:])
     if argv[:2] == ["bench", "quality"] and not {"-h", "--help"} & set(argv[2:]):
         return run_bench_quality(argv[2:])
+    if argv[:2] == ["bench", "serve"] and not {"-h", "--help"} & set(argv[2:]):
+        return run_bench_serve(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -134,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             if args.bench_command == "quality":
                 return run_bench_quality(args.options)
+            if args.bench_command == "serve":
+                return run_bench_serve(args.options)
             return run_bench_ingest(args.options)
         if args.command == "lag":
             from encore.lag_cli import run_lag
@@ -307,6 +318,12 @@ def run_bench_quality(options: list[str]) -> int:
     from benchmarks import quality
 
     return quality.main(list(options))
+
+
+def run_bench_serve(options: list[str]) -> int:
+    from benchmarks import serve_bench
+
+    return serve_bench.main(list(options))
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
