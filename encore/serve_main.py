@@ -23,6 +23,9 @@ def serving_config(settings: Settings) -> ServingConfig:
         api_keys=api_keys,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=list(settings.cors_origins),
+        recs_cache_size=settings.recs_cache_size,
+        recs_cache_ttl_s=settings.recs_cache_ttl_s,
+        exclude_recent=settings.exclude_recent,
     )
 
 

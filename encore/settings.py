@@ -20,6 +20,9 @@
 | `ENCORE_API_KEYS_FILE` | unset | A file holding the same JSON (takes precedence over `ENCORE_API_KEYS`). |
 | `ENCORE_MAX_BODY_BYTES` | `1048576` | Largest request body the API reads; larger answers 413. |
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
+| `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
+| `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
+| `ENCORE_EXCLUDE_RECENT` | `24` | Tracks of a listener's latest this-many events (played, skipped, liked) are not recommended again; disliked tracks in the profile never are. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
@@ -123,6 +126,9 @@ class Settings:
     """The API keys' JSON (a secret: never logged)."""
     max_body_bytes: int = 1_048_576
     cors_origins: tuple[str, ...] = ()
+    recs_cache_size: int = 4096
+    recs_cache_ttl_s: float = 5.0
+    exclude_recent: int = 24
     log_level: str = "INFO"
 
     @classmethod
@@ -155,6 +161,9 @@ class Settings:
             max_body_bytes=_int(env, "ENCORE_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             cors_origins=tuple(o.strip() for o in (env.get("ENCORE_CORS_ORIGINS") or "").split(",")
                                if o.strip()),
+            recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
+            recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
+            exclude_recent=_int(env, "ENCORE_EXCLUDE_RECENT", 24, minimum=0, maximum=255),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -175,6 +184,9 @@ class Settings:
             "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
             "ENCORE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
+            "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
+            "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
+            "ENCORE_EXCLUDE_RECENT": str(self.exclude_recent),
             "ENCORE_LOG_LEVEL": self.log_level,
         }
         if self.kafka_bootstrap:

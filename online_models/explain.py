@@ -12,17 +12,20 @@ weight) under these keys; a term contributes a reason only above `MIN_CONTRIBUTI
 | `trending` | "trending in <first genre>" ("trending now" without genres) |
 | `mood` | the target's label: "fits your chill mood", "good for running", "fits the evening" |
 | `discovery` | "something new: less known but close to your taste" |
+| `engagement` | "you tend to enjoy tracks like this" (the listener's own engagement model) |
+| `quality` | "listeners love it" (a like rate well above the prior, few skips) |
 | `popular` | "popular in <first genre>" |
 
-Ordered by contribution (ties in the table's order); with nothing above the threshold the track
-is "popular in <genre>". Deterministic: the same inputs give the same words.
+Ordered by contribution (ties in the table's order), except that "because you liked …" leads
+whenever it applies: it is the most specific reason a person can check. With nothing above the
+threshold the track is "popular in <genre>". Deterministic: the same inputs give the same words.
 
 >>> from schemas.tracks import Track
 >>> liked = Track(track_id="a", title="Imagine", artist="John Lennon", genres=["rock"])
 >>> track = Track(track_id="b", title="Woman", artist="John Lennon", genres=["rock", "pop"])
 >>> explain(track, {"co_listening": 0.3, "taste": 0.7, "mood": 0.01, "discovery": 0.2},
 ...         via=liked, taste_words=["high-energy"], limit=2)
-['matches your high-energy taste', 'because you liked Imagine by John Lennon']
+['because you liked Imagine by John Lennon', 'matches your high-energy taste']
 >>> explain(track, {"discovery": 0.2, "artist": 0.01})
 ['something new: less known but close to your taste']
 >>> explain(track, {"trending": 0.2, "mood": 0.4}, mood_label="fits your chill mood", limit=1)
@@ -39,7 +42,8 @@ from schemas.tracks import Track
 
 MIN_CONTRIBUTION = 0.05
 MAX_REASONS = 3
-_ORDER = ("co_listening", "taste", "artist", "genre", "trending", "mood", "discovery", "popular")
+_ORDER = ("co_listening", "taste", "artist", "genre", "engagement", "trending", "mood", "quality",
+          "discovery", "popular")
 
 
 def _popular(track: Track) -> str:
@@ -73,6 +77,10 @@ def _text(
         return mood_label
     if key == "discovery":
         return "something new: less known but close to your taste"
+    if key == "engagement":
+        return "you tend to enjoy tracks like this"
+    if key == "quality":
+        return "listeners love it"
     if key == "popular":
         return _popular(track)
     return None
@@ -92,7 +100,7 @@ def explain(
     """The `limit` strongest reasons for `track`, strongest first (see the module's table)."""
     ranked = sorted(
         (key for key in _ORDER if contributions.get(key, 0.0) > min_contribution),
-        key=lambda key: (-contributions[key], _ORDER.index(key)),
+        key=lambda key: (key != "co_listening", -contributions[key], _ORDER.index(key)),
     )
     reasons: list[str] = []
     for key in ranked:

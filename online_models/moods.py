@@ -167,6 +167,16 @@ def _normalise(name: str) -> str:
     return ALIASES.get(key, ALIASES.get(key.replace("_", ""), key))
 
 
+def known_name(name: str) -> str | None:
+    """The canonical mood or activity a request's name stands for (aliases resolved), or None.
+
+    >>> known_name("Gym"), known_name("late-night drive")
+    ('workout', None)
+    """
+    key = _normalise(name)
+    return key if key in MOODS or key in ACTIVITIES else None
+
+
 def _arrays(spec: _Spec) -> tuple[np.ndarray, np.ndarray]:
     target = np.full(len(AUDIO_FEATURES), 0.5, dtype=np.float32)
     weight = np.zeros(len(AUDIO_FEATURES), dtype=np.float32)

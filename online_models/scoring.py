@@ -37,6 +37,10 @@ class RankingWeights:
     """The listener's squashed affinity for the track's artist, in (-1, 1)."""
     popularity: float = 0.15
     """Catalog popularity in [0, 1]: a prior that breaks ties toward known-good tracks."""
+    engagement: float = 0.5
+    """× 2·(p − ½), p = the listener's engagement model's P(like or complete), in (−1, 1)."""
+    quality: float = 0.6
+    """× live item quality: (like rate − 0.10) − (skip rate − 0.30), smoothed rates (`item_stats`)."""
     taste_bandwidth: float = 1.0
     """Width, in catalog standard deviations, of the taste similarity kernel."""
     affinity_scale: float = 2.0

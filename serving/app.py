@@ -20,10 +20,21 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
-from online_models.scoring import cold_start, describe_taste, rank
+from online_models.diversity import DIVERSITY_DEFAULT
+from online_models.moods import ACTIVITIES, MOODS, known_name
+from online_models.recommend import (
+    CatalogView,
+    ExclusionRules,
+    RankedTrack,
+    RecommendRequest,
+    SeedFavourites,
+    seed_of,
+    similar_to,
+)
+from online_models.scoring import describe_taste
+from online_models.taste_analysis import analyse_taste
 from schemas.events import Event, InvalidEvent, event_time_problem, validate_event
-from schemas.keys import KeyLayout
-from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
+from schemas.keys import NEIGHBOURS_KEPT
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
 from serving.auth import Authenticator, require
 from serving.catalog import LiveCatalog
@@ -35,17 +46,40 @@ from serving.models import (
     Affinity,
     Health,
     Profile,
+    RankRequest,
+    RankResponse,
     RecentTrackOut,
     Recommendations,
     RecommendedTrack,
+    SeedRequest,
+    SeedResponse,
+    SimilarTracks,
+    TasteAnalysis,
 )
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer, BrokerUnavailable
+from serving.recommender import (
+    GlobalModelCache,
+    ListenerState,
+    ProfileUnreadable,
+    Recommender,
+    ResponseCache,
+    encode_seed,
+    read_listener,
+)
 from serving.redis_client import connect_async
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+_MOOD_HELP = ("energetic, chill, happy, melancholic, party, focused, romantic or workout "
+              "(aliases: gym, sad, ...).")
+_ACTIVITY_HELP = "running, studying, commuting, sleeping, cooking, working_out or relaxing."
+_HOUR_HELP = "The listener's local hour (0-23): nudges toward the time of day (morning, evening, ...)."
+_DIVERSITY_HELP = ("0: pure relevance; 1: spread across the listener's taste clusters. "
+                   "At most 2 per artist.")
+_DISCOVERY_HELP = "0: no change; 1: strongly favour less popular tracks close to the taste."
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -79,16 +113,6 @@ async def _redis(call: Callable[[], Awaitable[T]]) -> T:
         raise ApiError(503, "redis_unavailable", f"Redis is unavailable: {exc}") from None
 
 
-async def _read_profile(client: aioredis.Redis, keys: KeyLayout, user_id: str) -> UserProfile | None:
-    raw = await _redis(lambda: client.get(keys.profile(user_id)))
-    if raw is None:
-        return None
-    try:
-        return decode_profile(raw, user_id)
-    except ProfileCodecError as exc:
-        raise ApiError(500, "profile_unreadable", f"stored profile cannot be read: {exc}") from None
-
-
 async def _json_array_body(request: Request, max_items: int) -> list[Any]:
     body = await request.body()
     try:
@@ -116,6 +140,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         app.state.redis = connect_async(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
         app.state.catalog = LiveCatalog(app.state.redis, config.keys)
+        app.state.recommender = Recommender(
+            config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache())
         with contextlib.suppress(RedisError, OSError):
             await app.state.catalog.refresh()
         refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
@@ -207,6 +233,61 @@ def create_app(config: ServingConfig) -> FastAPI:
             raise ApiError(503, "broker_unavailable", f"tracks were not accepted: {exc}") from None
         return Accepted(accepted=len(tracks), topic=cfg.topics.tracks, ids=[t.track_id for t in tracks])
 
+    def recommend_request(
+        k: int, mood: str | None, activity: str | None, hour: int | None, diversity: float,
+        discovery: float, exclude: list[str], cfg: ServingConfig,
+    ) -> RecommendRequest:
+        details = []
+        for field, value in (("mood", mood), ("activity", activity)):
+            if value is not None and known_name(value) is None:
+                details.append({"field": field, "message": f"unknown {field} {value!r}; known: "
+                                + ", ".join(sorted({*MOODS, *ACTIVITIES}))})
+        if details:
+            raise ApiError(422, "invalid_parameters", "unknown mood or activity", details)
+        return RecommendRequest(
+            k=k, now_ms=int(time.time() * 1000), mood=mood, activity=activity, hour=hour,
+            diversity=diversity, discovery=discovery, exclude=frozenset(exclude),
+            rules=ExclusionRules(recent_events=cfg.exclude_recent),
+        )
+
+    def catalog_view(catalog: LiveCatalog) -> CatalogView:
+        view = catalog.view
+        if len(view) == 0:
+            raise ApiError(503, "catalog_empty",
+                           "the catalog is empty: load tracks first (encore catalog load FILE.csv)")
+        return view
+
+    async def listener(client: aioredis.Redis, cfg: ServingConfig, user_id: str) -> ListenerState:
+        try:
+            return await _redis(lambda: read_listener(client, cfg.keys, user_id))
+        except ProfileUnreadable as exc:
+            raise ApiError(500, "profile_unreadable", f"stored profile cannot be read: {exc}") from None
+
+    def track_out(view: CatalogView, item: RankedTrack) -> RecommendedTrack:
+        track = view.index.tracks[item.position]
+        return RecommendedTrack(track_id=track.track_id, score=item.score, title=track.title,
+                                artist=track.artist, genres=track.genres, reasons=item.reasons,
+                                sources=item.sources, engagement=item.engagement)
+
+    async def recommendations_for(
+        user_id: str, client: aioredis.Redis, catalog: LiveCatalog, request: RecommendRequest,
+        state: ListenerState | None = None,
+    ) -> Recommendations:
+        view = catalog_view(catalog)
+        state = state or await listener(client, app.state.config, user_id)
+        answer = await _redis(lambda: app.state.recommender.recommend(
+            client, view, catalog.version, state, request))
+        profile = state.profile
+        return Recommendations(
+            user_id=user_id,
+            profile_version=profile.version if profile else 0,
+            as_of=_iso(profile.as_of_ms) if profile else None,
+            cold_start=answer.cold_start,
+            seeded=answer.seeded,
+            target=answer.target,
+            items=[track_out(view, item) for item in answer.items],
+        )
+
     @app.get("/v1/users/{user_id}/recommendations", response_model=Recommendations,
              tags=["recommend"], responses=ERROR_RESPONSES, dependencies=[Depends(require("read"))])
     async def recommendations(
@@ -215,34 +296,117 @@ def create_app(config: ServingConfig) -> FastAPI:
         catalog: Annotated[LiveCatalog, Depends(get_catalog)],
         cfg: Annotated[ServingConfig, Depends(get_config)],
         k: Annotated[int, Query(ge=1, le=100, description="How many tracks.")] = 10,
+        mood: Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)] = None,
+        activity: Annotated[str | None, Query(max_length=64, description=_ACTIVITY_HELP)] = None,
+        hour: Annotated[int | None, Query(ge=0, le=23, description=_HOUR_HELP)] = None,
+        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = DIVERSITY_DEFAULT,
+        discovery: Annotated[float, Query(ge=0, le=1, description=_DISCOVERY_HELP)] = 0.0,
+        exclude: Annotated[list[str], Query(max_length=500, description="Track ids not to return.")] = [],  # noqa: B006
     ) -> Recommendations:
         """The best k catalog tracks for this listener right now, each with reasons.
 
-        Ranked against the live profile (taste similarity, genre and artist affinity, popularity),
-        minus what the listener played recently. A listener without a profile gets popular tracks
-        across genres, marked `cold_start`.
+        Candidates come from the listener's taste (per taste cluster), tracks co-listened with their
+        recent likes, trending tracks (overall and in their genres), popular tracks and declared
+        favourites; each is scored by taste, genre and artist affinity, the listener's engagement
+        model, live item quality, popularity, mood / time-of-day fit and discovery; the list is
+        diversified across the listener's taste clusters with at most two tracks per artist.
+        Recently played, skipped and disliked tracks and disliked artists are left out. A listener
+        nobody knows gets popular and trending tracks across genres, marked `cold_start`.
         """
-        index = catalog.index
-        if len(index) == 0:
-            raise ApiError(503, "catalog_empty",
-                           "the catalog is empty: load tracks first (encore catalog load FILE.csv)")
-        profile = await _read_profile(client, cfg.keys, user_id)
-        if profile is None:
-            scored = cold_start(index, k)
-        else:
-            scored = rank(index, profile, k, exclude={r.track_id for r in profile.recent})
-        items = []
-        for item in scored:
-            track = index.tracks[item.position]
-            items.append(RecommendedTrack(track_id=track.track_id, score=item.score, title=track.title,
-                                          artist=track.artist, genres=track.genres, reasons=item.reasons))
-        return Recommendations(
-            user_id=user_id,
-            profile_version=profile.version if profile else 0,
+        request = recommend_request(k, mood, activity, hour, diversity, discovery, exclude, cfg)
+        return await recommendations_for(user_id, client, catalog, request)
+
+    @app.post("/v1/users/{user_id}/rank", response_model=RankResponse, tags=["recommend"],
+              responses=ERROR_RESPONSES, dependencies=[Depends(require("read"))])
+    async def rank_tracks(
+        user_id: UserId,
+        body: RankRequest,
+        client: Annotated[aioredis.Redis, Depends(get_redis)],
+        catalog: Annotated[LiveCatalog, Depends(get_catalog)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+    ) -> RankResponse:
+        """Re-rank the caller's tracks for this listener: scores and reasons, best first.
+
+        Nothing is generated or filtered: every known track comes back (duplicates once), ordered by
+        the same score as recommendations (diversified only if `diversity` > 0). Ids the catalog does
+        not know are listed in `unknown`.
+        """
+        view = catalog_view(catalog)
+        request = recommend_request(len(body.track_ids), body.mood, body.activity, body.hour,
+                                    body.diversity, body.discovery, [], cfg)
+        state = await listener(client, cfg, user_id)
+        items, unknown = await _redis(lambda: app.state.recommender.rank(
+            client, view, state, body.track_ids, request))
+        profile = state.profile
+        return RankResponse(
+            user_id=user_id, profile_version=profile.version if profile else 0,
             as_of=_iso(profile.as_of_ms) if profile else None,
-            cold_start=profile is None,
-            items=items,
+            target=request.target.name if request.target is not None else None,
+            items=[track_out(view, item) for item in items], unknown=unknown,
         )
+
+    @app.get("/v1/tracks/{track_id}/similar", response_model=SimilarTracks, tags=["recommend"],
+             responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]},
+             dependencies=[Depends(require("read"))])
+    async def similar(
+        track_id: Annotated[str, Path(min_length=1, max_length=256)],
+        client: Annotated[aioredis.Redis, Depends(get_redis)],
+        catalog: Annotated[LiveCatalog, Depends(get_catalog)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        mood: Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)] = None,
+        activity: Annotated[str | None, Query(max_length=64, description=_ACTIVITY_HELP)] = None,
+        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = DIVERSITY_DEFAULT,
+        exclude: Annotated[list[str], Query(max_length=500)] = [],  # noqa: B006
+    ) -> SimilarTracks:
+        """Tracks like this one: audio neighbours and what listeners play with it, artist-capped."""
+        view = catalog_view(catalog)
+        position = view.index.position.get(track_id)
+        if position is None:
+            raise ApiError(404, "unknown_track", f"the catalog has no track {track_id!r}")
+        request = recommend_request(k, mood, activity, None, diversity, 0.0, exclude, cfg)
+        row = await _redis(lambda: client.zrevrange(cfg.keys.track_neighbours(track_id), 0,
+                                                    NEIGHBOURS_KEPT - 1, withscores=True))
+        neighbours = [(member.decode(), float(value)) for member, value in row]
+        track = view.index.tracks[position]
+        items = similar_to(view, position, neighbours, request)
+        return SimilarTracks(track_id=track_id, title=track.title, artist=track.artist,
+                             items=[track_out(view, item) for item in items])
+
+    @app.post("/v1/users/{user_id}/seed", response_model=SeedResponse, tags=["recommend"],
+              responses=ERROR_RESPONSES, dependencies=[Depends(require("write"))])
+    async def seed(
+        user_id: UserId,
+        body: SeedRequest,
+        client: Annotated[aioredis.Redis, Depends(get_redis)],
+        catalog: Annotated[LiveCatalog, Depends(get_catalog)],
+        cfg: Annotated[ServingConfig, Depends(get_config)],
+    ) -> SeedResponse:
+        """Declare a listener's favourites (a few tracks and/or artists) for a cold start.
+
+        Stored next to the profile; their recommendations use it at once, fully while the listener
+        is new and fading out over their first 20 events. Unknown tracks and artists are reported;
+        if none is known, nothing is stored (422). Seeding again replaces the favourites.
+        """
+        view = catalog_view(catalog)
+        if not body.track_ids and not body.artists:
+            raise ApiError(422, "empty_seed", "give at least one track id or artist")
+        favourites = SeedFavourites(tuple(dict.fromkeys(body.track_ids)), tuple(dict.fromkeys(body.artists)))
+        resolved = seed_of(view, favourites)
+        known_tracks = [t for t in favourites.track_ids if t in view.index.position]
+        known_artists = [a for a in favourites.artists if a not in resolved.unknown_artists]
+        if not known_tracks and not known_artists:
+            raise ApiError(422, "nothing_known", "none of the seed tracks or artists is in the catalog",
+                           [{"field": "track_ids", "message": f"unknown: {resolved.unknown_tracks}"},
+                            {"field": "artists", "message": f"unknown: {resolved.unknown_artists}"}])
+        stored = SeedFavourites(tuple(known_tracks), tuple(known_artists))
+        await _redis(lambda: client.set(cfg.keys.user_seed(user_id),
+                                        encode_seed(stored, int(time.time() * 1000))))
+        request = recommend_request(10, None, None, None, DIVERSITY_DEFAULT, 0.0, [], cfg)
+        recs = await recommendations_for(user_id, client, catalog, request)
+        return SeedResponse(user_id=user_id, track_ids=known_tracks, artists=known_artists,
+                            unknown_tracks=resolved.unknown_tracks, unknown_artists=resolved.unknown_artists,
+                            recommendations=recs)
 
     @app.get("/v1/users/{user_id}/profile", response_model=Profile, tags=["recommend"],
              responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]},
@@ -254,7 +418,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         cfg: Annotated[ServingConfig, Depends(get_config)],
     ) -> Profile:
         """The live profile in readable form."""
-        live = await _read_profile(client, cfg.keys, user_id)
+        live = (await listener(client, cfg, user_id)).profile
         if live is None:
             raise ApiError(404, "unknown_user", f"no profile for user {user_id!r}: no event applied yet")
         audio = None
@@ -287,6 +451,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             recent_tracks=[
                 RecentTrackOut(track_id=r.track_id, type=str(r.type)) for r in reversed(live.recent)
             ],
+            taste_analysis=TasteAnalysis(**analyse_taste(catalog.view, live)) if len(catalog.view) else None,
         )
 
     _document_body_models(app)

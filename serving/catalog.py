@@ -1,42 +1,63 @@
-"""The API's in-memory catalog, rebuilt from Redis whenever the catalog version changes."""
+"""The API's in-memory catalog, rebuilt from Redis whenever the catalog version changes.
+
+The rebuild (parse, matrices, z space, the engagement model's track rows and, for very large
+catalogs, the coarse cell index) runs off the event loop; requests keep using the previous view
+until the new one is swapped in whole, so an answer never mixes two catalogs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import redis.asyncio as aioredis
 
 from online_models.catalog_index import CatalogIndex
+from online_models.recommend import CatalogView
 from schemas.keys import KeyLayout
 from schemas.tracks import InvalidTrack, decode_track
 
 log = logging.getLogger(__name__)
 
 
+def _build_view(values: list[bytes]) -> CatalogView:
+    tracks = []
+    unreadable = 0
+    for value in values:
+        try:
+            tracks.append(decode_track(value))
+        except InvalidTrack:
+            unreadable += 1
+    if unreadable:
+        log.warning("skipped %d unreadable catalog entries", unreadable)
+    return CatalogView.build(tracks)
+
+
 class LiveCatalog:
     def __init__(self, client: aioredis.Redis, keys: KeyLayout) -> None:
         self._client = client
         self._keys = keys
-        self.index = CatalogIndex.build([])
+        self.view = CatalogView.from_index(CatalogIndex.build([]))
         self.version: bytes | None = None
+        self.loaded_in_s: float | None = None
+
+    @property
+    def index(self) -> CatalogIndex:
+        return self.view.index
 
     async def refresh(self) -> bool:
         """Reload if the version in Redis moved; True when the index changed."""
         version = await self._client.get(self._keys.catalog_version)
         if version == self.version:
             return False
+        started = time.perf_counter()
         raw = await self._client.hgetall(self._keys.catalog_tracks)
-        tracks = []
-        for value in raw.values():
-            try:
-                tracks.append(decode_track(value))
-            except InvalidTrack:
-                log.warning("skipping an unreadable catalog entry")
-        # Building the matrices is CPU work; keep it off the event loop.
-        self.index = await asyncio.to_thread(CatalogIndex.build, tracks)
+        # Parsing and building the matrices is CPU work; keep it off the event loop.
+        self.view = await asyncio.to_thread(_build_view, list(raw.values()))
         self.version = version
-        log.info("catalog loaded: %d tracks (version %s)", len(self.index), version)
+        self.loaded_in_s = time.perf_counter() - started
+        log.info("catalog loaded: %d tracks (version %s) in %.1f s", len(self.index), version,
+                 self.loaded_in_s)
         return True
 
     async def keep_fresh(self, interval_s: float) -> None:

@@ -24,6 +24,11 @@ class ServingConfig:
     """No keys: demo mode, every request allowed (and the service says so)."""
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = field(default_factory=list)
+    recs_cache_size: int = 4096
+    """Finished recommendation answers kept in this process (0: no cache)."""
+    recs_cache_ttl_s: float = 5.0
+    exclude_recent: int = 24
+    """Tracks of the listener's latest this-many events are not recommended again."""
 
     @property
     def topics(self) -> Topics:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class Accepted(BaseModel):
@@ -13,19 +15,107 @@ class Accepted(BaseModel):
 
 class RecommendedTrack(BaseModel):
     track_id: str
-    score: float
+    score: float = Field(description="The ranking score (sum of the weighted terms, docs/ranking.md).")
     title: str
     artist: str
     genres: list[str]
     reasons: list[str] = Field(description="Why this track, in words a listener understands.")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Candidate sources that proposed it: taste, co_listening, trending, popular, seed.")
+    engagement: float | None = Field(
+        default=None,
+        description="P(like or complete) from the listener's engagement model (else the global model).")
 
 
 class Recommendations(BaseModel):
     user_id: str
     profile_version: int = Field(description="Events applied to this user when the list was made.")
     as_of: str | None = Field(description="Event time (RFC 3339) of the last applied event.")
-    cold_start: bool = Field(description="True when the user has no profile yet.")
+    cold_start: bool = Field(description="True when nothing is known of the listener: no profile, no seed.")
+    seeded: bool = Field(default=False, description="True when declared favourites (seed) were used.")
+    target: str | None = Field(
+        default=None, description="The mood / activity / time-of-day target applied, if any.")
     items: list[RecommendedTrack]
+
+
+class RankRequest(BaseModel):
+    """Tracks to re-rank for a listener (e.g. the player's own queue or a search result)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=1000, description="Catalog track ids, 1 to 1000.")
+    mood: str | None = Field(default=None, max_length=64,
+                             description="A mood name (see the recommendations endpoint).")
+    activity: str | None = Field(default=None, max_length=64)
+    hour: int | None = Field(default=None, ge=0, le=23, description="The listener's local hour.")
+    discovery: float = Field(default=0.0, ge=0.0, le=1.0)
+    diversity: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="0 (default): pure score order. Above 0: diversified like recommendations.")
+
+
+class RankResponse(BaseModel):
+    user_id: str
+    profile_version: int
+    as_of: str | None
+    target: str | None = None
+    items: list[RecommendedTrack] = Field(description="The known tracks, best first.")
+    unknown: list[str] = Field(
+        description="Given ids the catalog does not know (reported, not dropped silently).")
+
+
+class SimilarTracks(BaseModel):
+    track_id: str
+    title: str
+    artist: str
+    items: list[RecommendedTrack]
+
+
+class SeedRequest(BaseModel):
+    """Declared favourites of a new listener: a few tracks and/or artists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=50)
+    artists: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=20)
+
+
+class SeedResponse(BaseModel):
+    user_id: str
+    track_ids: list[str] = Field(description="Seed tracks the catalog knows.")
+    artists: list[str] = Field(description="Seed artists the catalog knows.")
+    unknown_tracks: list[str]
+    unknown_artists: list[str]
+    recommendations: Recommendations = Field(description="The listener's recommendations with the seed.")
+
+
+class TasteCluster(BaseModel):
+    size: int = Field(description="Recently liked tracks in this cluster.")
+    described_as: list[str] = Field(description="What sets it apart from the catalog average.")
+    examples: list[str] = Field(description="Liked tracks in it, as 'title by artist'.")
+
+
+class MoodFit(BaseModel):
+    mood: str
+    fit: float = Field(description="How well the taste vector fits the mood's audio target, 0 to 1.")
+
+
+class TimeOfDayShare(BaseModel):
+    hours_utc: str
+    share: float
+
+
+class TasteAnalysis(BaseModel):
+    clusters: list[TasteCluster] = Field(description="Distinct tastes among recent likes (k-means).")
+    moods: list[MoodFit] = Field(description="The moods the taste fits best.")
+    time_of_day: list[TimeOfDayShare] = Field(description="Likes and completes per 4-hour UTC window.")
+    listening_time: str | None = Field(description="When the listener enjoys music most, in words.")
+    drift: dict[str, Any] | None = Field(description="Taste drift detector: drifting now, detections, since.")
+    engagement_model: dict[str, Any] = Field(description="Whether the listener has their own model yet.")
 
 
 class Affinity(BaseModel):
@@ -54,6 +144,8 @@ class Profile(BaseModel):
     )
     taste_summary: list[str] = Field(description="What stands out in the taste, in words.")
     recent_tracks: list[RecentTrackOut] = Field(description="Newest first.")
+    taste_analysis: TasteAnalysis | None = Field(
+        default=None, description="Clusters, moods and time-of-day pattern (null until the catalog loads).")
 
 
 class Health(BaseModel):

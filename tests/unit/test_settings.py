@@ -26,6 +26,9 @@ ALL_VARS = {
     "ENCORE_API_KEYS": '[{"name": "p", "key": "0123456789abcdef", "scopes": ["write"]}]',
     "ENCORE_MAX_BODY_BYTES": "2048",
     "ENCORE_CORS_ORIGINS": "https://a.example,https://b.example",
+    "ENCORE_RECS_CACHE_SIZE": "0",
+    "ENCORE_RECS_CACHE_TTL_S": "1.5",
+    "ENCORE_EXCLUDE_RECENT": "10",
     "ENCORE_LOG_LEVEL": "debug",
 }
 

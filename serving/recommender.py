@@ -1,0 +1,274 @@
+"""Serving's side of the recommendation pipeline: the Redis reads between the pure steps, and a cache.
+
+Per request (`online_models.recommend` does everything else, in memory):
+
+1. one MGET: the profile and the declared favourites (same hash tag, so one slot in a cluster);
+2. one pipeline: the co-listening rows of the recent positives, and trending overall and in the
+   listener's two strongest genres;
+3. one HMGET: the live like and skip rates of the merged candidates.
+
+The global engagement model (for listeners without their own) changes once per 15 minutes of
+event time; it is re-read at most every `GLOBAL_REFRESH_S`.
+
+**Cache without staleness**: a finished answer is cached under a key that holds the listener's
+`profile_version` (and the seed, the catalog version and every request parameter), so an event
+the flow has applied changes the key and is never hidden; the profile itself is read on every
+request. Trending and co-listening move without the listener: `ttl_s` bounds how old those may be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from online_models.candidates import RECENT_POSITIVES, SeedProfile, recent_positives
+from online_models.context_features import DIM
+from online_models.recommend import (
+    CatalogView,
+    Gathered,
+    RankedTrack,
+    RecommendRequest,
+    SeedFavourites,
+    Signals,
+    gather,
+    pick,
+    rank_given,
+    score,
+    seed_of,
+)
+from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
+from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
+
+TRENDING_READ = 100
+"""Trending tracks read per sorted set (overall, and each of the listener's two top genres)."""
+GLOBAL_REFRESH_S = 10.0
+
+
+class ProfileUnreadable(Exception):
+    """A stored profile that this version cannot read."""
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    profile: UserProfile | None
+    seed_raw: bytes | None
+    seed: SeedFavourites | None
+
+
+def parse_seed(raw: bytes | None) -> SeedFavourites | None:
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+        return SeedFavourites(tuple(data.get("track_ids", ())), tuple(data.get("artists", ())))
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+
+
+def encode_seed(favourites: SeedFavourites, at_ms: int) -> bytes:
+    return orjson.dumps({"track_ids": list(favourites.track_ids), "artists": list(favourites.artists),
+                         "at_ms": at_ms})
+
+
+async def read_listener(client: Any, keys: KeyLayout, user_id: str) -> ListenerState:
+    raw_profile, raw_seed = await client.mget([keys.profile(user_id), keys.user_seed(user_id)])
+    profile = None
+    if raw_profile is not None:
+        try:
+            profile = decode_profile(raw_profile, user_id)
+        except ProfileCodecError as exc:
+            raise ProfileUnreadable(str(exc)) from None
+    return ListenerState(profile, raw_seed, parse_seed(raw_seed))
+
+
+def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 2) -> list[str]:
+    scores = dict(seed.genres) if seed is not None else {}
+    if profile is not None:
+        for name, value in profile.genres.items():
+            scores[name] = scores.get(name, 0.0) + value
+    return [g for g, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v > 0][:n]
+
+
+def _pairs(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
+    return [(member.decode(), float(value)) for member, value in flat]
+
+
+async def read_signals(
+    client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
+    neighbours_of: Sequence[str] = (),
+) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]]]:
+    """Co-listening rows (of the recent positives and `neighbours_of`) and trending, in one pipeline."""
+    seeds = [track_id for track_id, _ in recent_positives(profile, RECENT_POSITIVES)] if profile else []
+    seeds = list(dict.fromkeys([*seeds, *neighbours_of]))
+    genres = _top_genres(profile, seed)
+    pipe = client.pipeline(transaction=False)
+    for track_id in seeds:
+        pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
+    pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
+    for genre in genres:
+        pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
+    replies = await pipe.execute()
+    neighbours = {track_id: _pairs(row) for track_id, row in zip(seeds, replies, strict=False) if row}
+    trending: list[tuple[str, float]] = []
+    for row in replies[len(seeds):]:
+        trending.extend(_pairs(row))
+    return neighbours, trending
+
+
+Rates = dict[str, tuple[float, float, float]]
+
+
+def parse_rates(track_ids: Sequence[str], values: Sequence[bytes | None]) -> Rates:
+    out: Rates = {}
+    for track_id, raw in zip(track_ids, values, strict=True):
+        if raw is None:
+            continue
+        try:
+            like, skip, listens = (float(x) for x in raw.split(b","))
+        except ValueError:
+            continue
+        out[track_id] = (like, skip, listens)
+    return out
+
+
+async def read_rates(client: Any, keys: KeyLayout, track_ids: Sequence[str]) -> Rates:
+    if not track_ids:
+        return {}
+    return parse_rates(track_ids, await client.hmget(keys.item_rates, list(track_ids)))
+
+
+class GlobalModelCache:
+    """The newest published global engagement model, re-read at most every `refresh_s`."""
+
+    def __init__(self, refresh_s: float = GLOBAL_REFRESH_S) -> None:
+        self.refresh_s = refresh_s
+        self.weights: np.ndarray | None = None
+        self.period: int | None = None
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> np.ndarray | None:
+        now = time.monotonic()
+        if now - self._checked < self.refresh_s:
+            return self.weights
+        self._checked = now
+        latest = await client.get(keys.global_model_latest)
+        if latest is None:
+            return self.weights
+        period = int(latest)
+        if period != self.period:
+            raw = await client.get(keys.global_model(period))
+            if raw is not None and len(raw) == 4 * (DIM + 1):
+                self.weights = np.frombuffer(raw, dtype="<f4").copy()
+                self.period = period
+        return self.weights
+
+
+class ResponseCache:
+    """A small LRU of finished answers; entries older than `ttl_s` are not served."""
+
+    def __init__(self, size: int = 4096, ttl_s: float = 5.0) -> None:
+        self.size = size
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        if self.size <= 0:
+            return None
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl_s:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.size <= 0:
+            return
+        self._entries[key] = (time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+def seed_digest(raw: bytes | None) -> bytes:
+    return hashlib.blake2b(raw, digest_size=8).digest() if raw else b""
+
+
+@dataclass(frozen=True)
+class Answer:
+    items: list[RankedTrack]
+    cold_start: bool
+    seeded: bool
+    target: str | None
+
+
+class Recommender:
+    """The pipeline with its reads; one per API process."""
+
+    def __init__(self, keys: KeyLayout, cache: ResponseCache, global_model: GlobalModelCache) -> None:
+        self.keys = keys
+        self.cache = cache
+        self.global_model = global_model
+        self._seeds: OrderedDict[tuple[int, bytes], SeedProfile] = OrderedDict()
+
+    def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
+        if state.seed is None:
+            return None
+        key = (id(view), seed_digest(state.seed_raw))
+        seed = self._seeds.get(key)
+        if seed is None:
+            seed = seed_of(view, state.seed)
+            self._seeds[key] = seed
+            while len(self._seeds) > 1024:
+                self._seeds.popitem(last=False)
+        return seed
+
+    async def recommend(
+        self, client: Any, view: CatalogView, catalog_version: bytes | None, state: ListenerState,
+        request: RecommendRequest,
+    ) -> Answer:
+        profile = state.profile
+        key = ("recs", profile.user_id if profile else None, profile.version if profile else -1,
+               seed_digest(state.seed_raw), id(view), catalog_version, request.k, request.mood,
+               request.activity, request.hour, request.diversity, request.discovery, request.exclude)
+        if profile is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+        seed = self.seed_profile(view, state)
+        neighbours, trending = await read_signals(client, self.keys, profile, seed)
+        global_weights = await self.global_model.get(client, self.keys)
+        signals = Signals(neighbours=neighbours, trending=trending, global_weights=global_weights)
+        gathered: Gathered = gather(view, profile, seed, signals, request)
+        ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
+        rates = await read_rates(client, self.keys, ids)
+        signals = Signals(neighbours, trending, rates, global_weights)
+        scored = score(view, profile, seed, gathered, signals, request)
+        items = pick(view, profile, scored, request)
+        target = scored.target.name if scored.target is not None else None
+        answer = Answer(items, gathered.cold_start, seed is not None, target)
+        if profile is not None:
+            self.cache.put(key, answer)
+        return answer
+
+    async def rank(
+        self, client: Any, view: CatalogView, state: ListenerState, track_ids: Sequence[str],
+        request: RecommendRequest,
+    ) -> tuple[list[RankedTrack], list[str]]:
+        seed = self.seed_profile(view, state)
+        neighbours, trending = await read_signals(client, self.keys, state.profile, seed)
+        known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
+        rates = await read_rates(client, self.keys, known)
+        global_weights = await self.global_model.get(client, self.keys)
+        signals = Signals(neighbours, trending, rates, global_weights)
+        return rank_given(view, state.profile, seed, track_ids, signals, request)
