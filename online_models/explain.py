@@ -12,6 +12,7 @@ weight) under these keys; a term contributes a reason only above `MIN_CONTRIBUTI
 | `trending` | "trending in <first genre>" ("trending now" without genres) |
 | `mood` | the target's label: "fits your chill mood", "good for running", "fits the evening" |
 | `discovery` | "something new: less known but close to your taste" |
+| `session` | "close to what you are playing now" (the latest likes and completes) |
 | `engagement` | "you tend to enjoy tracks like this" (the listener's own engagement model) |
 | `quality` | "listeners love it" (a like rate well above the prior, few skips) |
 | `popular` | "popular in <first genre>" |
@@ -42,7 +43,7 @@ from schemas.tracks import Track
 
 MIN_CONTRIBUTION = 0.05
 MAX_REASONS = 3
-_ORDER = ("co_listening", "taste", "artist", "genre", "engagement", "trending", "mood", "quality",
+_ORDER = ("co_listening", "taste", "artist", "genre", "session", "engagement", "trending", "mood", "quality",
           "discovery", "popular")
 
 
@@ -77,6 +78,8 @@ def _text(
         return mood_label
     if key == "discovery":
         return "something new: less known but close to your taste"
+    if key == "session":
+        return "close to what you are playing now"
     if key == "engagement":
         return "you tend to enjoy tracks like this"
     if key == "quality":

@@ -103,6 +103,14 @@ class CatalogView:
     partition: cand.PartitionIndex | None = None
     artist_keys: Mapping[str, list[int]] = field(default_factory=dict)
     """Lower-cased artist name → indices into `index.artist_names` (for seeds)."""
+    genre_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Genre → catalog positions of its tracks (the `genre` source searches only these)."""
+    artist_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Artist name → catalog positions of their tracks (the `artist` source)."""
+    genre_index: Mapping[str, int] = field(default_factory=dict)
+    """Genre → its column in `index.genre_matrix`."""
+    artist_index: Mapping[str, int] = field(default_factory=dict)
+    """Artist name → its index in `index.artist_names`."""
 
     @classmethod
     def build(cls, tracks: Sequence, partition_min_tracks: int = PARTITION_MIN_TRACKS) -> CatalogView:
@@ -115,7 +123,21 @@ class CatalogView:
         artist_keys: dict[str, list[int]] = {}
         for i, name in enumerate(index.artist_names):
             artist_keys.setdefault(name.strip().lower(), []).append(i)
-        return cls(index, space, catalog_track_matrix(index), partition, artist_keys)
+        genre_rows = {}
+        if index.genre_names:
+            rows, cols = np.nonzero(index.genre_matrix)
+            order = np.argsort(cols, kind="stable")
+            rows, cols = rows[order], cols[order]
+            bounds = np.searchsorted(cols, np.arange(len(index.genre_names) + 1))
+            genre_rows = {name: rows[bounds[g] : bounds[g + 1]].astype(np.int64)
+                          for g, name in enumerate(index.genre_names)}
+        order = np.argsort(index.artist_of, kind="stable")
+        bounds = np.searchsorted(index.artist_of[order], np.arange(len(index.artist_names) + 1))
+        artist_rows = {name: order[bounds[a] : bounds[a + 1]].astype(np.int64)
+                       for a, name in enumerate(index.artist_names) if name}
+        return cls(index, space, catalog_track_matrix(index), partition, artist_keys, genre_rows, artist_rows,
+                   {name: g for g, name in enumerate(index.genre_names)},
+                   {name: a for a, name in enumerate(index.artist_names)})
 
     def __len__(self) -> int:
         return len(self.index)
@@ -306,6 +328,77 @@ def listener_clusters(view: CatalogView, profile: UserProfile | None) -> TasteCl
     return taste_clusters(view.space.z[liked])
 
 
+SESSION = "session"
+GENRE = "genre"
+ARTIST = "artist"
+SESSION_POSITIVES = 3
+"""The listener's latest likes and completes that make up their current session."""
+SESSION_RECENCY = 0.4
+"""Weight of each older positive in the session, relative to the next newer one."""
+SESSION_CANDIDATES = 100
+GENRE_CANDIDATES = 150
+ARTIST_CANDIDATES = 60
+
+
+@dataclass(frozen=True)
+class Session:
+    """What the listener enjoyed just now: the recency-weighted centre of their latest positives, and
+    each genre's weight among them (the newest counts most, so one like already turns the session)."""
+
+    centroid: np.ndarray
+    genres: Mapping[str, float]
+    positions: tuple[int, ...]
+
+
+def session_of(view: CatalogView, profile: UserProfile | None, n: int = SESSION_POSITIVES) -> Session | None:
+    """The short-term taste: it follows a listener who switches at once (the long-term taste and the
+    decayed affinities take many events to turn around)."""
+    liked = liked_positions(view, profile, n)
+    if not liked:
+        return None
+    weights = SESSION_RECENCY ** np.arange(len(liked))
+    weights /= weights.sum()
+    genres: dict[str, float] = {}
+    for w, i in zip(weights, liked, strict=True):
+        for g in set(view.index.tracks[i].genres):
+            genres[g] = genres.get(g, 0.0) + float(w)
+    centroid = (weights[:, None] * view.index.features[liked]).sum(0).astype(np.float32)
+    return Session(centroid, genres, tuple(liked))
+
+
+def _strongest(scores: Mapping[str, float], n: int) -> list[tuple[str, float]]:
+    return sorted(((k, v) for k, v in scores.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def _within(
+    view: CatalogView, rows_of: Mapping[str, np.ndarray], names: Sequence[tuple[str, float]],
+    taste: Sequence[float] | None, n: int, exclude: Collection[int], source: str,
+) -> cand.SourceCandidates:
+    """The best tracks of the listener's strongest genres (or artists): by the taste kernel when there
+    is a taste, else by popularity; the quota shared in proportion to the affinities, in turns."""
+    parts = []
+    total = sum(v for _, v in names) or 1.0
+    for name, value in names:
+        rows = rows_of.get(name)
+        if rows is None or len(rows) == 0:
+            continue
+        fit = _kernel(view, taste, rows, 1.0) if taste else view.index.popularity[rows]
+        share = max(1, round(n * value / total))
+        order = np.lexsort((rows, -fit))
+        parts.append([(int(rows[j]), float(fit[j])) for j in order[: share + len(exclude)]
+                      if int(rows[j]) not in exclude][:share])
+    positions: list[int] = []
+    scores: list[float] = []
+    seen: set[int] = set()
+    for depth in range(max((len(p) for p in parts), default=0)):
+        for part in parts:
+            if depth < len(part) and part[depth][0] not in seen:
+                seen.add(part[depth][0])
+                positions.append(part[depth][0])
+                scores.append(part[depth][1])
+    return cand.SourceCandidates(source, np.array(positions, np.int64), np.array(scores, np.float32))
+
+
 @dataclass
 class Gathered:
     candidates: list[cand.Candidate]
@@ -337,9 +430,18 @@ def gather(
             sources.append(view.taste_source(scoring_profile.taste, 200, excluded))
     elif cold:
         sources.append(view.taste_source(cand.global_taste(index), 200, excluded))
+    session = session_of(view, profile)
+    if session is not None:
+        sources.append(view.taste_source(session.centroid, SESSION_CANDIDATES, excluded, source=SESSION))
     if profile is not None and signals.neighbours:
         seeds = cand.recent_positives(profile)
         sources.append(cand.co_listening_neighbours(index, seeds, signals.neighbours, exclude=excluded))
+    if scoring_profile is not None:
+        taste = scoring_profile.taste or None
+        sources.append(_within(view, view.genre_rows, _strongest(scoring_profile.genres, 3), taste,
+                               GENRE_CANDIDATES, excluded, GENRE))
+        sources.append(_within(view, view.artist_rows, _strongest(scoring_profile.artists, 6), taste,
+                               ARTIST_CANDIDATES, excluded, ARTIST))
     if seed is not None and seed.taste:
         sources.append(cand.seed_candidates(view.space, seed, exclude=excluded))
     if signals.trending:
@@ -409,12 +511,20 @@ def score(
     taste_fit = _kernel(view, taste_vector, positions, weights.taste_bandwidth)
     terms["taste"] = weights.taste * taste_fit
     if scoring_profile is not None:
-        genre_vector = _squash(scoring_profile.genres, index.genre_names, weights.affinity_scale)
+        genre_vector = _squash(scoring_profile.genres, view.genre_index, weights.affinity_scale)
         terms["genre"] = weights.genre * (index.genre_matrix[positions] @ genre_vector)
-        artist_vector = _squash(scoring_profile.artists, index.artist_names, weights.affinity_scale)
+        artist_vector = _squash(scoring_profile.artists, view.artist_index, weights.affinity_scale)
         terms["artist"] = weights.artist * artist_vector[index.artist_of[positions]]
     popularity = index.popularity[positions]
     terms["popular"] = weights.popularity * popularity
+    session = session_of(view, profile)
+    if session is not None and m:
+        fit = _kernel(view, session.centroid, positions, weights.taste_bandwidth)
+        genre_weights = np.zeros(len(index.genre_names), dtype=np.float32)
+        for name, value in session.genres.items():
+            genre_weights[view.genre_index[name]] = value
+        in_genres = ((index.genre_matrix[positions] > 0) * genre_weights).max(axis=1, initial=0.0)
+        terms["session"] = weights.session * fit + weights.session_genre * in_genres
     model = engagement_weights(profile, signals)
     engagement = None
     if model is not None and m:
@@ -447,14 +557,12 @@ def _kernel(
     return np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
 
 
-def _squash(scores: Mapping[str, float], names: Sequence[str], scale: float) -> np.ndarray:
-    vector = np.zeros(len(names), dtype=np.float32)
-    if scores:
-        where = {name: i for i, name in enumerate(names)} if len(scores) * 8 < len(names) else None
-        for name, value in scores.items():
-            i = where.get(name) if where is not None else (names.index(name) if name in names else None)
-            if i is not None:
-                vector[i] = np.tanh(value / scale)
+def _squash(scores: Mapping[str, float], where: Mapping[str, int], scale: float) -> np.ndarray:
+    vector = np.zeros(len(where), dtype=np.float32)
+    for name, value in scores.items():
+        i = where.get(name)
+        if i is not None:
+            vector[i] = np.tanh(value / scale)
     return vector
 
 
