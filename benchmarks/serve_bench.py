@@ -565,9 +565,13 @@ def render(command: str, settings_rows: Sequence[tuple[str, str]], reports: Sequ
         cpu = report.cpu_s
         parts = ", ".join(f"{name} {cpu[name]:.1f}" for name in ("api", "flow", "redis", "ingest", "loadgen")
                           if name in cpu)
+        answered = sum(row["ok"] + sum(n for code, n in row["errors"].items()
+                                       if code not in ("timeout", "conn-error"))
+                       for load in report.load for row in endpoint_rows(load) if row["endpoint"] != "all")
+        per_request = f"{cpu['api'] / answered * 1000:.1f} ms" if answered and "api" in cpu else "-"
         lines.append(f"  CPU seconds over the {report.window_s:.0f} s load window: {parts}; whole machine "
                      f"{cpu.get('machine', float('nan')):.1f} (of {report.window_s * os.cpu_count():.0f} "
-                     "available)")
+                     f"available); API CPU per answered request {per_request}")
     return "\n".join(lines)
 
 
