@@ -1,10 +1,11 @@
 """The Encore dataflow, top to bottom as the data moves.
 
 ```
-encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► update_profile ─┬─► write_profiles (Redis)
-                                                     │                                             └─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
+encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
+                                                     │                          │                   └─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
+                                                     │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
-encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─────────────────────────────────► write_catalog (Redis)
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
                                                      └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
                                                                  └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
@@ -12,6 +13,11 @@ encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─�
 `update_profile` (keyed by user) applies taste, engagement model, drift and co-listening window per
 event and emits each touched track's increments; `update_track_stats` (keyed by track) sums them in
 recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
+`learn_global` keeps one global-model replica per events partition and `merge_global` (one key)
+publishes the merged model of each period (`flows/global_steps.py`); with `warm_start`,
+`update_profile` reads it back from Redis as the prior of new listeners (`flows/global_priors.py`).
+`enrich_tracks` (one key) gives tracks without audio features predicted ones
+(`flows/catalog_enrichment.py`).
 
 Every profile, catalog and dead-letter write also records the partitions' progress (processed
 offsets, for lag), counters and freshness, in the same pipeline (`flows/progress.py`,
@@ -26,22 +32,37 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
+from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
 from flows.decode import decode_event_message, decode_track_message, is_valid
+from flows.global_priors import GlobalPriorReader
+from flows.global_steps import (
+    GlobalMergerLogic,
+    GlobalModelSink,
+    GlobalReplicaLogic,
+    key_by_partition,
+    key_for_merger,
+)
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
 from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
-from flows.user_state import UserProfileLogic, track_signals_of
+from flows.user_state import UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
 
 
-def build_flow(config: FlowConfig) -> Dataflow:
+def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
+    """The dataflow. `warm_start` starts new listeners from the published global model; it is off
+    by default because which model a listener gets depends on how far the merger got when their
+    first event is processed, which a crash and replay (or a backlog) changes (docs/models.md,
+    "Open points")."""
     topics, keys = config.topics, config.keys
     learner = TasteLearner()
     lookup = TrackLookup(connect(config.redis_url), keys, config.catalog_refresh_s)
+    priors = (GlobalPriorReader(connect(config.redis_url), keys, config.catalog_refresh_s)
+              if warm_start else no_prior)
 
     def source(topic: str) -> KafkaSource:
         consumer_config = {"fetch.wait.max.ms": str(config.fetch_wait_ms), **config.kafka_config}
@@ -56,19 +77,34 @@ def build_flow(config: FlowConfig) -> Dataflow:
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
-        "update_profile", with_tracks, lambda resume: UserProfileLogic(learner, resume)
+        "update_profile", with_tracks, lambda resume: UserProfileLogic(learner, resume, priors)
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
     # Item statistics and co-listening of the applied events → per-track state → full-state writes.
     signals = op.flat_map("track_signals", profiles, track_signals_of)
     track_states = op.stateful_batch("update_track_stats", signals, TrackStateLogic)
     op.output("write_track_stats", track_states, TrackStatsSink(config.redis_url, keys))
+    # Global model (prior of new listeners, fallback score): a replica per events partition, fed
+    # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
+    # approximate), one merger that sees K records per period, published to Redis
+    # (`flows/global_steps.py`).
+    by_partition = op.map("key_by_partition", with_tracks, key_by_partition)
+    replica_records = op.stateful_batch("learn_global", by_partition, GlobalReplicaLogic)
+    to_merger = op.map("key_for_merger", replica_records, key_for_merger)
+    publications = op.stateful_batch("merge_global", to_merger, GlobalMergerLogic)
+    op.output("write_global", publications, GlobalModelSink(config.redis_url, keys))
 
     # Catalog upserts → the catalog every worker and API replica reads.
     raw_tracks = op.input("read_tracks", flow, source(topics.tracks))
     tracks = op.map("decode_track", raw_tracks, decode_track_message)
     checked_tracks = op.branch("split_valid_tracks", tracks, is_valid)
-    op.output("write_catalog", checked_tracks.trues, CatalogSink(config.redis_url, keys, lookup))
+    # One key: the audio-feature regressor sees every upsert (`flows/catalog_enrichment.py`).
+    existing = CatalogReader(connect(config.redis_url), keys)
+    keyed_tracks = op.map("key_catalog", checked_tracks.trues, key_catalog)
+    enriched = op.stateful_batch("enrich_tracks", keyed_tracks,
+                                 lambda resume: CatalogEnrichmentLogic(existing, resume))
+    resolved = op.map("unkey_catalog", enriched, unkey_catalog)
+    op.output("write_catalog", resolved, CatalogSink(config.redis_url, keys, lookup))
 
     # Whatever could not be applied → the dead-letter topic, raw bytes and reason.
     dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)

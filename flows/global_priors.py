@@ -6,7 +6,9 @@
 `GlobalPriors.prior_for`, reading Redis instead of a dict:
 
 - `global_model_latest` is checked at most every `refresh_s` (as `flows.track_lookup` checks the
-  catalog version); nothing newer than it is looked for.
+  catalog version), and at once when a listener's prior period is newer than the latest known (the
+  answer could still change, and the merger may have published since): one GET per new listener
+  only while the merger is behind. Nothing newer than `latest` is looked for.
 - Models are immutable once published (SET NX), and the merger publishes periods in increasing
   order, so both a model found and a period ≤ latest found missing are final: answers are cached
   per target period and a new listener usually costs one dict lookup.
@@ -48,8 +50,9 @@ class GlobalPriorReader:
         """Target period → the answer (only targets ≤ `_latest`, so the answer is final)."""
 
     def __call__(self, ts_ms: int) -> Prior | None:
-        self._refresh()
-        target = min(prior_period(ts_ms), self._latest)
+        wanted = prior_period(ts_ms)
+        self._refresh(force=wanted > self._latest)
+        target = min(wanted, self._latest)
         if target < 0:
             return None
         if target in self._answers:
@@ -60,9 +63,9 @@ class GlobalPriorReader:
         self._answers[target] = answer
         return answer
 
-    def _refresh(self) -> None:
+    def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self._checked_at < self._refresh_s:
+        if not force and now - self._checked_at < self._refresh_s:
             return
         self._checked_at = now
         raw = with_retries(lambda: self._client.get(self._keys.global_model_latest), "global model check")

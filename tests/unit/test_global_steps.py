@@ -207,8 +207,9 @@ class FakeStore:
 
 def test_the_prior_reader_gives_the_newest_published_model_two_periods_back() -> None:
     store = FakeStore(KeyLayout("t"))
-    reader = GlobalPriorReader(store, store.keys, refresh_s=0)  # type: ignore[arg-type]
+    reader = GlobalPriorReader(store, store.keys, refresh_s=3600)  # type: ignore[arg-type]
     assert reader(T0) is None  # nothing published
+    # Published since the last check: a prior period newer than the latest known re-checks at once.
     store.publish(P0 - 40, 1.0)  # sparse: nothing between P0 − 40 and P0 − 3
     store.publish(P0 - 3, 2.0)
     store.publish(P0 + 5, 3.0)
