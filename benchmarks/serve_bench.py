@@ -302,7 +302,7 @@ def load_plan(port: int, headers: dict[str, str], rates: Sequence[float], durati
 
 def run_phase(spec: CatalogSpec, args: argparse.Namespace, real: Sequence[Track], data: Path,
               bootstrap: str, redis_url: str, client: redis.Redis, workdir: Path, run_id: str,
-              processes: list[ManagedProcess], say: Callable[[str], None]) -> PhaseReport:
+              processes: list[ManagedProcess], say: Callable[[str], None], broker_pid: int) -> PhaseReport:
     namespace = f"serve{run_id}{spec.label.replace('.', '_')}"
     topics, keys = Topics(namespace), KeyLayout(namespace)
     port = free_port()
@@ -403,7 +403,7 @@ def run_phase(spec: CatalogSpec, args: argparse.Namespace, real: Sequence[Track]
         wait_until(lambda: (logs / "ingest.ready").exists(), 120, "the ingest producer to start",
                    ingest, flow)
         time.sleep(2.0 if args.ingest_rate > 0 else 0.0)  # the flow settles into the ingest rate
-        pids = {"api": api.pid, "flow": flow.pid, "ingest": ingest.pid}
+        pids = {"api": api.pid, "flow": flow.pid, "ingest": ingest.pid, "broker": broker_pid}
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         redis0, busy0, window = redis_cpu(client), machine_busy_seconds(), _Timer()
         applied0 = int(client.hget(keys.ops_counters, "events_applied") or 0)
@@ -444,9 +444,9 @@ def run_phase(spec: CatalogSpec, args: argparse.Namespace, real: Sequence[Track]
         lag_after_wait = lag.messages()
         lag.close()
         load = orjson.loads((logs / "load-result.json").read_bytes())
-        for phase in load["phases"]:
-            cpu.setdefault("loadgen", 0.0)
-            cpu["loadgen"] += phase["cpu_s"]
+        cpu["loadgen"] = sum(phase["cpu_s"] for phase in load["phases"])
+        ours = sum(cpu[name] for name in ("api", "flow", "redis", "broker", "ingest", "loadgen"))
+        cpu["other"] = max(0.0, cpu["machine"] - ours)  # the kernel, and work that is not this benchmark's
         report = PhaseReport(
             label=spec.label, tracks=spec.size, synthetic=spec.synthetic, catalog_how=how,
             catalog_s=catalog_s, users=args.users, history_events=n_history, history_s=history_s,
@@ -501,7 +501,8 @@ def endpoint_rows(phase: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _row(label: str, target: float, statuses: dict[str, int], latencies: Sequence[float],
          phase: dict[str, Any]) -> dict[str, Any]:
-    answered = sum(count for code, count in statuses.items() if code not in ("timeout", "conn-error"))
+    answered = sum(count for code, count in statuses.items()
+                   if code not in ("timeout", "conn-error", "unfinished"))
     errors = {code: count for code, count in statuses.items() if code != "200"}
     return {"endpoint": label, "target_rps": target, "achieved_rps": answered / phase["duration_s"],
             "ok": statuses.get("200", 0), "errors": errors, **percentiles(latencies)}
@@ -563,10 +564,10 @@ def render(command: str, settings_rows: Sequence[tuple[str, str]], reports: Sequ
                   f"  flow: applied {report.flow_applied_rate:,.0f} events/s during the load; lag when it "
                   f"ended {report.lag_at_end:,} messages{behind}; {catch}"]
         cpu = report.cpu_s
-        parts = ", ".join(f"{name} {cpu[name]:.1f}" for name in ("api", "flow", "redis", "ingest", "loadgen")
-                          if name in cpu)
+        parts = ", ".join(f"{name} {cpu[name]:.1f}" for name in
+                          ("api", "flow", "redis", "broker", "ingest", "loadgen", "other") if name in cpu)
         answered = sum(row["ok"] + sum(n for code, n in row["errors"].items()
-                                       if code not in ("timeout", "conn-error"))
+                                       if code not in ("timeout", "conn-error", "unfinished"))
                        for load in report.load for row in endpoint_rows(load) if row["endpoint"] != "all")
         per_request = f"{cpu['api'] / answered * 1000:.1f} ms" if answered and "api" in cpu else "-"
         lines.append(f"  CPU seconds over the {report.window_s:.0f} s load window: {parts}; whole machine "
@@ -658,7 +659,7 @@ def _run(args: argparse.Namespace,
         client = redis.Redis.from_url(redis_url)
         for spec in specs:
             reports.append(run_phase(spec, args, real, args.data, bootstrap, redis_url, client, workdir,
-                                     run_id, processes, say))
+                                     run_id, processes, say, broker.pid))
         machine = machine_info(client)
         ok = True
     finally:

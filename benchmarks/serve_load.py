@@ -112,73 +112,78 @@ class Connection:
 
 
 class Pool:
-    """Idle connections first; a new one while fewer than `limit` exist; else wait for one."""
+    """Keep-alive connections: an idle one first, else a new one while fewer than `limit` are open,
+    else wait for one to come back. A discarded connection frees its slot by queueing a `None`."""
 
     def __init__(self, host: str, port: int, limit: int) -> None:
         self.host, self.port, self.limit = host, port, limit
-        self.idle: list[Connection] = []
+        self.idle: asyncio.Queue[Connection | None] = asyncio.Queue()
         self.opened = 0
         self.live = 0
-        self.waiters: asyncio.Queue[Connection | None] = asyncio.Queue()
-        self.waiting = 0  # requests blocked in get()
-        self.handed = 0  # connections (or free slots, as None) queued for them, not yet taken
 
-    async def get(self) -> Connection | None:
-        if self.idle:
-            return self.idle.pop()
-        if self.live < self.limit:
-            self.live += 1
-            self.opened += 1
-            reader, writer = await asyncio.open_connection(self.host, self.port)  # on error: discard()
-            return Connection(reader, writer)
-        self.waiting += 1
-        try:
-            conn = await self.waiters.get()
-        finally:
-            self.waiting -= 1
-        self.handed -= 1
-        return conn
+    async def get(self) -> Connection:
+        while True:
+            if not self.idle.empty():
+                conn = self.idle.get_nowait()
+            elif self.live < self.limit:
+                conn = None
+            else:
+                conn = await self.idle.get()  # cancellation-safe: nothing is lost if it times out
+            if conn is not None:
+                return conn
+            if self.live < self.limit:
+                self.live += 1
+                try:
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                except BaseException:
+                    self.live -= 1
+                    raise
+                self.opened += 1
+                return Connection(reader, writer)
 
     def put(self, conn: Connection) -> None:
-        if self.waiting > self.handed:
-            self.handed += 1
-            self.waiters.put_nowait(conn)
-        else:
-            self.idle.append(conn)
+        self.idle.put_nowait(conn)
 
-    def discard(self, conn: Connection | None) -> None:
-        if conn is not None:
-            conn.close()
+    def discard(self, conn: Connection) -> None:
+        conn.close()
         self.live -= 1
-        if self.waiting > self.handed:  # a waiter opens a fresh connection in its place
-            self.handed += 1
-            self.waiters.put_nowait(None)
+        self.idle.put_nowait(None)
 
     def close(self) -> None:
-        for conn in self.idle:
-            conn.close()
+        while not self.idle.empty():
+            conn = self.idle.get_nowait()
+            if conn is not None:
+                conn.close()
+
+
+async def _attempt(pool: Pool, request: Request, due: float, result: PhaseResult,
+                   held: list[Connection]) -> tuple[int, bytes]:
+    conn = await pool.get()
+    held.append(conn)
+    result.send_lag_ms.append((time.perf_counter() - due) * 1000.0)
+    return await conn.exchange(request.raw)
 
 
 async def _one(pool: Pool, request: Request, due: float, result: PhaseResult) -> None:
-    conn = None
+    """One request; waiting for a connection and the exchange share one deadline: due + timeout."""
+    held: list[Connection] = []
     label = request.label
     try:
-        conn = await pool.get()
-        while conn is None:  # handed a free slot instead of a connection
-            conn = await pool.get()
-        result.send_lag_ms.append((time.perf_counter() - due) * 1000.0)
         remaining = REQUEST_TIMEOUT_S - (time.perf_counter() - due)
-        status, body = await asyncio.wait_for(conn.exchange(request.raw), max(0.001, remaining))
+        status, body = await asyncio.wait_for(_attempt(pool, request, due, result, held),
+                                              max(0.001, remaining))
         done = time.perf_counter()
     except TimeoutError:
         result.statuses[label]["timeout"] += 1
-        pool.discard(conn)
+        if held:
+            pool.discard(held[0])
         return
     except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
         result.statuses[label]["conn-error"] += 1
-        pool.discard(conn)
+        if held:
+            pool.discard(held[0])
         return
-    pool.put(conn)
+    pool.put(held[0])
     code = str(status)
     if status == 200 and request.check_items:
         try:
@@ -198,31 +203,30 @@ async def run_phase(host: str, port: int, name: str, rate: float, duration_s: fl
     pool = Pool(host, port, connections)
     count = int(rate * duration_s)
     result.scheduled = count
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: dict[asyncio.Task[None], str] = {}  # in flight -> label
     cpu0 = time.process_time()
     # Warm a few connections before the clock starts: connecting is not what is measured.
-    warm = [await pool.get() for _ in range(min(connections, 8))]
-    for conn in warm:
-        if conn is not None:
-            pool.put(conn)
+    for conn in [await pool.get() for _ in range(min(connections, 8))]:
+        pool.put(conn)
     t0 = time.perf_counter() + 0.05
     i = 0
     last_sent = t0
     while i < count:
         now = time.perf_counter()
         while i < count and t0 + i / rate <= now:
-            task = asyncio.create_task(_one(pool, requests[i % len(requests)], t0 + i / rate, result))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            request = requests[i % len(requests)]
+            task = asyncio.create_task(_one(pool, request, t0 + i / rate, result))
+            tasks[task] = request.label
+            task.add_done_callback(lambda done: tasks.pop(done, None))
             i += 1
             last_sent = now
         if i < count:
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
-    if tasks:
-        await asyncio.wait(list(tasks), timeout=REQUEST_TIMEOUT_S + 1)
-    for task in list(tasks):
+    if tasks:  # every request ends by its deadline; the margin is for the event loop
+        await asyncio.wait(list(tasks), timeout=REQUEST_TIMEOUT_S + 5)
+    for task, label in list(tasks.items()):
         task.cancel()
-        result.statuses["?"]["unfinished"] += 1
+        result.statuses[label]["unfinished"] += 1
     result.sent_span_s = last_sent - t0
     result.connections = pool.opened
     result.cpu_s = time.process_time() - cpu0
