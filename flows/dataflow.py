@@ -81,7 +81,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
     # Item statistics and co-listening of the applied events → per-track state → full-state writes.
-    signals = op.flat_map("track_signals", profiles, track_signals_of)
+    signals = op.flat_map_batch("track_signals", profiles, track_signals_of)
     track_states = op.stateful_batch("update_track_stats", signals, TrackStateLogic)
     op.output("write_track_stats", track_states, TrackStatsSink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed

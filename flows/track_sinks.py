@@ -38,18 +38,24 @@ class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):
             if write.neighbours is not None:
                 rows[track_id] = write.neighbours
         keys = self._keys
-        rates = {track_id: rates_value(w) for track_id, w in latest.items() if w.fields}
+        with_stats = {track_id: w for track_id, w in latest.items() if w.fields}
+        rates = {track_id: rates_value(w) for track_id, w in with_stats.items()}
+        trending = {track_id: w.trending for track_id, w in with_stats.items()}
+        # One ZADD per sorted set for the whole batch.
+        by_genre: dict[str, dict[str, float]] = {}
+        for track_id, write in with_stats.items():
+            for genre in write.genres:
+                by_genre.setdefault(genre, {})[track_id] = write.trending
 
         def fill(pipe) -> None:
-            for track_id, write in latest.items():
-                if not write.fields:
-                    continue
+            for track_id, write in with_stats.items():
                 stats_key = keys.track_stats(track_id)
                 pipe.delete(stats_key)
                 pipe.hset(stats_key, mapping=write.fields)
-                pipe.zadd(keys.trending, {track_id: write.trending})
-                for genre in write.genres:
-                    pipe.zadd(keys.trending_in_genre(genre), {track_id: write.trending})
+            if trending:
+                pipe.zadd(keys.trending, trending)
+            for genre, scores in by_genre.items():
+                pipe.zadd(keys.trending_in_genre(genre), scores)
             for track_id, neighbours in rows.items():
                 neighbours_key = keys.track_neighbours(track_id)
                 pipe.delete(neighbours_key)

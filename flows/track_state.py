@@ -17,6 +17,7 @@ of the order of additions, ~1e-16 relative).
 
 from __future__ import annotations
 
+import heapq
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,26 +99,22 @@ class TrackSignals:
 
     def add_pairs(self, pairs: list[PairIncrement]) -> None:
         """Co-listening increments, each added to both tracks' rows."""
-        scale_for: tuple[float, int] | None = None
-        era = 0
-        scaled = 0.0
+        weight, ts_ms = -1.0, -1
+        era, scaled = 0, 0.0
+        of = self._of
         for pair in pairs:
-            # One event's pairs share weight and time: scale once.
-            if scale_for != (pair.weight, pair.ts_ms):
-                scale_for = (pair.weight, pair.ts_ms)
-                era, scaled = PAIR_DECAY.scaled(pair.weight, pair.ts_ms)
-            self._add_pair(pair.a, pair.b, era, scaled, pair.ts_ms)
-            self._add_pair(pair.b, pair.a, era, scaled, pair.ts_ms)
-
-    def _add_pair(self, track_id: str, neighbour: str, era: int, scaled: float, ts_ms: int) -> None:
-        signal = self._of(track_id)
-        eras = signal.pairs.get(neighbour)
-        if eras is None:
-            signal.pairs[neighbour] = {era: scaled}
-        else:
-            eras[era] = eras.get(era, 0.0) + scaled
-        if ts_ms > signal.pairs_ms:
-            signal.pairs_ms = ts_ms
+            if (pair.weight, pair.ts_ms) != (weight, ts_ms):  # one event's pairs share both: scale once
+                weight, ts_ms = pair.weight, pair.ts_ms
+                era, scaled = PAIR_DECAY.scaled(weight, ts_ms)
+            for track_id, neighbour in ((pair.a, pair.b), (pair.b, pair.a)):
+                signal = of(track_id)
+                eras = signal.pairs.get(neighbour)
+                if eras is None:
+                    signal.pairs[neighbour] = {era: scaled}
+                else:
+                    eras[era] = eras.get(era, 0.0) + scaled
+                if ts_ms > signal.pairs_ms:
+                    signal.pairs_ms = ts_ms
 
     def keyed(self) -> list[tuple[str, TrackSignal]]:
         """The signals keyed by track_id, as the track-keyed step takes them."""
@@ -142,10 +139,50 @@ class TrackWrite:
     in this batch (its last write still holds)."""
 
 
-class TrackState:
-    """One track's item statistics and co-listening row, and what the sink needs to write them."""
+def top_neighbours(store: CoListeningStore, track_id: str, k: int) -> tuple[list[tuple[str, float]], int]:
+    """`store.neighbours(track_id, k)` (the same floats in the same order) in one cheap pass, and the
+    era its ranking was read at (the row's newest).
 
-    __slots__ = ("genres", "newest_ms", "row", "stats", "track_id")
+    `CoListeningStore.neighbours` decays every neighbour's count with `math.fsum` to rank the row, and
+    again for the k returned. All counts decay alike, so the rank is the count at the start of the
+    row's newest era; a neighbour whose count sits in one era (nearly all: an era is 64 half-lives)
+    needs one multiplication by its era's factor, computed once per era. `fsum` of one product is that
+    product, so the result is bit-identical (tested against the store)."""
+    row = store.rows.get(track_id)
+    if not row or k <= 0:
+        return [], -1
+    decay = store.decay
+    newest_era = max(max(eras) for eras in row.values())
+    reference_ms = newest_era * decay.era_ms
+    factors: dict[int, float] = {}
+    scored: list[tuple[float, str]] = []
+    for neighbour, eras in row.items():
+        if len(eras) == 1:
+            for era, scaled in eras.items():
+                factor = factors.get(era)
+                if factor is None:
+                    factor = factors[era] = decay.factor(era, reference_ms)
+                scored.append((-(scaled * factor), neighbour))
+        else:
+            scored.append((-decay.value_at(eras, reference_ms), neighbour))
+    at_ms = store.last_ms[track_id]
+    return [(n, decay.value_at(row[n], at_ms)) for _, n in heapq.nsmallest(k, scored)], newest_era
+
+
+class TrackState:
+    """One track's item statistics and co-listening row, and what the sink needs to write them.
+
+    **Top-N without re-ranking the row.** A batch only *adds* to some neighbours' counts, and all counts
+    decay alike, so a neighbour that was neither in the last top N nor touched since still has N
+    neighbours at least as strong: the new top N is the top N of (last top N ∪ touched). That is what
+    `write` ranks, O(N + touched) instead of O(row), reading each count at the start of the newest era
+    as the store does (for a count in that era alone, its stored sum). The first write, the first
+    after a resume and the first in a new era rank the whole row (`top_neighbours`). Either way the
+    result equals `CoListeningStore.neighbours`, float for float (tested).
+    """
+
+    __slots__ = ("genres", "max_era", "newest_ms", "row", "stats", "top", "top_era", "touched",
+                 "track_id")
 
     def __init__(self, track_id: str = "") -> None:
         self.track_id = track_id
@@ -154,9 +191,17 @@ class TrackState:
         """A store holding this track's row only (`rows[track_id]`)."""
         self.genres: tuple[str, ...] = ()
         self.newest_ms = -1
+        self.max_era = -1
+        """The newest co-listening era ever added to the row."""
+        self.top: list[str] = []
+        """The neighbours of the last row written, best first."""
+        self.top_era = -2
+        """The era `top` was ranked at; ≠ `max_era` = rank the whole row next time."""
+        self.touched: set[str] = set()
+        """Neighbours added to since the last write."""
 
-    def apply(self, signal: TrackSignal) -> bool:
-        """Add one signal; True when the co-listening row changed."""
+    def apply(self, signal: TrackSignal) -> None:
+        """Add one signal's item statistics and co-listening counts."""
         stats = self.stats
         for (counter, era), scaled in signal.items.items():
             stats.add(counter, era, scaled)
@@ -165,37 +210,82 @@ class TrackState:
         if signal.newest_ms > self.newest_ms:
             self.newest_ms = signal.newest_ms
         if not signal.pairs:
-            return False
-        row, track_id, ts_ms = self.row, self.track_id, signal.pairs_ms
+            return
+        store, track_id, ts_ms, touched = self.row, self.track_id, signal.pairs_ms, self.touched
+        row = store.rows.get(track_id)
         for neighbour, eras in signal.pairs.items():
+            touched.add(neighbour)
+            held = row.get(neighbour) if row is not None else None
             for era, scaled in eras.items():
-                row.add(track_id, neighbour, era, scaled, ts_ms)
-        return True
+                if era > self.max_era:
+                    self.max_era = era
+                if held is not None and era in held:
+                    # What `store.add` does here (no new era to prune, no new neighbour to cut for),
+                    # without its overhead: the common case.
+                    held[era] += scaled
+                else:
+                    store.add(track_id, neighbour, era, scaled, ts_ms)
+                    row = store.rows.get(track_id)
+                    held = row.get(neighbour) if row is not None else None
+        store.last_ms[track_id] = max(store.last_ms.get(track_id, ts_ms), ts_ms)
 
-    def write(self, neighbours_changed: bool) -> TrackWrite:
+    def write(self) -> TrackWrite:
+        """The full state; the co-listening row only when it changed since the last write."""
+        neighbours = self._neighbours() if self.touched else None
+        self.touched = set()
         stats, at = self.stats, self.newest_ms
         if at < 0:  # only co-listening so far: no stats to read
-            return TrackWrite({}, self.genres, at, 0.0, 0.0, 0.0, 0.0, self._neighbours(neighbours_changed))
+            return TrackWrite({}, self.genres, at, 0.0, 0.0, 0.0, 0.0, neighbours)
         return TrackWrite(stats.to_fields(), self.genres, at, stats.trending(at), stats.like_rate(at),
-                          stats.skip_rate(at), stats.listens(at), self._neighbours(neighbours_changed))
+                          stats.skip_rate(at), stats.listens(at), neighbours)
 
-    def _neighbours(self, changed: bool) -> list[tuple[str, float]] | None:
-        return self.row.neighbours(self.track_id, NEIGHBOURS_KEPT) if changed else None
+    def _neighbours(self) -> list[tuple[str, float]]:
+        # Ranked at an older era, `top` is still the right set, but rank once in full at a new era.
+        top = self._top_of_candidates() if self.top_era == self.max_era else None
+        if top is None:
+            top, self.top_era = top_neighbours(self.row, self.track_id, NEIGHBOURS_KEPT)
+        self.top = [n for n, _ in top]
+        return top
 
-    # Snapshot: plain containers, no per-track copy of the models' configs.
+    def _top_of_candidates(self) -> list[tuple[str, float]] | None:
+        row = self.row.rows.get(self.track_id)
+        if not row:
+            return None
+        era, decay = self.max_era, self.row.decay
+        reference_ms = era * decay.era_ms  # the store's ranking time: the newest era's start
+        scored: list[tuple[float, str]] = []
+        for neighbour in self.touched.union(self.top):
+            eras = row.get(neighbour)
+            if eras is None:
+                continue  # cut from a full row
+            # In the newest era alone (the usual case), a count at that era's start is its stored sum.
+            count = eras[era] if len(eras) == 1 and era in eras else decay.value_at(eras, reference_ms)
+            scored.append((-count, neighbour))
+        at_ms = self.row.last_ms[self.track_id]
+        factor = decay.factor(era, at_ms)
+        out = []
+        for _, neighbour in heapq.nsmallest(NEIGHBOURS_KEPT, scored):
+            eras = row[neighbour]
+            out.append((neighbour, eras[era] * factor if len(eras) == 1 and era in eras
+                        else decay.value_at(eras, at_ms)))
+        return out
+
+    # Snapshot: plain containers, no per-track copy of the models' configs; the ranking cache is
+    # rebuilt (a resumed track ranks its whole row once).
 
     def __getstate__(self) -> tuple:
         return (1, self.track_id, self.stats.sums, self.row.rows.get(self.track_id),
-                self.row.last_ms.get(self.track_id), self.genres, self.newest_ms)
+                self.row.last_ms.get(self.track_id), self.genres, self.newest_ms, self.touched)
 
     def __setstate__(self, state: tuple) -> None:
-        _, track_id, sums, row, last_ms, genres, newest_ms = state
+        _, track_id, sums, row, last_ms, genres, newest_ms, touched = state
         self.__init__(track_id)
         self.stats.sums = sums
-        if row is not None:
+        if row:
             self.row.rows[track_id] = row
             self.row.last_ms[track_id] = last_ms
-        self.genres, self.newest_ms = genres, newest_ms
+            self.max_era = max(max(eras) for eras in row.values())
+        self.genres, self.newest_ms, self.touched = genres, newest_ms, touched
 
 
 class TrackStateLogic(StatefulBatchLogic[TrackSignal, TrackWrite, bytes]):
@@ -211,10 +301,9 @@ class TrackStateLogic(StatefulBatchLogic[TrackSignal, TrackWrite, bytes]):
         if not state.track_id:
             # Bytewax builds the logic without its key; the first signal names the track.
             state.track_id = values[0].track_id
-        changed = False
         for signal in values:
-            changed |= state.apply(signal)
-        return ([state.write(changed)], StatefulBatchLogic.RETAIN)
+            state.apply(signal)
+        return ([state.write()], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)

@@ -8,9 +8,10 @@ Per event, in this order (`docs/models.md`, "Wiring plan"):
    duplicate `event_id`, and a duplicate teaches nothing below;
 3. `engagement = model.learn_event(event, track, m)` (the per-user engagement model); when it
    learned, `drift.update(engagement.surprise, event.ts)`;
-4. the listener's co-listening window turns a new positive into pair increments, and the event's
-   item-statistics contributions are taken: both are summed per track (`TrackSignals`) and handed on
-   in the step's output, for the track-keyed step (`flows.track_state`).
+4. the listener's co-listening window turns a new positive into pair increments, and the event is
+   handed on with its track and pairs in the step's output; `track_signals_of` sums a whole
+   batch of outputs per track (item-statistics contributions, pairs in both directions) for the
+   track-keyed step (`flows.track_state`).
 
 The profile written to Redis carries the model's 312 bytes of weights and the drift detector's 24
 bytes. A listener's model is created at their first event: `UserModel.from_prior(...)` of what the
@@ -27,7 +28,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.progress import Position
 from flows.track_state import TrackSignal, TrackSignals
-from online_models.co_listening import ListeningWindow
+from online_models.co_listening import ListeningWindow, PairIncrement
 from online_models.drift import DriftDetector
 from online_models.logistic import OnlineLogisticRegression
 from online_models.taste import TasteLearner
@@ -60,13 +61,22 @@ class ProfileWrite:
     """The newest message of the batch: the flow has processed up to here."""
     applied: int
     duplicates: int
-    track_signals: list[tuple[str, TrackSignal]]
-    """The applied events' item statistics and co-listening pairs, per track (`track_signals_of`)."""
+    learned: list[tuple[Event, Track | None, list[PairIncrement]]]
+    """The applied events, each with its track and the co-listening pairs it made: the track signals
+    `track_signals_of` sums."""
 
 
-def track_signals_of(item: tuple[str, ProfileWrite]) -> list[tuple[str, TrackSignal]]:
-    """The flat-map from the per-user step's output to the track-keyed step's input."""
-    return item[1].track_signals
+def track_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[str, TrackSignal]]:
+    """From a batch of the per-user step's outputs (many users) to the track-keyed step's input: item
+    contributions and co-listening pairs summed per track over the whole batch, so the track step
+    gets one signal per touched track rather than one per user and track."""
+    signals = TrackSignals()
+    for _, write in items:
+        for event, track, pairs in write.learned:
+            if pairs:
+                signals.add_pairs(pairs)
+            signals.add_event(event, track)
+    return signals.keyed()
 
 
 class UserState:
@@ -158,7 +168,7 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
         if state.model is None:
             state.model = self._new_model(first.ts)
         learn_taste, model, drift, window = self.learner.learn_one, state.model, state.drift, state.window
-        signals = TrackSignals()
+        learned: list[tuple[Event, Track | None, list[PairIncrement]]] = []
         applied = 0
         newest = values[0][2]
         for event, track, position in values:
@@ -171,18 +181,14 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
             engagement = model.learn_event(event, track, m)
             if engagement is not None:
                 drift.update(engagement.surprise, event.ts)
-            pairs = window.learn_one(event)
-            if pairs:
-                signals.add_pairs(pairs)
-            signals.add_event(event, track)
+            learned.append((event, track, window.learn_one(event)))
         if applied:
             profile.model_weights = model.to_bytes()
             profile.drift = drift.to_bytes()
             blob: bytes | None = encode_profile(profile)
         else:
             blob = None
-        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied,
-                             signals.keyed())
+        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied, learned)
         return ([write], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:

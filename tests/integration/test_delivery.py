@@ -30,6 +30,12 @@ from tests.integration.streams import (
     profile_differences,
     with_duplicates,
 )
+from tests.integration.test_flow_models import (
+    StoredTracks,
+    TrackReference,
+    track_reference,
+    wait_for_tracks,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +74,12 @@ def _wait_complete(env: Env, stream: list[dict[str, Any]], timeout_s: float = 12
     users = sorted(expected)
 
     def done() -> dict[str, UserProfile] | None:
-        if _processed(env) < len(stream):
+        try:
+            if _processed(env) < len(stream):
+                return None
+            profiles = _profiles(env.redis, env.keys, users)
+        except redis.BusyLoadingError:  # a restarted Redis still loading its append-only file
             return None
-        profiles = _profiles(env.redis, env.keys, users)
         complete = len(profiles) == len(users) and all(profiles[u].version == expected[u] for u in users)
         return profiles if complete else None
 
@@ -89,16 +98,44 @@ def stream() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(services: Services, stream: list[dict[str, Any]]) -> dict[str, UserProfile]:
-    """The reference: the stream through one uninterrupted flow."""
+def clean(services: Services, stream: list[dict[str, Any]], track_ref: TrackReference
+          ) -> tuple[dict[str, UserProfile], StoredTracks]:
+    """The reference: the stream through one uninterrupted flow; its profiles and track keys."""
     env = _module_env(services)
     flow = env.start_flow()
     try:
         _load_catalog(env)
         _produce(env, stream)
-        return _wait_complete(env, stream)
+        profiles = _wait_complete(env, stream)
+        return profiles, wait_for_tracks(env, track_ref)
     finally:
         flow.stop()
+
+
+@pytest.fixture(scope="module")
+def clean_run(clean: tuple[dict[str, UserProfile], StoredTracks]) -> dict[str, UserProfile]:
+    return clean[0]
+
+
+@pytest.fixture(scope="module")
+def track_ref(stream: list[dict[str, Any]]) -> TrackReference:
+    """Item stats and co-listening of the stream, learned event by event: what the track keys hold."""
+    genres = {t.track_id: tuple(t.genres) for t in read_spotify_csv(DEFAULT_SAMPLE)}
+    return track_reference(stream, genres)
+
+
+def _assert_same_tracks(expected: StoredTracks, actual: StoredTracks) -> None:
+    """Two runs' track keys: equal up to the rounding of summing in another order."""
+    assert expected.stats.keys() == actual.stats.keys()
+    for track_id, fields in expected.stats.items():
+        got = actual.stats[track_id]
+        assert got.keys() == fields.keys(), track_id
+        assert all(float(got[f]) == pytest.approx(float(v), rel=1e-9) for f, v in fields.items()), track_id
+        rates = [float(x) for x in actual.rates[track_id].split(",")]
+        assert rates == pytest.approx([float(x) for x in expected.rates[track_id].split(",")], rel=1e-5)
+    assert actual.trending == pytest.approx(expected.trending, rel=1e-6, abs=1e-12)
+    for track_id, row in expected.neighbours.items():
+        assert dict(actual.neighbours[track_id]) == pytest.approx(dict(row), rel=1e-9), track_id
 
 
 def _module_env(services: Services) -> Env:
@@ -146,9 +183,11 @@ def _produce_paced(env: Env, stream: list[dict[str, Any]], rate: float) -> threa
     return thread
 
 
-def test_profiles_after_repeated_sigkill_and_resume_equal_a_clean_run(
-    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile]
+def test_profiles_and_track_stats_after_repeated_sigkill_and_resume_equal_a_clean_run(
+    env: Env, stream: list[dict[str, Any]], clean: tuple[dict[str, UserProfile], StoredTracks],
+    track_ref: TrackReference,
 ) -> None:
+    clean_run, clean_tracks = clean
     env.settings = env.settings.with_(snapshot_interval_s=1)
     flow = env.start_flow()
     crashes: list[int] = []
@@ -162,6 +201,8 @@ def test_profiles_after_repeated_sigkill_and_resume_equal_a_clean_run(
             flow = env.start_flow()
         producer.join(60)
         profiles = _wait_complete(env, stream)
+        # Item stats and co-listening are sums: a replayed event counted twice would show here.
+        tracks = wait_for_tracks(env, track_ref)
     finally:
         flow.stop()
     counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
@@ -171,13 +212,14 @@ def test_profiles_after_repeated_sigkill_and_resume_equal_a_clean_run(
           f"{replayed} events re-applied after resuming from snapshots")
     assert all(0 < a < b < len(stream) for a, b in itertools.pairwise(crashes)), crashes
     _assert_same_profiles(clean_run, profiles)
+    _assert_same_tracks(clean_tracks, tracks)
     # Each restart resumed from its last snapshot (replaying about one snapshot interval); starting
     # over from the topics' beginning would have re-applied everything processed before each kill.
     assert 0 <= replayed < 0.5 * sum(crashes)
 
 
-def test_a_stream_with_ten_percent_duplicates_gives_the_same_profiles(
-    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile]
+def test_a_stream_with_ten_percent_duplicates_gives_the_same_profiles_and_track_stats(
+    env: Env, stream: list[dict[str, Any]], clean_run: dict[str, UserProfile], track_ref: TrackReference
 ) -> None:
     duplicated = with_duplicates(stream, 0.10)
     assert len(duplicated) == len(stream) + len(stream) // 10
@@ -186,6 +228,7 @@ def test_a_stream_with_ten_percent_duplicates_gives_the_same_profiles(
         _load_catalog(env)
         _produce(env, duplicated)
         profiles = _wait_complete(env, duplicated)
+        wait_for_tracks(env, track_ref)  # duplicates add nothing to the track sums
     finally:
         flow.stop()
     _assert_same_profiles(clean_run, profiles)

@@ -8,8 +8,15 @@ import random
 import pytest
 
 from flows.track_sinks import rates_value
-from flows.track_state import TrackSignal, TrackSignals, TrackStateLogic, TrackWrite
-from online_models.co_listening import CoListeningStore, ListeningWindow
+from flows.track_state import (
+    PAIR_DECAY,
+    TrackSignal,
+    TrackSignals,
+    TrackStateLogic,
+    TrackWrite,
+    top_neighbours,
+)
+from online_models.co_listening import CoListeningStore, ListeningWindow, PairIncrement
 from online_models.item_stats import ItemStats
 from schemas.events import Event
 from schemas.keys import NEIGHBOURS_KEPT
@@ -170,3 +177,62 @@ def test_an_unchanged_row_is_not_rewritten_and_a_pairs_only_track_has_no_stats()
     assert write.at_ms == T0 + 2 * HOUR
     assert [name.split("@")[0] for name in write.fields] == ["skips"]  # a skip adds no heat
     assert pickle.loads(pickle.dumps(a.state)).row.neighbours("a") == a.state.row.neighbours("a")
+
+
+def test_top_neighbours_equals_the_stores_ranking_bit_for_bit_also_across_eras() -> None:
+    rng = random.Random(4)
+    store = CoListeningStore()
+    era_ms = store.decay.era_ms
+    for _ in range(3_000):
+        a, b = sorted(rng.sample([f"t{i:03d}" for i in range(120)], 2))
+        # Mostly one era; some pairs an era earlier, so rows mix eras (as after an era rollover).
+        ts = T0 + rng.randrange(0, 30 * 24 * HOUR) - (era_ms if rng.random() < 0.2 else 0)
+        store.learn_one(PairIncrement(a, b, rng.choice([1.0, 1.0, 0.5]), ts))
+    mixed = [t for t, row in store.rows.items() if len({e for eras in row.values() for e in eras}) > 1]
+    assert mixed
+    for track_id in store.rows:
+        for k in (0, 1, 7, NEIGHBOURS_KEPT, 1_000):
+            assert top_neighbours(store, track_id, k)[0] == store.neighbours(track_id, k)
+    assert top_neighbours(store, "unknown", 5) == ([], -1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_row_written_equals_the_stores_neighbours_at_that_point(seed: int) -> None:
+    """The incremental top N against the store fed the same adds in the same order: through era
+    boundaries, rows cut back to capacity, hot and cold neighbours, and resumes from snapshots."""
+    rng = random.Random(seed)
+    era_ms = PAIR_DECAY.era_ms
+    store = CoListeningStore()
+    logic = TrackStateLogic(None)
+    neighbours = [f"n{i:04d}" for i in range(rng.choice([60, 700]))]  # 700: rows get cut
+    # Odd seeds start 20 days before an era boundary and cross it; even ones stay in one era.
+    ts = (T0 // era_ms + 1) * era_ms - (20 * 24 * HOUR if seed % 2 else 200 * 24 * HOUR)
+    written = 0
+    for batch in range(150):
+        values = []
+        for _ in range(rng.randrange(1, 4)):
+            signal = TrackSignal("t")
+            for _ in range(rng.randrange(0, 30)):
+                ts += rng.randrange(0, HOUR)
+                hot = rng.random() < 0.7
+                n = (neighbours[min(int(rng.paretovariate(0.6)), len(neighbours)) - 1] if hot
+                     else rng.choice(neighbours))
+                era, scaled = PAIR_DECAY.scaled(rng.choice([1.0, 0.5]), ts)
+                eras = signal.pairs.setdefault(n, {})
+                eras[era] = eras.get(era, 0.0) + scaled
+                signal.pairs_ms = ts
+            values.append(signal)
+        (write,), _ = logic.on_batch(values)
+        for signal in values:
+            for n, eras in signal.pairs.items():
+                for era, scaled in eras.items():
+                    store.add("t", n, era, scaled, signal.pairs_ms)
+        if any(v.pairs for v in values):
+            assert write.neighbours == store.neighbours("t", NEIGHBOURS_KEPT), batch
+            written += 1
+        else:
+            assert write.neighbours is None
+        if batch % 37 == 36:
+            logic = TrackStateLogic(logic.snapshot())
+    assert written > 100
+    assert len({e for eras in store.rows["t"].values() for e in eras}) == 1 + seed % 2

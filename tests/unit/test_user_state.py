@@ -79,17 +79,10 @@ def run(logic: UserProfileLogic, items: list[list[Item]]) -> list[ProfileWrite]:
 
 def signal_totals(writes: list[ProfileWrite]) -> tuple[dict, dict]:
     """Every track's item and pair sums over a run's writes (via the flow's own flat-map)."""
-    items: dict[tuple[str, str, int], float] = {}
-    pairs: dict[tuple[str, str, int], float] = {}
-    for write in writes:
-        for track_id, signal in track_signals_of(("u", write)):
-            assert signal.track_id == track_id
-            for (counter, era), value in signal.items.items():
-                items[track_id, counter, era] = items.get((track_id, counter, era), 0.0) + value
-            for neighbour, eras in signal.pairs.items():
-                for era, value in eras.items():
-                    pairs[track_id, neighbour, era] = pairs.get((track_id, neighbour, era), 0.0) + value
-    return items, pairs
+    keyed = [kv for write in writes for kv in track_signals_of([("u", write)])]
+    for track_id, signal in keyed:
+        assert signal.track_id == track_id
+    return signal_totals_of_keyed(keyed)
 
 
 def test_the_profile_carries_the_model_and_drift_state_the_step_keeps() -> None:
@@ -152,7 +145,7 @@ def test_pairs_go_to_both_tracks_scaled_like_the_co_listening_store() -> None:
     _, one_c = PAIR_DECAY.scaled(1.0, T0 + 120_000)
     assert pairs == {(a, b, era): one_b, (b, a, era): one_b,
                      (a, c, era): one_c, (c, a, era): one_c, (b, c, era): one_c, (c, b, era): one_c}
-    signals = dict(write.track_signals)
+    signals = dict(track_signals_of([("u", write)]))
     assert signals[a].genres == tuple(tracks[0].genres)
     assert signals[c].newest_ms == T0 + 120_000 and signals[c].pairs_ms == T0 + 120_000
 
@@ -199,7 +192,7 @@ def test_duplicates_teach_nothing_and_emit_no_track_signals() -> None:
     before = dupes.snapshot()
     (write,) = run(dupes, [items[-5:]])
     assert write.blob is None and write.applied == 0 and write.duplicates == 5
-    assert write.track_signals == []
+    assert write.learned == [] and track_signals_of([("u", write)]) == []
     assert dupes.snapshot() == before
 
 
@@ -282,9 +275,38 @@ def test_the_drift_multiplier_scales_the_taste_learners_min_rate() -> None:
 def test_track_signals_pickle_compactly_and_round_trip() -> None:
     logic = UserProfileLogic(TasteLearner(), None)
     (write,) = run(logic, [stream(40, seed=6)])
-    signals = write.track_signals
+    signals = track_signals_of([("u", write)])
     back = pickle.loads(pickle.dumps(signals))
     for (track_id, signal), (track_id2, signal2) in zip(signals, back, strict=True):
         assert isinstance(signal2, TrackSignal) and track_id == track_id2
         assert (signal.items, signal.pairs, signal.genres, signal.newest_ms, signal.pairs_ms) == (
             signal2.items, signal2.pairs, signal2.genres, signal2.newest_ms, signal2.pairs_ms)
+
+
+def test_a_batch_of_many_users_outputs_gives_one_signal_per_track_with_the_sums() -> None:
+    learner = TasteLearner()
+    outputs = []
+    for n, user in enumerate(["u1", "u2", "u3"]):
+        logic = UserProfileLogic(learner, None)
+        (write,) = run(logic, [stream(60, seed=10 + n, user=user)])
+        outputs.append((user, write))
+    merged = track_signals_of(outputs)
+    assert len({track_id for track_id, _ in merged}) == len(merged)
+    separately: list[ProfileWrite] = [w for _, w in outputs]
+    want_items, want_pairs = signal_totals(separately)
+    got_items, got_pairs = signal_totals_of_keyed(merged)
+    assert got_items.keys() == want_items.keys() and got_pairs.keys() == want_pairs.keys()
+    assert all(got_items[k] == pytest.approx(v, rel=1e-12) for k, v in want_items.items())
+    assert all(got_pairs[k] == pytest.approx(v, rel=1e-12) for k, v in want_pairs.items())
+
+
+def signal_totals_of_keyed(keyed: list[tuple[str, TrackSignal]]) -> tuple[dict, dict]:
+    items: dict[tuple[str, str, int], float] = {}
+    pairs: dict[tuple[str, str, int], float] = {}
+    for track_id, signal in keyed:
+        for (counter, era), value in signal.items.items():
+            items[track_id, counter, era] = items.get((track_id, counter, era), 0.0) + value
+        for neighbour, eras in signal.pairs.items():
+            for era, value in eras.items():
+                pairs[track_id, neighbour, era] = pairs.get((track_id, neighbour, era), 0.0) + value
+    return items, pairs
