@@ -263,6 +263,8 @@ class Stack:
     flow: ManagedProcess
     serve: ManagedProcess
     processes: list[ManagedProcess] = field(default_factory=list)
+    params: dict[str, float] = field(default_factory=dict)
+    """Extra query parameters of every recommendations read (e.g. `diversity`)."""
 
 
 class Progress:
@@ -399,7 +401,7 @@ def read_recommendations(stack: Stack, asks: dict[str, tuple[int, int]]) -> dict
     def one(item: tuple[str, tuple[int, int]]) -> tuple[str, list[str]]:
         user, (k, version) = item
         with httpx.Client(timeout=30) as http:
-            r = http.get(f"{stack.api}/v1/users/{user}/recommendations", params={"k": k})
+            r = http.get(f"{stack.api}/v1/users/{user}/recommendations", params={"k": k, **stack.params})
         if r.status_code != 200:
             raise BenchError(f"GET recommendations for {user}: {r.status_code} {r.text[:200]}")
         body = r.json()
@@ -435,7 +437,8 @@ ADAPT_METHODS = ("Encore", "Encore before the switch", "global popularity", "gen
 
 def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED, k: int = 10,
         min_tracks: int = DEFAULT_MIN_TRACKS, steps: Sequence[int] = DEFAULT_STEPS,
-        progress: bool = True, say: callable = print) -> Results:  # type: ignore[valid-type]
+        progress: bool = True, say: callable = print,  # type: ignore[valid-type]
+        diversity: float | None = None) -> Results:
     """The whole benchmark: start the stack, replay, read, score; stops everything it started."""
     t_start = time.perf_counter()
     steps = sorted(set(steps))
@@ -458,6 +461,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
     ok = False
     try:
         stack = start_stack(workdir, data, run_id, processes, say)
+        if diversity is not None:
+            stack.params["diversity"] = diversity
         stack_s = time.perf_counter() - t_start
         bootstrap = stack.settings.require_kafka()
         played: dict[str, list[str]] = {lst.user_id: list(lst.replay) for lst in listeners}
@@ -566,6 +571,7 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         f"distinct tracks), seed {args.seed}; {results.adapting} switch playlists",
         f"  machine     {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}",
         f"  runtime     {results.seconds:.0f} s (stack start + catalog {results.stack_seconds:.0f} s)",
+        f"  API reads   diversity = {'the API default' if args.diversity is None else args.diversity}",
         "",
         f"Playlist continuation (replayed half -> held-out half), mean over {results.listeners} listeners",
         f"  {'method':<28}{'HR@' + str(k):>10}{'NDCG@' + str(k):>10}{'R-prec':>10}{'Recall@' + str(k):>11}",
@@ -599,6 +605,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="least distinct tracks of a playlist used")
     parser.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)),
                         help="events of B after which adaptation is measured")
+    parser.add_argument("--diversity", type=float, default=None,
+                        help="the API's diversity parameter (0..1; default: the API's default)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -617,7 +625,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         results = run(args.data, args.playlists, args.seed, args.k, args.min_tracks, args.steps,
-                      progress=not args.no_progress, say=lambda s: print(s, flush=True))
+                      progress=not args.no_progress, say=lambda s: print(s, flush=True),
+                      diversity=args.diversity)
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ class RankingWeights:
     """Audio-feature similarity to the taste vector, in (0, 1]."""
     genre: float = 0.6
     """Mean of the listener's squashed genre affinities over the track's genres, in (-1, 1)."""
-    artist: float = 0.4
+    artist: float = 0.8
     """The listener's squashed affinity for the track's artist, in (-1, 1)."""
     popularity: float = 0.15
     """Catalog popularity in [0, 1]: a prior that breaks ties toward known-good tracks."""
