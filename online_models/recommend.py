@@ -76,6 +76,8 @@ SEED_FADE_EVENTS = 20
 """Declared favourites count fully for a new listener and fade out over this many applied events."""
 DISLIKED_ARTIST_BELOW = -0.8
 """An artist whose affinity is below this (about one recent dislike, or a run of early skips) is left out."""
+OWN_MODEL_PRIOR_EVENTS = 10
+"""Events after which a listener's own engagement model counts as much as the global one."""
 CLUSTER_LIKES = 24
 """Liked tracks (the profile's recent likes and completes) that taste clusters are found from."""
 
@@ -463,14 +465,36 @@ class Scored:
     clusters: TasteClusters | None = None
     cold_start: bool = False
     own_model: bool = False
-    """True when `engagement` came from the listener's own model (not the global one)."""
+    """True when `engagement` is mostly the listener's own model (not the global one)."""
 
 
-def engagement_weights(profile: UserProfile | None, signals: Signals) -> np.ndarray | None:
-    """The listener's own model when they have one, else the global model, else None."""
-    if profile is not None and profile.model_weights:
-        return np.frombuffer(profile.model_weights, dtype="<f4")
-    return signals.global_weights
+def own_model_share(profile: UserProfile | None) -> float:
+    """How much the listener's own engagement model counts against the global one: n / (n + 10),
+    n = their events with a clear signal (likes, completes, dislikes, skips). A new listener starts
+    from the global model and moves to their own as it learns (a warm start done at scoring time, so
+    it is the same on every replay)."""
+    if profile is None or not profile.model_weights:
+        return 0.0
+    n = sum(profile.counts.get(t, 0) for t in (EventType.LIKE, EventType.COMPLETE, EventType.DISLIKE,
+                                                EventType.SKIP))
+    return n / (n + OWN_MODEL_PRIOR_EVENTS)
+
+
+def engagement_of(
+    view: CatalogView, profile: UserProfile | None, signals: Signals, positions: np.ndarray,
+    context: np.ndarray,
+) -> tuple[np.ndarray | None, float]:
+    """P(like or complete) of each candidate, blending the listener's and the global model; and the
+    listener's own share."""
+    share = own_model_share(profile)
+    rows = view.track_x[positions]
+    own = score_tracks(np.frombuffer(profile.model_weights, dtype="<f4"), rows, context) if share else None
+    glob = score_tracks(signals.global_weights, rows, context) if signals.global_weights is not None else None
+    if own is None:
+        return glob, 0.0
+    if glob is None:
+        return own, 1.0
+    return share * own + (1.0 - share) * glob, share
 
 
 def quality_of(rates: Mapping[str, tuple[float, float, float]], track_ids: Sequence[str]) -> np.ndarray:
@@ -525,12 +549,12 @@ def score(
             genre_weights[view.genre_index[name]] = value
         in_genres = ((index.genre_matrix[positions] > 0) * genre_weights).max(axis=1, initial=0.0)
         terms["session"] = weights.session * fit + weights.session_genre * in_genres
-    model = engagement_weights(profile, signals)
-    engagement = None
-    if model is not None and m:
+    engagement, own_share = None, 0.0
+    if m:
         context = context_vector(request.now_ms, request.context)
-        engagement = score_tracks(model, view.track_x[positions], context)
-        terms["engagement"] = weights.engagement * 2.0 * (engagement - 0.5)
+        engagement, own_share = engagement_of(view, profile, signals, positions, context)
+        if engagement is not None:
+            terms["engagement"] = weights.engagement * 2.0 * (engagement - 0.5)
     if signals.rates:
         ids = [index.tracks[i].track_id for i in positions]
         terms["quality"] = weights.quality * quality_of(signals.rates, ids)
@@ -543,9 +567,8 @@ def score(
     total = np.zeros(m, dtype=np.float64)
     for values in terms.values():
         total += values
-    own = profile is not None and bool(profile.model_weights)
     return Scored(candidates, positions, total, terms, engagement, scoring_profile, target, clusters, cold,
-                  own)
+                  own_share >= 0.5)
 
 
 def _kernel(

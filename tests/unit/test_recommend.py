@@ -59,8 +59,9 @@ def fan_of(view: CatalogView, genre: str, n: int = 8, user: str = "fan") -> User
     rows = [view.index.position[t.track_id] for t in liked]
     taste = view.index.features[rows].mean(0).tolist()
     recent = [RecentTrack(t.track_id, EventType.LIKE) for t in liked]
+    counts = dict.fromkeys(EventType, 0) | {EventType.LIKE: n, EventType.COMPLETE: n}
     return UserProfile(user, version=2 * n, as_of_ms=NOW, taste=taste, taste_weight=n,
-                       genres={genre: 4.0}, recent=recent)
+                       genres={genre: 4.0}, recent=recent, counts=counts)
 
 
 def genres_of(view: CatalogView, items: list) -> list[str]:
@@ -169,6 +170,18 @@ def test_the_listeners_engagement_model_moves_the_ranking(view: CatalogView) -> 
     assert mean_energy(modelled) < mean_energy(plain)
     assert all(item.engagement is not None for item in modelled)
     assert any("you tend to enjoy tracks like this" in item.reasons for item in modelled)
+
+
+def test_a_new_listener_starts_from_the_global_model_and_moves_to_their_own() -> None:
+    from online_models.recommend import own_model_share
+
+    weights = bytes(312)
+    new = UserProfile("u", model_weights=weights, counts=dict.fromkeys(EventType, 0) | {EventType.LIKE: 1})
+    settled = UserProfile("u", model_weights=weights,
+                          counts=dict.fromkeys(EventType, 0) | {EventType.COMPLETE: 60, EventType.SKIP: 30})
+    assert own_model_share(None) == 0.0 == own_model_share(UserProfile("u"))
+    assert own_model_share(new) == pytest.approx(1 / 11)
+    assert own_model_share(settled) == pytest.approx(90 / 100)
 
 
 def test_the_global_model_scores_a_listener_without_their_own_but_gives_no_personal_reason(
