@@ -474,36 +474,45 @@ def merge_candidates(
     its full length).
     """
     quotas = dict(DEFAULT_QUOTAS if quotas is None else quotas)
-    excluded = set(exclude)
-    proposals: dict[int, Candidate] = {}
-    for src in sources:
-        for j, i in enumerate(src.positions.tolist()):
-            candidate = proposals.setdefault(i, Candidate(i))
-            candidate.sources.setdefault(src.source, float(src.scores[j]))
-            if src.via is not None and candidate.via is None:
-                candidate.via = src.via[j]
+    lists = [src.positions.tolist() for src in sources]
+    lengths = [len(items) for items in lists]
+    quota = [quotas.get(s.source, DEFAULT_QUOTAS.get(s.source, n))
+             for s, n in zip(sources, lengths, strict=True)]
     cursors = [0] * len(sources)
     taken = [0] * len(sources)
-    quota = [quotas.get(s.source, DEFAULT_QUOTAS.get(s.source, len(s))) for s in sources]
-    merged: list[Candidate] = []
-    seen: set[int] = set()
-    while len(merged) < limit:
+    seen: set[int] = set(exclude)
+    picked: list[int] = []
+    while len(picked) < limit:
         progressed = False
-        for s, src in enumerate(sources):
-            if len(merged) >= limit:
+        for s, items in enumerate(lists):
+            if len(picked) >= limit:
                 break
-            while taken[s] < quota[s] and cursors[s] < len(src):
-                i = int(src.positions[cursors[s]])
-                cursors[s] += 1
-                if i in seen or i in excluded:
+            cursor, n = cursors[s], lengths[s]
+            while taken[s] < quota[s] and cursor < n:
+                i = items[cursor]
+                cursor += 1
+                if i in seen:
                     continue
                 seen.add(i)
                 taken[s] += 1
-                merged.append(proposals[i])
+                picked.append(i)
                 progressed = True
                 break
+            cursors[s] = cursor
         if not progressed:
             break
+    # Every source that proposed a picked track, with its score (and the first `via`), in source order.
+    ranks = [dict(zip(items, range(len(items)), strict=True)) for items in lists]
+    merged: list[Candidate] = []
+    for i in picked:
+        candidate = Candidate(i)
+        for src, rank in zip(sources, ranks, strict=True):
+            j = rank.get(i)
+            if j is not None and src.source not in candidate.sources:
+                candidate.sources[src.source] = float(src.scores[j])
+                if src.via is not None and candidate.via is None:
+                    candidate.via = src.via[j]
+        merged.append(candidate)
     return merged
 
 
@@ -520,7 +529,8 @@ def source_terms(
     weights = SOURCE_WEIGHTS if weights is None else weights
     out: dict[str, np.ndarray] = {}
     for name, weight in weights.items():
-        raw = np.array([max(c.sources.get(name, 0.0), 0.0) for c in merged], dtype=np.float64)
+        raw = np.fromiter((c.sources.get(name, 0.0) for c in merged), dtype=np.float64, count=len(merged))
+        raw = np.maximum(raw, 0.0)
         top = raw.max() if len(raw) else 0.0
         out[name] = (weight * raw / top if top > 0 else np.zeros(len(raw))).astype(np.float32)
     return out

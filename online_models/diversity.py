@@ -214,7 +214,9 @@ def diversify(
     cap = n if max_per_artist is None else max(0, max_per_artist)
     cluster = clusters.assign(z) if (clusters is not None and lam > 0) else np.zeros(n, dtype=np.int64)
     cluster_picks = np.zeros(cluster.max() + 1, dtype=np.int64)
-    sim = kernel_similarity(z, bandwidth) if lam > 0 else None
+    z32 = np.asarray(z, dtype=np.float32)
+    sq = (z32 * z32).sum(1)
+    dims = max(z32.shape[1], 1) if z32.ndim == 2 else 1
     max_sim = np.zeros(n)
     available = finite.copy()
     # Tie-break: more relevant first, then earlier; encoded as a tiny rank-based offset.
@@ -239,6 +241,8 @@ def diversify(
         available[i] = False
         artist_count[artist_key[i]] += 1
         cluster_picks[cluster[i]] += 1
-        if sim is not None:
-            max_sim = np.maximum(max_sim, sim[i])
+        if lam > 0:
+            # Only the picked rows of the similarity matrix are ever needed: k × n, not n × n.
+            d2 = np.maximum(sq + sq[i] - 2.0 * (z32 @ z32[i]), 0.0) / dims
+            max_sim = np.maximum(max_sim, np.exp(-d2 / (2.0 * bandwidth**2)))
     return picked
