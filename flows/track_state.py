@@ -18,6 +18,7 @@ of the order of additions, ~1e-16 relative).
 from __future__ import annotations
 
 import heapq
+import math
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -253,14 +254,24 @@ class TrackState:
             return None
         era, decay = self.max_era, self.row.decay
         reference_ms = era * decay.era_ms  # the store's ranking time: the newest era's start
+        # Scores are negated counts (nsmallest = strongest). In the newest era alone (the usual
+        # case), a count at that era's start is its stored sum.
         scored: list[tuple[float, str]] = []
-        for neighbour in self.touched.union(self.top):
+        for neighbour in self.top:
             eras = row.get(neighbour)
-            if eras is None:
-                continue  # cut from a full row
-            # In the newest era alone (the usual case), a count at that era's start is its stored sum.
+            if eras is not None:  # else cut from a full row
+                count = eras[era] if len(eras) == 1 and era in eras else decay.value_at(eras, reference_ms)
+                scored.append((-count, neighbour))
+        # A touched neighbour weaker than every last-top member stays out: N are stronger.
+        bar = max(scored)[0] if len(scored) >= NEIGHBOURS_KEPT else math.inf
+        last_top = set(self.top)
+        for neighbour in self.touched:
+            eras = row.get(neighbour)
+            if eras is None or neighbour in last_top:
+                continue
             count = eras[era] if len(eras) == 1 and era in eras else decay.value_at(eras, reference_ms)
-            scored.append((-count, neighbour))
+            if -count <= bar:
+                scored.append((-count, neighbour))
         at_ms = self.row.last_ms[self.track_id]
         factor = decay.factor(era, at_ms)
         out = []

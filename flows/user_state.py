@@ -103,15 +103,20 @@ class UserState:
         drift = DriftDetector.from_bytes(profile.drift) if profile.drift else None
         return cls(profile, model, drift)
 
+    def sync(self) -> None:
+        """Put the models' exact bytes into the profile (what is encoded, and what is pickled)."""
+        if self.model is not None:
+            self.profile.model_weights = self.model.to_bytes()
+        self.profile.drift = self.drift.to_bytes()
+
     def __getstate__(self) -> tuple:
-        model = self.model.to_bytes() if self.model is not None else b""
-        return (1, self.profile, model, self.drift.to_bytes(), self.window.entries)
+        # The profile holds the model's and the detector's bytes (`sync` runs after every batch).
+        return (1, self.profile, self.window.entries)
 
     def __setstate__(self, state: tuple) -> None:
-        _, profile, model, drift, entries = state
-        self.profile = profile
-        self.model = UserModel.from_bytes(model) if model else None
-        self.drift = DriftDetector.from_bytes(drift)
+        _, profile, entries = state
+        restored = UserState.from_profile(profile)
+        self.profile, self.model, self.drift = restored.profile, restored.model, restored.drift
         self.window = ListeningWindow(entries=entries)
 
 
@@ -167,6 +172,7 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
             profile.user_id = first.user_id
         if state.model is None:
             state.model = self._new_model(first.ts)
+            state.sync()
         learn_taste, model, drift, window = self.learner.learn_one, state.model, state.drift, state.window
         learned: list[tuple[Event, Track | None, list[PairIncrement]]] = []
         applied = 0
@@ -183,8 +189,7 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
                 drift.update(engagement.surprise, event.ts)
             learned.append((event, track, window.learn_one(event)))
         if applied:
-            profile.model_weights = model.to_bytes()
-            profile.drift = drift.to_bytes()
+            state.sync()
             blob: bytes | None = encode_profile(profile)
         else:
             blob = None
