@@ -1,12 +1,13 @@
 """Per-track state in the dataflow: item statistics and co-listening rows, keyed by track_id.
 
-The per-user step (`flows.user_state`) turns each *applied* event into track signals: the event's
-item-statistics contributions (`online_models.item_stats.contributions`) for its own track, and the
-co-listening pairs of the listener's window (`online_models.co_listening.ListeningWindow`) in both
-directions. It sums them per track for its batch (`TrackSignals`: addition commutes, so summing
-before applying changes nothing but float rounding) and hands them on in its output. The flow
-flat-maps them by track_id into `TrackStateLogic`, whose keyed state holds the track's `ItemStats`
-and its co-listening row, and emits the track's **full state** once per batch (`TrackWrite`).
+The per-user step (`flows.user_state`) hands on each *applied* event with its track and the
+co-listening pairs of the listener's window (`online_models.co_listening.ListeningWindow`).
+`flows.user_state.track_signals_of` turns a whole batch of them into track signals (`TrackSignals`):
+the events' item-statistics contributions (`online_models.item_stats.contributions`) on their own
+tracks and the pairs in both directions, summed per track (addition commutes, so summing before
+applying changes nothing but float rounding). Keyed by track_id they reach `TrackStateLogic`, whose
+keyed state holds the track's `ItemStats` and its co-listening row, and which emits the track's
+**full state** once per batch (`TrackWrite`).
 
 Why keyed state and full-state writes, not `HINCRBYFLOAT` from the per-user step: the sums are
 commutative but not idempotent. After a crash Bytewax resumes this state from the snapshot taken
