@@ -113,6 +113,8 @@ class CatalogView:
     """Genre → its column in `index.genre_matrix`."""
     artist_index: Mapping[str, int] = field(default_factory=dict)
     """Artist name → its index in `index.artist_names`."""
+    global_taste: np.ndarray = field(default_factory=lambda: np.full(9, 0.5, np.float32))
+    """`candidates.global_taste` of the catalog: the cold-start taste, computed once."""
 
     @classmethod
     def build(cls, tracks: Sequence, partition_min_tracks: int = PARTITION_MIN_TRACKS) -> CatalogView:
@@ -139,7 +141,7 @@ class CatalogView:
                        for a, name in enumerate(index.artist_names) if name}
         return cls(index, space, catalog_track_matrix(index), partition, artist_keys, genre_rows, artist_rows,
                    {name: g for g, name in enumerate(index.genre_names)},
-                   {name: a for a, name in enumerate(index.artist_names)})
+                   {name: a for a, name in enumerate(index.artist_names)}, cand.global_taste(index))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -386,9 +388,12 @@ def _within(
             continue
         fit = _kernel(view, taste, rows, 1.0) if taste else view.index.popularity[rows]
         share = max(1, round(n * value / total))
-        order = np.lexsort((rows, -fit))
-        parts.append([(int(rows[j]), float(fit[j])) for j in order[: share + len(exclude)]
-                      if int(rows[j]) not in exclude][:share])
+        # Only the best `share + |exclude|` can make it: partition first, so a 100k-track genre
+        # costs one pass, then sort the few (ties by position).
+        keep = min(len(rows), share + len(exclude))
+        best = np.argpartition(-fit, keep - 1)[:keep] if keep < len(rows) else np.arange(len(rows))
+        order = best[np.lexsort((rows[best], -fit[best]))]
+        parts.append([(int(rows[j]), float(fit[j])) for j in order if int(rows[j]) not in exclude][:share])
     positions: list[int] = []
     scores: list[float] = []
     seen: set[int] = set()
@@ -431,7 +436,7 @@ def gather(
         else:
             sources.append(view.taste_source(scoring_profile.taste, 200, excluded))
     elif cold:
-        sources.append(view.taste_source(cand.global_taste(index), 200, excluded))
+        sources.append(view.taste_source(view.global_taste, 200, excluded))
     session = session_of(view, profile)
     if session is not None:
         sources.append(view.taste_source(session.centroid, SESSION_CANDIDATES, excluded, source=SESSION))
@@ -530,7 +535,7 @@ def score(
     terms: dict[str, np.ndarray] = {}
     taste_vector = (
         scoring_profile.taste if scoring_profile is not None and scoring_profile.taste
-        else cand.global_taste(index)
+        else view.global_taste
     )
     taste_fit = _kernel(view, taste_vector, positions, weights.taste_bandwidth)
     terms["taste"] = weights.taste * taste_fit

@@ -470,11 +470,29 @@ def install_security(app: FastAPI, config: ServingConfig) -> None:
         log.warning("DEMO MODE: no API keys configured (ENCORE_API_KEYS); anyone who can reach "
                     "this API can write events and read every profile")
 
-        @app.middleware("http")
-        async def _say_demo_mode(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-            response = await call_next(request)
-            response.headers["X-Encore-Auth"] = "demo-mode: no API keys configured"
-            return response
+        app.add_middleware(DemoModeHeader)
+
+
+class DemoModeHeader:
+    """Adds `X-Encore-Auth: demo-mode…` to every response (plain ASGI: no extra task per request,
+    unlike `BaseHTTPMiddleware`)."""
+
+    HEADER = (b"x-encore-auth", b"demo-mode: no API keys configured")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 def _document_body_models(app: FastAPI) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -143,12 +143,13 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require(scope: str) -> Callable[[Request], ApiKey | None]:
+def require(scope: str) -> Callable[[Request], Awaitable[ApiKey | None]]:
     """A FastAPI dependency: the request's key must exist, hold `scope`, and be within its rate."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def check(request: Request) -> ApiKey | None:
+    # async: runs on the event loop (a plain def would go through the thread pool on every request).
+    async def check(request: Request) -> ApiKey | None:
         auth: Authenticator = request.app.state.auth
         if auth.demo_mode:
             return None

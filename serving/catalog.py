@@ -19,6 +19,8 @@ from schemas.tracks import InvalidTrack, decode_track
 
 log = logging.getLogger(__name__)
 
+SCAN_COUNT = 5_000
+
 
 def _build_view(values: list[bytes]) -> CatalogView:
     tracks = []
@@ -51,9 +53,17 @@ class LiveCatalog:
         if version == self.version:
             return False
         started = time.perf_counter()
-        raw = await self._client.hgetall(self._keys.catalog_tracks)
+        # HSCAN in chunks, not one HGETALL: a 1M-track catalog in one reply blocks Redis for seconds
+        # and can exceed the client's timeout. (A write during the scan shows up at the next version.)
+        values: list[bytes] = []
+        cursor = 0
+        while True:
+            cursor, chunk = await self._client.hscan(self._keys.catalog_tracks, cursor, count=SCAN_COUNT)
+            values.extend(chunk.values())
+            if cursor == 0:
+                break
         # Parsing and building the matrices is CPU work; keep it off the event loop.
-        self.view = await asyncio.to_thread(_build_view, list(raw.values()))
+        self.view = await asyncio.to_thread(_build_view, values)
         self.version = version
         self.loaded_in_s = time.perf_counter() - started
         log.info("catalog loaded: %d tracks (version %s) in %.1f s", len(self.index), version,
