@@ -373,7 +373,7 @@ def run_phase(spec: CatalogSpec, args: argparse.Namespace, real: Sequence[Track]
 
         # 3. The API, timed until it serves the whole catalog.
         timer = _Timer()
-        api = start("api", ["encore.cli", "serve", "--port", str(port)])
+        api = start("api", ["encore.cli", "serve", "--port", str(port), "--workers", str(args.api_workers)])
         base = f"http://127.0.0.1:{port}"
 
         def catalog_served() -> bool:
@@ -600,6 +600,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds of GET /healthz at the top rate before the mix (default 10; 0: none)")
     parser.add_argument("--connections", type=int, default=128,
                         help="most connections the load generator opens (default 128)")
+    parser.add_argument("--api-workers", type=int, default=1,
+                        help="uvicorn worker processes of the API (default 1; with more, the API's RSS "
+                             "line shows only the supervising process)")
     parser.add_argument("--auth", choices=("demo", "key"), default="demo",
                         help="API without keys (demo mode) or with one key sent as a bearer token")
     parser.add_argument("--synthetic-load", choices=("direct", "kafka"), default="direct",
@@ -673,6 +676,7 @@ def _run(args: argparse.Namespace,
         ("stack", "broker, redis-server, `encore flow` (1 process), `encore serve` (1 worker), ingest "
                   "producer and load generator: each its own process, all on loopback"),
         ("api auth", "demo mode (no API keys)" if args.auth == "demo" else "one API key, bearer token"),
+        ("api workers", str(args.api_workers)),
         ("load", f"{', '.join(f'{r:g}' for r in args.rates)} requests/s, open loop, {args.duration:g} s "
                  f"each, after {args.calibration:g} s of GET /healthz; up to {args.connections} keep-alive "
                  "connections"),
