@@ -40,7 +40,7 @@ Terms of the score (each already × its weight; the weights' one place is `scori
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -203,9 +203,18 @@ class RecommendRequest:
     exclude: frozenset[str] = frozenset()
     rules: ExclusionRules = EXCLUSION_RULES
 
+    clock_hour: int | None = None
+    """The server clock's UTC hour: the time-of-day default when the request gives no `hour`. It
+    nudges the score but gives no reason (UTC is not necessarily the listener's time)."""
+
     @property
     def target(self) -> MoodTarget | None:
-        return resolve_target(self.mood, self.activity, self.hour)
+        target = resolve_target(self.mood, self.activity, self.hour)
+        if target is None and self.clock_hour is not None:
+            target = resolve_target(None, None, self.clock_hour)
+            if target is not None:
+                target = replace(target, label="")
+        return target
 
     @property
     def context(self) -> EventContext | None:

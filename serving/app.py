@@ -244,8 +244,9 @@ def create_app(config: ServingConfig) -> FastAPI:
                                 + ", ".join(sorted({*MOODS, *ACTIVITIES}))})
         if details:
             raise ApiError(422, "invalid_parameters", "unknown mood or activity", details)
+        now_ms = int(time.time() * 1000)
         return RecommendRequest(
-            k=k, now_ms=int(time.time() * 1000), mood=mood, activity=activity, hour=hour,
+            k=k, now_ms=now_ms, mood=mood, activity=activity, hour=hour, clock_hour=now_ms // 3_600_000 % 24,
             diversity=diversity, discovery=discovery, exclude=frozenset(exclude),
             rules=ExclusionRules(recent_events=cfg.exclude_recent),
         )

@@ -295,3 +295,15 @@ def test_taste_analysis_finds_two_clusters_and_names_moods(view: CatalogView) ->
     assert all(c["described_as"] and c["examples"] for c in analysis["clusters"])
     assert len(analysis["moods"]) == 3 and analysis["listening_time"] == "mostly 20-24 h (UTC)"
     assert analysis["drift"] is None and analysis["engagement_model"]["own_model"] is False
+
+
+def test_the_clock_sets_a_time_of_day_nudge_without_a_reason(view: CatalogView) -> None:
+    from_clock = RecommendRequest(now_ms=NOW, clock_hour=23)
+    assert from_clock.target is not None
+    assert (from_clock.target.name, from_clock.target.label) == ("night", "")
+    assert RecommendRequest(now_ms=NOW, hour=8, clock_hour=23).target.name == "morning"  # the request wins
+    assert RecommendRequest(now_ms=NOW, mood="chill", clock_hour=23).target.name == "chill"
+    plain = recommend(view, fan_of(view, "pop"), k=10)
+    nudged = recommend(view, fan_of(view, "pop"), k=10, clock_hour=23)
+    assert [i.score for i in nudged] != [i.score for i in plain]
+    assert not any("fits the night" in item.reasons for item in nudged)
