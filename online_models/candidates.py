@@ -502,17 +502,16 @@ def merge_candidates(
         if not progressed:
             break
     # Every source that proposed a picked track, with its score (and the first `via`), in source order.
-    ranks = [dict(zip(items, range(len(items)), strict=True)) for items in lists]
-    merged: list[Candidate] = []
-    for i in picked:
-        candidate = Candidate(i)
-        for src, rank in zip(sources, ranks, strict=True):
-            j = rank.get(i)
-            if j is not None and src.source not in candidate.sources:
-                candidate.sources[src.source] = float(src.scores[j])
-                if src.via is not None and candidate.via is None:
-                    candidate.via = src.via[j]
-        merged.append(candidate)
+    by_position = {i: Candidate(i) for i in picked}
+    for src, items in zip(sources, lists, strict=True):
+        name, scores, via = src.source, src.scores.tolist(), src.via
+        for j, i in enumerate(items):
+            candidate = by_position.get(i)
+            if candidate is not None and name not in candidate.sources:
+                candidate.sources[name] = scores[j]
+                if via is not None and candidate.via is None:
+                    candidate.via = via[j]
+    merged = [by_position[i] for i in picked]
     return merged
 
 

@@ -70,6 +70,8 @@ from online_models.scoring import RANKING_WEIGHTS, RankingWeights, describe_tast
 from schemas.events import EventContext, EventType
 from schemas.profile_codec import UserProfile
 
+POPULAR_KEPT = 2_000
+"""Popular tracks kept per catalog view for the `popular` source (it excludes from these)."""
 PARTITION_MIN_TRACKS = 200_000
 """Above this many tracks the taste source searches coarse cells (`PartitionIndex`), not every row."""
 SEED_FADE_EVENTS = 20
@@ -115,6 +117,8 @@ class CatalogView:
     """Artist name → its index in `index.artist_names`."""
     global_taste: np.ndarray = field(default_factory=lambda: np.full(9, 0.5, np.float32))
     """`candidates.global_taste` of the catalog: the cold-start taste, computed once."""
+    popular_order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """The most popular `POPULAR_KEPT` positions, best first (ties by position), computed once."""
 
     @classmethod
     def build(cls, tracks: Sequence, partition_min_tracks: int = PARTITION_MIN_TRACKS) -> CatalogView:
@@ -141,10 +145,41 @@ class CatalogView:
                        for a, name in enumerate(index.artist_names) if name}
         return cls(index, space, catalog_track_matrix(index), partition, artist_keys, genre_rows, artist_rows,
                    {name: g for g, name in enumerate(index.genre_names)},
-                   {name: a for a, name in enumerate(index.artist_names)}, cand.global_taste(index))
+                   {name: a for a, name in enumerate(index.artist_names)}, cand.global_taste(index),
+                   cand.popular_candidates(index, POPULAR_KEPT).positions)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def popular_source(self, n: int, exclude: Collection[int]) -> cand.SourceCandidates:
+        """`candidates.popular_candidates` from the precomputed order (no pass over the catalog)."""
+        keep: list[int] = []
+        for i in self.popular_order.tolist():
+            if i not in exclude:
+                keep.append(i)
+                if len(keep) >= n:
+                    break
+        positions = np.array(keep, dtype=np.int64)
+        scores = self.index.popularity[positions].astype(np.float32)
+        return cand.SourceCandidates(cand.POPULAR, positions, scores)
+
+    def cluster_source(
+        self, centroids_z: np.ndarray, n: int, exclude: Collection[int]
+    ) -> cand.SourceCandidates:
+        """`candidates.cluster_neighbours`, through `taste_source` (so the cell index on big catalogs)."""
+        per = [self.taste_source(c * self.space.std + self.space.mean, n, exclude) for c in centroids_z]
+        positions: list[int] = []
+        scores: list[float] = []
+        seen: set[int] = set()
+        for rank in range(n):
+            for part in per:
+                if rank < len(part) and len(positions) < n:
+                    i = int(part.positions[rank])
+                    if i not in seen:
+                        seen.add(i)
+                        positions.append(i)
+                        scores.append(float(part.scores[rank]))
+        return cand.SourceCandidates(cand.TASTE, np.array(positions, np.int64), np.array(scores, np.float32))
 
     def taste_source(
         self, taste: Sequence[float] | np.ndarray, n: int, exclude: Collection[int], source: str = cand.TASTE
@@ -441,7 +476,7 @@ def gather(
     cold = scoring_profile is None or (not scoring_profile.taste and not scoring_profile.genres)
     if scoring_profile is not None and scoring_profile.taste:
         if clusters is not None and clusters.k >= 2:
-            sources.append(cand.cluster_neighbours(view.space, clusters.centroids, 200, excluded))
+            sources.append(view.cluster_source(clusters.centroids, 200, excluded))
         else:
             sources.append(view.taste_source(scoring_profile.taste, 200, excluded))
     elif cold:
@@ -462,7 +497,7 @@ def gather(
         sources.append(cand.seed_candidates(view.space, seed, exclude=excluded))
     if signals.trending:
         sources.append(cand.trending_candidates(index, signals.trending, exclude=excluded))
-    sources.append(cand.popular_candidates(index, 100 if cold else 50, exclude=excluded))
+    sources.append(view.popular_source(100 if cold else 50, excluded))
     merged = cand.merge_candidates(sources, exclude=excluded)
     return Gathered(merged, excluded, clusters, cold)
 
