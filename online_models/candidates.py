@@ -242,6 +242,13 @@ class PartitionIndex:
     def n_cells(self) -> int:
         return len(self.centroids)
 
+    def probe(self, taste: Sequence[float] | np.ndarray, n_probe: int = 16) -> np.ndarray:
+        """Catalog positions of every row in the `n_probe` cells nearest the taste."""
+        zu = self.space.to_z(taste)
+        d_cells = ((self.centroids - zu) ** 2).sum(1)
+        probe = np.argsort(d_cells, kind="stable")[: max(1, n_probe)]
+        return np.concatenate([self.order[self.offsets[c] : self.offsets[c + 1]] for c in probe])
+
     def query(
         self,
         taste: Sequence[float] | np.ndarray,

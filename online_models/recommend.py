@@ -381,6 +381,10 @@ GENRE = "genre"
 ARTIST = "artist"
 SESSION_POSITIVES = 3
 """The listener's latest likes and completes that make up their current session."""
+WITHIN_EXACT_MAX = 20_000
+"""A genre with more tracks than this is searched through the cell index (big catalogs only)."""
+WITHIN_PROBE = 32
+"""Cells the genre source probes then (twice the taste source's: a genre is a subset of each cell)."""
 SESSION_RECENCY = 0.4
 """Weight of each older positive in the session, relative to the next newer one."""
 SESSION_CANDIDATES = 100
@@ -430,6 +434,13 @@ def _within(
         rows = rows_of.get(name)
         if rows is None or len(rows) == 0:
             continue
+        if taste and view.partition is not None and len(rows) > WITHIN_EXACT_MAX and name in view.genre_index:
+            # A big catalog's genre holds tens of thousands of tracks: search only the cells nearest
+            # the taste (as the taste source does), keeping the genre's tracks among them.
+            near = view.partition.probe(taste, WITHIN_PROBE)
+            rows = near[view.index.genre_matrix[near, view.genre_index[name]] > 0]
+            if len(rows) == 0:
+                continue
         fit = _kernel(view, taste, rows, 1.0) if taste else view.index.popularity[rows]
         share = max(1, round(n * value / total))
         # Only the best `share + |exclude|` can make it: partition first, so a 100k-track genre

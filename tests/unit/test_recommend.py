@@ -307,3 +307,22 @@ def test_the_clock_sets_a_time_of_day_nudge_without_a_reason(view: CatalogView) 
     nudged = recommend(view, fan_of(view, "pop"), k=10, clock_hour=23)
     assert [i.score for i in nudged] != [i.score for i in plain]
     assert not any("fits the night" in item.reasons for item in nudged)
+
+
+def test_on_a_big_catalog_the_genre_source_searches_near_cells_and_keeps_the_genre(
+    tracks: list[Track], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import online_models.recommend as rec
+
+    exact = CatalogView.build(tracks)
+    celled = CatalogView.build(tracks, partition_min_tracks=1)
+    assert celled.partition is not None
+    profile = fan_of(exact, "rock")
+    taste, ranked = profile.taste, [("rock", 4.0)]
+    want = rec._within(exact, exact.genre_rows, ranked, taste, 40, set(), "genre")
+    monkeypatch.setattr(rec, "WITHIN_EXACT_MAX", 10)
+    monkeypatch.setattr(rec, "WITHIN_PROBE", 8)
+    got = rec._within(celled, celled.genre_rows, ranked, taste, 40, set(), "genre")
+    assert len(got) == 40
+    assert all("rock" in celled.index.tracks[i].genres for i in got.positions)
+    assert len(set(got.positions.tolist()) & set(want.positions.tolist())) >= 30
