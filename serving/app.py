@@ -272,10 +272,9 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     async def recommendations_for(
         user_id: str, client: aioredis.Redis, catalog: LiveCatalog, request: RecommendRequest,
-        state: ListenerState | None = None,
     ) -> Recommendations:
         view = catalog_view(catalog)
-        state = state or await listener(client, app.state.config, user_id)
+        state = await listener(client, app.state.config, user_id)
         answer = await _redis(lambda: app.state.recommender.recommend(
             client, view, catalog.version, state, request))
         profile = state.profile
