@@ -44,8 +44,8 @@ def test_recommendations_rank_similar_seed_and_profile_on_the_live_stack(env: En
         _listen(api, env, "ben", [*ROCK[:3], *ROCK[40:42]])
         env.wait_for_version("ana", n)
         env.wait_for_version("ben", 5)
-        wait_for(lambda: env.redis.zcard(env.keys.track_neighbours(ROCK[0].track_id)) >= 4, 30,
-                 "co-listening neighbours of the first rock track")
+        wait_for(lambda: env.redis.zscore(env.keys.track_neighbours(ROCK[0].track_id), ROCK[40].track_id)
+                 is not None, 30, "the second listener's co-listening in the first rock track's row")
 
         recs = api.get("/v1/users/ana/recommendations", params={"k": 10}).json()
         assert recs["profile_version"] == n and recs["cold_start"] is False and recs["as_of"]
