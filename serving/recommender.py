@@ -102,11 +102,9 @@ def _pairs(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
 
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
-    neighbours_of: Sequence[str] = (),
 ) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]]]:
-    """Co-listening rows (of the recent positives and `neighbours_of`) and trending, in one pipeline."""
+    """Co-listening rows of the recent positives, and trending, in one pipeline."""
     seeds = [track_id for track_id, _ in recent_positives(profile, RECENT_POSITIVES)] if profile else []
-    seeds = list(dict.fromkeys([*seeds, *neighbours_of]))
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:
