@@ -37,10 +37,10 @@ class RankingWeights:
     """The listener's squashed affinity for the track's artist, in (-1, 1)."""
     popularity: float = 0.15
     """Catalog popularity in [0, 1]: a prior that breaks ties toward known-good tracks."""
-    session: float = 0.6
+    session: float = 0.9
     """× taste kernel to the recency-weighted centre of the latest 3 likes/completes: follows a switch
     at once."""
-    session_genre: float = 0.4
+    session_genre: float = 0.6
     """× the largest session weight among the track's genres (1 when all latest positives share it)."""
     engagement: float = 0.5
     """× 2·(p − ½), p = the listener's engagement model's P(like or complete), in (−1, 1)."""
