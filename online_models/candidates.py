@@ -37,7 +37,7 @@ and its squared norms so a query is one (n, 9) matrix-vector product.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,6 +125,15 @@ class FeatureSpace:
         d2 = np.maximum(self.sq_norms - 2.0 * (self.z @ zu) + float(zu @ zu), 0.0) / self.z.shape[1]
         return np.exp(-d2 / (2.0 * bandwidth**2))
 
+    def kernel_at(
+        self, taste: Sequence[float] | np.ndarray, positions: np.ndarray, bandwidth: float = 1.0
+    ) -> np.ndarray:
+        """(m,) float32 taste kernel of the tracks at `positions` only (candidates, a genre)."""
+        zu = self.to_z(taste)
+        z = self.z[positions]
+        d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
+        return np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
+
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
     """Positions of the n highest finite scores, best first; ties by position."""
@@ -164,18 +173,24 @@ def cluster_neighbours(
     n: int = DEFAULT_QUOTAS[TASTE],
     exclude: Collection[int] = (),
     bandwidth: float = 1.0,
+    search: Callable[[np.ndarray, int, Collection[int]], SourceCandidates] | None = None,
 ) -> SourceCandidates:
     """Taste neighbours of each taste cluster (`diversity.taste_clusters`), n in all, in turns.
 
     A listener with two tastes has a mean taste between them; querying each cluster's centre
     keeps both in the candidates. Taken in turns (best of each cluster first), score = the
-    kernel to the track's own cluster centre; source `taste`.
+    kernel to the track's own cluster centre; source `taste`. `search(taste, n, exclude)` finds
+    one centre's neighbours: the exact `taste_neighbours` by default, a `PartitionIndex` query on
+    a big catalog.
     """
     centres = np.asarray(centroids_z, dtype=np.float32)
     if len(centres) == 0:
         return SourceCandidates(TASTE, np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if search is None:
+        def search(taste: np.ndarray, k: int, skip: Collection[int]) -> SourceCandidates:
+            return taste_neighbours(space, taste, k, skip, bandwidth)
     # Each cluster is asked for n (not n / k) so tracks near two centres do not leave the list short.
-    per = [taste_neighbours(space, c * space.std + space.mean, n, exclude, bandwidth) for c in centres]
+    per = [search(c * space.std + space.mean, n, exclude) for c in centres]
     positions: list[int] = []
     scores: list[float] = []
     seen: set[int] = set()
@@ -354,9 +369,25 @@ def trending_candidates(
 
 
 def popular_candidates(
-    index: CatalogIndex, n: int = DEFAULT_QUOTAS[POPULAR], exclude: Collection[int] = ()
+    index: CatalogIndex,
+    n: int = DEFAULT_QUOTAS[POPULAR],
+    exclude: Collection[int] = (),
+    order: np.ndarray | None = None,
 ) -> SourceCandidates:
-    """The most popular tracks (ties by position)."""
+    """The most popular tracks (ties by position).
+
+    `order`: this function's answer for a large n, computed once per catalog; the first n of it not
+    excluded are taken without a pass over the catalog (when enough remain)."""
+    if order is not None:
+        keep: list[int] = []
+        for i in order.tolist():
+            if i not in exclude:
+                keep.append(i)
+                if len(keep) >= n:
+                    break
+        if len(keep) >= n or len(order) >= len(index):
+            positions = np.array(keep, dtype=np.int64)
+            return SourceCandidates(POPULAR, positions, index.popularity[positions].astype(np.float32))
     scores = index.popularity.astype(np.float32).copy()
     if exclude:
         scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf
@@ -403,6 +434,7 @@ def seed_profile(
     track_ids: Sequence[str] = (),
     artists: Sequence[str] = (),
     per_artist: int = SEED_TRACKS_PER_ARTIST,
+    artist_keys: Mapping[str, list[int]] | None = None,
 ) -> SeedProfile:
     """Turn declared favourites (track ids and/or artist names, case-insensitive) into a seed.
 
@@ -425,9 +457,7 @@ def seed_profile(
             unknown_tracks.append(track_id)
         elif i not in positions:
             positions.append(i)
-    by_artist: dict[str, list[int]] = {}
-    for i, name in enumerate(index.artist_names):
-        by_artist.setdefault(name.strip().lower(), []).append(i)
+    by_artist = artist_keys if artist_keys is not None else artist_lookup(index)
     unknown_artists: list[str] = []
     artist_scores: dict[str, float] = {}
     for name in artists:
@@ -453,6 +483,14 @@ def seed_profile(
     top = max(genre_counts.values(), default=1)
     genres = {g: round(c / top, 6) for g, c in sorted(genre_counts.items())}
     return SeedProfile(taste, artist_scores, genres, positions, unknown_tracks, unknown_artists)
+
+
+def artist_lookup(index: CatalogIndex) -> dict[str, list[int]]:
+    """Lower-cased, stripped artist name → its indices in `index.artist_names` (for seeds)."""
+    by_artist: dict[str, list[int]] = {}
+    for i, name in enumerate(index.artist_names):
+        by_artist.setdefault(name.strip().lower(), []).append(i)
+    return by_artist
 
 
 def seed_candidates(

@@ -35,6 +35,10 @@ class CatalogIndex:
     genre_matrix: np.ndarray
     """(n, g) float32: 1 where the track carries the genre, rows scaled to sum to 1."""
     artist_names: list[str]
+    genre_position: dict[str, int]
+    """Genre → its column in `genre_matrix`."""
+    artist_position: dict[str, int]
+    """Artist → its index in `artist_names`."""
     artist_of: np.ndarray
     """(n,) int32: index into `artist_names`."""
 
@@ -89,5 +93,7 @@ class CatalogIndex:
             genre_names=list(genre_pos),
             genre_matrix=genre_matrix,
             artist_names=list(artist_pos),
+            genre_position=genre_pos,
+            artist_position=artist_pos,
             artist_of=artist_of,
         )

@@ -66,7 +66,7 @@ from online_models.diversity import (
 from online_models.explain import explain
 from online_models.item_stats import RATE_PRIORS
 from online_models.moods import MoodTarget, discovery_term, mood_term, resolve_target
-from online_models.scoring import RANKING_WEIGHTS, RankingWeights, describe_taste
+from online_models.scoring import RANKING_WEIGHTS, RankingWeights, describe_taste, squash_affinities
 from schemas.events import EventContext, EventType
 from schemas.profile_codec import UserProfile
 
@@ -111,10 +111,6 @@ class CatalogView:
     """Genre → catalog positions of its tracks (the `genre` source searches only these)."""
     artist_rows: Mapping[str, np.ndarray] = field(default_factory=dict)
     """Artist name → catalog positions of their tracks (the `artist` source)."""
-    genre_index: Mapping[str, int] = field(default_factory=dict)
-    """Genre → its column in `index.genre_matrix`."""
-    artist_index: Mapping[str, int] = field(default_factory=dict)
-    """Artist name → its index in `index.artist_names`."""
     global_taste: np.ndarray = field(default_factory=lambda: np.full(9, 0.5, np.float32))
     """`candidates.global_taste` of the catalog: the cold-start taste, computed once."""
     popular_order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -128,9 +124,6 @@ class CatalogView:
     def from_index(cls, index: CatalogIndex, partition_min_tracks: int = PARTITION_MIN_TRACKS) -> CatalogView:
         space = cand.FeatureSpace.from_index(index)
         partition = cand.PartitionIndex.build(space) if len(index) >= partition_min_tracks else None
-        artist_keys: dict[str, list[int]] = {}
-        for i, name in enumerate(index.artist_names):
-            artist_keys.setdefault(name.strip().lower(), []).append(i)
         genre_rows = {}
         if index.genre_names:
             rows, cols = np.nonzero(index.genre_matrix)
@@ -143,43 +136,12 @@ class CatalogView:
         bounds = np.searchsorted(index.artist_of[order], np.arange(len(index.artist_names) + 1))
         artist_rows = {name: order[bounds[a] : bounds[a + 1]].astype(np.int64)
                        for a, name in enumerate(index.artist_names) if name}
-        return cls(index, space, catalog_track_matrix(index), partition, artist_keys, genre_rows, artist_rows,
-                   {name: g for g, name in enumerate(index.genre_names)},
-                   {name: a for a, name in enumerate(index.artist_names)}, cand.global_taste(index),
+        return cls(index, space, catalog_track_matrix(index), partition, cand.artist_lookup(index),
+                   genre_rows, artist_rows, cand.global_taste(index),
                    cand.popular_candidates(index, POPULAR_KEPT).positions)
 
     def __len__(self) -> int:
         return len(self.index)
-
-    def popular_source(self, n: int, exclude: Collection[int]) -> cand.SourceCandidates:
-        """`candidates.popular_candidates` from the precomputed order (no pass over the catalog)."""
-        keep: list[int] = []
-        for i in self.popular_order.tolist():
-            if i not in exclude:
-                keep.append(i)
-                if len(keep) >= n:
-                    break
-        positions = np.array(keep, dtype=np.int64)
-        scores = self.index.popularity[positions].astype(np.float32)
-        return cand.SourceCandidates(cand.POPULAR, positions, scores)
-
-    def cluster_source(
-        self, centroids_z: np.ndarray, n: int, exclude: Collection[int]
-    ) -> cand.SourceCandidates:
-        """`candidates.cluster_neighbours`, through `taste_source` (so the cell index on big catalogs)."""
-        per = [self.taste_source(c * self.space.std + self.space.mean, n, exclude) for c in centroids_z]
-        positions: list[int] = []
-        scores: list[float] = []
-        seen: set[int] = set()
-        for rank in range(n):
-            for part in per:
-                if rank < len(part) and len(positions) < n:
-                    i = int(part.positions[rank])
-                    if i not in seen:
-                        seen.add(i)
-                        positions.append(i)
-                        scores.append(float(part.scores[rank]))
-        return cand.SourceCandidates(cand.TASTE, np.array(positions, np.int64), np.array(scores, np.float32))
 
     def taste_source(
         self, taste: Sequence[float] | np.ndarray, n: int, exclude: Collection[int], source: str = cand.TASTE
@@ -267,40 +229,9 @@ class SeedFavourites:
 
 
 def seed_of(view: CatalogView, favourites: SeedFavourites) -> cand.SeedProfile:
-    """`candidates.seed_profile`, with the catalog's artist lookup precomputed in the view."""
-    index = view.index
-    positions: list[int] = []
-    unknown_tracks = []
-    for track_id in favourites.track_ids:
-        i = index.position.get(track_id)
-        if i is None:
-            unknown_tracks.append(track_id)
-        elif i not in positions:
-            positions.append(i)
-    artist_scores: dict[str, float] = {}
-    unknown_artists = []
-    for name in favourites.artists:
-        keys = view.artist_keys.get(name.strip().lower())
-        if not keys:
-            unknown_artists.append(name)
-            continue
-        rows = np.flatnonzero(np.isin(index.artist_of, keys))
-        rows = rows[np.lexsort((rows, -index.popularity[rows]))][: cand.SEED_TRACKS_PER_ARTIST]
-        positions.extend(int(i) for i in rows if int(i) not in positions)
-        for key in keys:
-            artist_scores[index.artist_names[key]] = 1.0
-    for i in positions:
-        if index.tracks[i].artist:
-            artist_scores.setdefault(index.tracks[i].artist, 1.0)
-    with_features = [i for i in positions if index.has_features[i]]
-    taste = index.features[with_features].mean(0).astype(np.float32).tolist() if with_features else []
-    counts: dict[str, int] = {}
-    for i in positions:
-        for genre in index.tracks[i].genres:
-            counts[genre] = counts.get(genre, 0) + 1
-    top = max(counts.values(), default=1)
-    genres = {g: round(c / top, 6) for g, c in sorted(counts.items())}
-    return cand.SeedProfile(taste, artist_scores, genres, positions, unknown_tracks, unknown_artists)
+    """`candidates.seed_profile` of stored favourites, with the view's precomputed artist lookup."""
+    return cand.seed_profile(view.index, favourites.track_ids, favourites.artists,
+                             artist_keys=view.artist_keys)
 
 
 def effective_profile(
@@ -434,14 +365,15 @@ def _within(
         rows = rows_of.get(name)
         if rows is None or len(rows) == 0:
             continue
-        if taste and view.partition is not None and len(rows) > WITHIN_EXACT_MAX and name in view.genre_index:
+        column = view.index.genre_position.get(name)
+        if taste and view.partition is not None and len(rows) > WITHIN_EXACT_MAX and column is not None:
             # A big catalog's genre holds tens of thousands of tracks: search only the cells nearest
             # the taste (as the taste source does), keeping the genre's tracks among them.
             near = view.partition.probe(taste, WITHIN_PROBE)
-            rows = near[view.index.genre_matrix[near, view.genre_index[name]] > 0]
+            rows = near[view.index.genre_matrix[near, column] > 0]
             if len(rows) == 0:
                 continue
-        fit = _kernel(view, taste, rows, 1.0) if taste else view.index.popularity[rows]
+        fit = view.space.kernel_at(taste, rows, 1.0) if taste else view.index.popularity[rows]
         share = max(1, round(n * value / total))
         # Only the best `share + |exclude|` can make it: partition first, so a 100k-track genre
         # costs one pass, then sort the few (ties by position).
@@ -487,7 +419,8 @@ def gather(
     cold = scoring_profile is None or (not scoring_profile.taste and not scoring_profile.genres)
     if scoring_profile is not None and scoring_profile.taste:
         if clusters is not None and clusters.k >= 2:
-            sources.append(view.cluster_source(clusters.centroids, 200, excluded))
+            sources.append(cand.cluster_neighbours(view.space, clusters.centroids, 200, excluded,
+                                                   search=view.taste_source))
         else:
             sources.append(view.taste_source(scoring_profile.taste, 200, excluded))
     elif cold:
@@ -508,7 +441,7 @@ def gather(
         sources.append(cand.seed_candidates(view.space, seed, exclude=excluded))
     if signals.trending:
         sources.append(cand.trending_candidates(index, signals.trending, exclude=excluded))
-    sources.append(view.popular_source(100 if cold else 50, excluded))
+    sources.append(cand.popular_candidates(index, 100 if cold else 50, excluded, order=view.popular_order))
     merged = cand.merge_candidates(sources, exclude=excluded)
     return Gathered(merged, excluded, clusters, cold)
 
@@ -592,21 +525,22 @@ def score(
         scoring_profile.taste if scoring_profile is not None and scoring_profile.taste
         else view.global_taste
     )
-    taste_fit = _kernel(view, taste_vector, positions, weights.taste_bandwidth)
+    taste_fit = view.space.kernel_at(taste_vector, positions, weights.taste_bandwidth)
     terms["taste"] = weights.taste * taste_fit
     if scoring_profile is not None:
-        genre_vector = _squash(scoring_profile.genres, view.genre_index, weights.affinity_scale)
+        genre_vector = squash_affinities(scoring_profile.genres, index.genre_position, weights.affinity_scale)
         terms["genre"] = weights.genre * (index.genre_matrix[positions] @ genre_vector)
-        artist_vector = _squash(scoring_profile.artists, view.artist_index, weights.affinity_scale)
+        artist_vector = squash_affinities(scoring_profile.artists, index.artist_position,
+                                          weights.affinity_scale)
         terms["artist"] = weights.artist * artist_vector[index.artist_of[positions]]
     popularity = index.popularity[positions]
     terms["popular"] = weights.popularity * popularity
     session = session_of(view, profile)
     if session is not None and m:
-        fit = _kernel(view, session.centroid, positions, weights.taste_bandwidth)
+        fit = view.space.kernel_at(session.centroid, positions, weights.taste_bandwidth)
         genre_weights = np.zeros(len(index.genre_names), dtype=np.float32)
         for name, value in session.genres.items():
-            genre_weights[view.genre_index[name]] = value
+            genre_weights[view.index.genre_position[name]] = value
         in_genres = ((index.genre_matrix[positions] > 0) * genre_weights).max(axis=1, initial=0.0)
         terms["session"] = weights.session * fit + weights.session_genre * in_genres
     engagement, own_share = None, 0.0
@@ -629,24 +563,6 @@ def score(
         total += values
     return Scored(candidates, positions, total, terms, engagement, scoring_profile, target, clusters, cold,
                   own_share >= 0.5)
-
-
-def _kernel(
-    view: CatalogView, taste: Sequence[float] | np.ndarray, positions: np.ndarray, bandwidth: float
-) -> np.ndarray:
-    zu = view.space.to_z(taste)
-    z = view.space.z[positions]
-    d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
-    return np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
-
-
-def _squash(scores: Mapping[str, float], where: Mapping[str, int], scale: float) -> np.ndarray:
-    vector = np.zeros(len(where), dtype=np.float32)
-    for name, value in scores.items():
-        i = where.get(name)
-        if i is not None:
-            vector[i] = np.tanh(value / scale)
-    return vector
 
 
 @dataclass
@@ -797,8 +713,10 @@ def similar_to(
     positions = np.array([c.position for c in merged], dtype=np.int64)
     if len(positions) == 0:
         return []
-    fit = _kernel(view, index.features[position], positions, 1.0) if index.has_features[position] else (
-        np.zeros(len(positions), np.float32))
+    if index.has_features[position]:
+        fit = view.space.kernel_at(index.features[position], positions, 1.0)
+    else:
+        fit = np.zeros(len(positions), np.float32)
     together = np.array([c.sources.get(cand.CO_LISTENING, 0.0) for c in merged], dtype=np.float32)
     if together.max(initial=0.0) > 0:
         together = 0.5 * together / together.max()

@@ -17,7 +17,7 @@ The weights below are the one place that decides how much each signal counts.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,14 +78,19 @@ class ScoredTrack:
 
 def describe_taste(index: CatalogIndex, taste: list[float], limit: int = 2) -> list[str]:
     """The features where a taste stands furthest from the catalog average, as words."""
-    z = (np.asarray(taste, dtype=np.float32) - index.feature_mean) / index.feature_std
+    return describe_z((np.asarray(taste, dtype=np.float32) - index.feature_mean) / index.feature_std, limit)
+
+
+def describe_z(z: np.ndarray, limit: int = 2) -> list[str]:
+    """`describe_taste` of a point already z-scored against the catalog (e.g. a taste-cluster centre)."""
     order = np.argsort(-np.abs(z))[:limit]
     return [_FEATURE_WORDS[AUDIO_FEATURES[i]][0 if z[i] > 0 else 1] for i in order if abs(z[i]) > 0.4]
 
 
-def _squash(scores: dict[str, float], names: list[str], scale: float) -> np.ndarray:
-    position = {name: i for i, name in enumerate(names)}
-    vector = np.zeros(len(names), dtype=np.float32)
+def squash_affinities(scores: Mapping[str, float], position: Mapping[str, int], scale: float) -> np.ndarray:
+    """A vector over `position`'s names (len(position) long): tanh(score / scale) for each scored
+    name the mapping knows, 0 elsewhere."""
+    vector = np.zeros(len(position), dtype=np.float32)
     for name, score in scores.items():
         i = position.get(name)
         if i is not None:
@@ -110,9 +115,10 @@ def rank(
         z_tracks = (index.features - index.feature_mean) / index.feature_std
         distance2 = np.mean((z_tracks - z_user) ** 2, axis=1)
         taste_term = np.exp(-distance2 / (2 * weights.taste_bandwidth**2))
-    genre_vector = _squash(profile.genres, index.genre_names, weights.affinity_scale)
+    genre_vector = squash_affinities(profile.genres, index.genre_position, weights.affinity_scale)
     genre_term = index.genre_matrix @ genre_vector
-    artist_term = _squash(profile.artists, index.artist_names, weights.affinity_scale)[index.artist_of]
+    artist_term = squash_affinities(profile.artists, index.artist_position, weights.affinity_scale)[
+        index.artist_of]
     scores = (
         weights.taste * taste_term
         + weights.genre * genre_term

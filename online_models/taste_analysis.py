@@ -33,21 +33,13 @@ import numpy as np
 
 from online_models.diversity import taste_clusters
 from online_models.drift import STATE_BYTES, DriftDetector
-from online_models.moods import MOODS, MoodTarget, _arrays, mood_fit
+from online_models.moods import MOODS, mood_fit, resolve_target
 from online_models.recommend import CatalogView, liked_positions
-from online_models.scoring import _FEATURE_WORDS
+from online_models.scoring import describe_z
 from schemas.profile_codec import TOD_BUCKETS, UserProfile
-from schemas.tracks import AUDIO_FEATURES
 
 CONCENTRATED_SHARE = 0.4
 """A 4-hour window with at least this share of the likes is "mostly" when the listener listens."""
-
-
-def _describe(z_centre: np.ndarray, limit: int = 2) -> list[str]:
-    order = np.argsort(-np.abs(z_centre))[:limit]
-    words = [_FEATURE_WORDS[AUDIO_FEATURES[i]][0 if z_centre[i] > 0 else 1] for i in order
-             if abs(z_centre[i]) > 0.4]
-    return words or ["close to the catalog average"]
 
 
 def analyse_taste(view: CatalogView, profile: UserProfile) -> dict[str, Any]:
@@ -63,15 +55,17 @@ def analyse_taste(view: CatalogView, profile: UserProfile) -> dict[str, Any]:
                 track = index.tracks[i]
                 title = track.title or track.track_id
                 examples.append(f"{title} by {track.artist}" if track.artist else title)
-            clusters_out.append({"size": len(members), "described_as": _describe(clusters.centroids[c]),
+            clusters_out.append({"size": len(members), "described_as": describe_z(clusters.centroids[c])
+                                 or ["close to the catalog average"],
                                  "examples": examples})
     moods: list[dict[str, Any]] = []
     if profile.taste:
         taste = np.asarray([profile.taste], dtype=np.float32)
         fits = []
-        for name, spec in MOODS.items():
-            target, weight = _arrays(spec)
-            fits.append((float(mood_fit(taste, MoodTarget(name, name, target, weight, 0.0))[0]), name))
+        for name in MOODS:
+            target = resolve_target(mood=name)
+            if target is not None:
+                fits.append((float(mood_fit(taste, target)[0]), name))
         moods = [{"mood": name, "fit": round(fit, 3)} for fit, name in sorted(fits, reverse=True)[:3]]
     counts = profile.tod_counts if len(profile.tod_counts) == TOD_BUCKETS else [0] * TOD_BUCKETS
     total = sum(counts)
