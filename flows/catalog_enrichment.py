@@ -29,10 +29,11 @@ import numpy as np
 from bytewax.operators import StatefulBatchLogic
 
 from flows.decode import SourcedTrack
-from flows.redis_io import RedisClient, with_retries
+from flows.redis_io import RedisClient
+from flows.track_lookup import read_catalog_tracks
 from online_models.enrichment import N_OUTPUTS, AudioFeatureRegressor, resolve_track
 from schemas.keys import KeyLayout
-from schemas.tracks import InvalidTrack, Track, decode_track
+from schemas.tracks import Track
 
 CATALOG_KEY = "catalog"
 """The one key of the enrichment step."""
@@ -60,18 +61,7 @@ class CatalogReader:
         self._keys = keys
 
     def __call__(self, track_ids: list[str]) -> dict[str, Track | None]:
-        key = self._keys.catalog_tracks
-        values = with_retries(lambda: self._client.hmget(key, track_ids), "catalog read")
-        return {track_id: _decode(raw) for track_id, raw in zip(track_ids, values, strict=True)}
-
-
-def _decode(raw: bytes | None) -> Track | None:
-    if raw is None:
-        return None
-    try:
-        return decode_track(raw)
-    except InvalidTrack:
-        return None
+        return read_catalog_tracks(self._client, self._keys, track_ids)
 
 
 def regressor_to_bytes(model: AudioFeatureRegressor) -> bytes:

@@ -20,6 +20,23 @@ from schemas.tracks import InvalidTrack, Track, decode_track
 EventWithTrack = tuple[str, tuple[Event, Track | None, Position]]
 
 
+def read_catalog_tracks(
+    client: RedisClient, keys: KeyLayout, track_ids: list[str]
+) -> dict[str, Track | None]:
+    """The catalog's tracks for `track_ids`, one HMGET; None for an unknown or unreadable one."""
+    values = with_retries(lambda: client.hmget(keys.catalog_tracks, track_ids), "catalog read")
+    return {track_id: _decode(raw) for track_id, raw in zip(track_ids, values, strict=True)}
+
+
+def _decode(raw: bytes | None) -> Track | None:
+    if raw is None:
+        return None
+    try:
+        return decode_track(raw)
+    except InvalidTrack:
+        return None
+
+
 class TrackLookup:
     def __init__(self, client: RedisClient, keys: KeyLayout, refresh_s: float = 1.0) -> None:
         self._client = client
@@ -39,21 +56,8 @@ class TrackLookup:
         self._refresh_if_changed()
         missing = list({e.track_id for e, _ in events if e.track_id not in self._tracks})
         if missing:
-            values = with_retries(
-                lambda: self._client.hmget(self._keys.catalog_tracks, missing), "catalog read"
-            )
-            for track_id, raw in zip(missing, values, strict=True):
-                self._tracks[track_id] = self._decode(raw)
+            self._tracks.update(read_catalog_tracks(self._client, self._keys, missing))
         return [(e.user_id, (e, self._tracks[e.track_id], at)) for e, at in events]
-
-    @staticmethod
-    def _decode(raw: bytes | None) -> Track | None:
-        if raw is None:
-            return None
-        try:
-            return decode_track(raw)
-        except InvalidTrack:
-            return None
 
     def _refresh_if_changed(self) -> None:
         now = time.monotonic()
