@@ -9,14 +9,28 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from encore.local import ManagedProcess
 
 
 def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_as_script(main: Callable[[], int], name: str, failures: tuple[type[Exception], ...] = ()) -> NoReturn:
+    """`python -m benchmarks.<name>`: exit with main's code; Ctrl-C (130) and an expected failure (1)
+    end with one line, not a traceback (main has stopped what it started by then)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything started was stopped", file=sys.stderr)
+        sys.exit(130)
+    except failures as exc:
+        print(f"\n{name}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def stop_on_sigterm() -> None:

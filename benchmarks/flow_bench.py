@@ -55,7 +55,7 @@ import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks.common import command_line, stop_on_sigterm, tear_down
+from benchmarks.common import command_line, run_as_script, stop_on_sigterm, tear_down
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.cli import load_catalog
 from encore.local import ManagedProcess, broker_binary, create_topics, start_broker, start_redis
@@ -817,11 +817,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything started was stopped", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as exc:
-        print(f"\nflow_bench: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_as_script(main, "flow_bench", (BenchError,))

@@ -54,7 +54,7 @@ import orjson
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.common import command_line, stop_on_sigterm, tear_down
+from benchmarks.common import command_line, run_as_script, stop_on_sigterm, tear_down
 from benchmarks.flow_bench import (
     BenchError,
     cpu_seconds,
@@ -714,8 +714,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything started was stopped", file=sys.stderr)
-        sys.exit(130)
+    run_as_script(main, "encore bench serve")
