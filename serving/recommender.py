@@ -19,6 +19,7 @@ request. Trending and co-listening move without the listener: `ttl_s` bounds how
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -217,18 +218,19 @@ class Recommender:
         self.keys = keys
         self.cache = cache
         self.global_model = global_model
-        self._seeds: OrderedDict[tuple[int, bytes], SeedProfile] = OrderedDict()
+        self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
+        """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
+        can be reused by a later view whose positions differ."""
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:
             return None
         key = (id(view), seed_digest(state.seed_raw))
-        seed = self._seeds.get(key)
-        if seed is None:
-            seed = seed_of(view, state.seed)
-            self._seeds[key] = seed
-            while len(self._seeds) > 1024:
-                self._seeds.popitem(last=False)
+        cached = self._seeds.get(key)
+        if cached is not None and cached[0] is view:
+            return cached[1]
+        seed = seed_of(view, state.seed)
+        self._seeds.put(key, (view, seed))
         return seed
 
     async def recommend(
