@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -15,6 +16,21 @@ from pathlib import Path
 from encore.settings import Settings, SettingsError
 
 log = logging.getLogger("encore")
+
+
+BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "ingest": ("flow_bench",
+               "throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
+               "Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness probes "
+               "inside 10,000 events/s of load."),
+    "quality": ("quality", "recommendation quality on real playlists vs baselines (own stack)",
+                "Runs benchmarks.quality: playlist continuation and adaptation through the real stack, "
+                "against popularity and item-kNN baselines."),
+    "serve": ("serve_bench", "API latency at fixed request rates while the flow ingests (own stack)",
+              "Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, while "
+              "5,000 events/s are ingested, on the real 28k-track catalog and a synthetic 1M-track one."),
+}
+"""`encore bench NAME` → (module in benchmarks/, help line, description)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,25 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    ingest = bench_commands.add_parser(
-        "ingest", help="throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
-        description="Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness "
-                    "probes inside 10,000 events/s of load. Any flow_bench option may follow "
-                    "(see `python -m benchmarks.flow_bench --help`).")
-    ingest.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.flow_bench options")
-    quality = bench_commands.add_parser(
-        "quality", help="recommendation quality on real playlists vs baselines (own stack)",
-        description="Runs benchmarks.quality: playlist continuation and adaptation through the real stack, "
-                    "against popularity and item-kNN baselines. Any benchmarks.quality option may follow "
-                    "(see `python -m benchmarks.quality --help`).")
-    quality.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.quality options")
-    serve_bench = bench_commands.add_parser(
-        "serve", help="API latency at fixed request rates while the flow ingests (own stack)",
-        description="Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, "
-                    "while 5,000 events/s are ingested, on the real 28k-track catalog and a synthetic "
-                    "1M-track one. Any benchmarks.serve_bench option may follow "
-                    "(see `python -m benchmarks.serve_bench --help`).")
-    serve_bench.add_argument("options", nargs=argparse.REMAINDER, help="benchmarks.serve_bench options")
+    for name, (module, summary, description) in BENCHMARKS.items():
+        sub = bench_commands.add_parser(
+            name, help=summary,
+            description=f"{description} Any benchmarks.{module} option may follow "
+                        f"(see `python -m benchmarks.{module} --help`).")
+        sub.add_argument("options", nargs=argparse.REMAINDER, help=f"benchmarks.{module} options")
 
     from encore.lag_cli import add_arguments as add_lag_arguments
 
@@ -111,13 +114,10 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["bench", "ingest"] and not {"-h", "--help"} & set(argv[2:]):
-        # Everything after `bench ingest` belongs to benchmarks.flow_bench, options included.
-        return run_bench_ingest(argv[2:])
-    if argv[:2] == ["bench", "quality"] and not {"-h", "--help"} & set(argv[2:]):
-        return run_bench_quality(argv[2:])
-    if argv[:2] == ["bench", "serve"] and not {"-h", "--help"} & set(argv[2:]):
-        return run_bench_serve(argv[2:])
+    wants_help = bool({"-h", "--help"} & set(argv[2:]))
+    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in BENCHMARKS and not wants_help:
+        # Everything after `bench NAME` belongs to the benchmark's module, options included.
+        return run_bench(argv[1], argv[2:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -141,11 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return run_simulate(settings, args)
         if args.command == "bench":
-            if args.bench_command == "quality":
-                return run_bench_quality(args.options)
-            if args.bench_command == "serve":
-                return run_bench_serve(args.options)
-            return run_bench_ingest(args.options)
+            return run_bench(args.bench_command, args.options)
         if args.command == "lag":
             from encore.lag_cli import run_lag
 
@@ -314,16 +310,11 @@ def run_bench_ingest(options: list[str]) -> int:
         return 1
 
 
-def run_bench_quality(options: list[str]) -> int:
-    from benchmarks import quality
-
-    return quality.main(list(options))
-
-
-def run_bench_serve(options: list[str]) -> int:
-    from benchmarks import serve_bench
-
-    return serve_bench.main(list(options))
+def run_bench(name: str, options: list[str]) -> int:
+    if name == "ingest":
+        return run_bench_ingest(options)
+    module = importlib.import_module(f"benchmarks.{BENCHMARKS[name][0]}")
+    return module.main(list(options))
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
