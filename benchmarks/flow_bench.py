@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import os
 import platform
-import struct
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from encore.cli import load_catalog
 from encore.local import ManagedProcess, broker_binary, create_topics, start_broker, start_redis
 from encore.settings import Settings
 from schemas.keys import KeyLayout
+from schemas.profile_codec import peek_version
 from schemas.topics import Topics
 
 EVENT_TYPES = ("play", "complete", "skip", "like", "dislike")
@@ -77,15 +77,9 @@ SENTINEL_POLL_S = 0.010
 FIRST_WRITE_POLL_S = 0.005
 FRESH_POLL_S = 0.001
 
-_VERSION = struct.Struct("<Q")
-_PROFILE_MAGIC = b"EP"
-
-
 def profile_version(raw: bytes | None) -> int:
-    """profile_version of a stored profile (u64 LE at byte 3), -1 for no key or a foreign value."""
-    if raw is None or len(raw) < 11 or raw[:2] != _PROFILE_MAGIC:
-        return -1
-    return _VERSION.unpack_from(raw, 3)[0]
+    """profile_version of a stored profile, -1 for no key or a foreign value (header only)."""
+    return peek_version(raw)
 
 
 class BenchError(RuntimeError):

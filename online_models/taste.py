@@ -37,12 +37,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from online_models.feedback import feedback_weight
-from schemas.events import Event, EventType
+from schemas.event_types import LISTEN_TYPES, SEMANTICS
+from schemas.events import Event
 from schemas.profile_codec import TOD_BUCKETS, RecentTrack, UserProfile
 from schemas.tracks import Track
 
-_LISTEN_TYPES = (EventType.PLAY, EventType.SKIP, EventType.COMPLETE)
-_POSITIVE_TYPES = (EventType.LIKE, EventType.COMPLETE)
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 
@@ -105,7 +104,7 @@ class TasteLearner:
                 self._learn_taste(profile, vector, weight, config.min_rate * rate_multiplier)
             self._learn_affinities(profile, track, weight, event.ts)
         self._learn_skip_rate(profile, event)
-        if event.type in _POSITIVE_TYPES:
+        if SEMANTICS[event.type].positive:
             if len(profile.tod_counts) != TOD_BUCKETS:
                 profile.tod_counts = [0] * TOD_BUCKETS
             profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
@@ -156,9 +155,9 @@ class TasteLearner:
         _keep_strongest(profile.artists, self.config.max_artists)
 
     def _learn_skip_rate(self, profile: UserProfile, event: Event) -> None:
-        if event.type not in _LISTEN_TYPES:
+        if not SEMANTICS[event.type].listen:
             return
-        listens = 1 + sum(profile.counts.get(t, 0) for t in _LISTEN_TYPES)
+        listens = 1 + sum(profile.counts.get(t, 0) for t in LISTEN_TYPES)
         alpha = max(self.config.skip_rate_alpha, 1.0 / listens)
-        skipped = 1.0 if event.type is EventType.SKIP else 0.0
+        skipped = 1.0 if SEMANTICS[event.type].skipped else 0.0
         profile.skip_rate += alpha * (skipped - profile.skip_rate)

@@ -9,7 +9,7 @@ still read, as a profile without a model):
 | profile_version, as_of_ms, affinity_at_ms | u64, i64, i64 |
 | taste vector | u8 count (0 or 9), then f32 each, `AUDIO_FEATURES` order, scaled to [0, 1] |
 | taste_weight, skip_rate | f32, f32 |
-| counts | u32 × 5 in `EventType` order (play, skip, like, dislike, complete) |
+| counts | u32 × 5, by wire code (`schemas.event_types`: play, skip, like, dislike, complete) |
 | genre affinities | u8 count, then (u16-length UTF-8 name, f32 score) each |
 | artist affinities | same as genres |
 | recent tracks | u8 count, then (u16-length UTF-8 track_id, u8 event-type code) each, oldest first |
@@ -37,6 +37,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from schemas.event_types import SEMANTICS, TYPE_OF_CODE
 from schemas.events import EventType
 
 MAGIC = b"EP"
@@ -46,8 +47,10 @@ TOD_BUCKETS = 6
 """Time-of-day pattern buckets: UTC hour // 4."""
 NO_PRIOR = -1
 
-EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(EventType)
-"""Event type ↔ small integer, for counts and recent tracks."""
+EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(TYPE_OF_CODE[code] for code in sorted(TYPE_OF_CODE))
+"""Wire code → event type (position = code), for counts and recent tracks: the explicit code map of
+`schemas.event_types`, never the enum's order."""
+_CODE_OF_TYPE: dict[EventType, int] = {t: SEMANTICS[t].code for t in EventType}
 
 _HEADER = struct.Struct("<2sBQqq")
 _F32 = struct.Struct("<f")
@@ -55,10 +58,22 @@ _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _TWO_F32 = struct.Struct("<ff")
-_COUNTS = struct.Struct("<5I")
+_COUNTS = struct.Struct(f"<{len(EVENT_TYPE_CODES)}I")
 _TOD = struct.Struct(f"<{TOD_BUCKETS}I")
 _I64 = struct.Struct("<q")
 _U32_MAX = 2**32 - 1
+
+
+def peek_version(raw: bytes | None) -> int:
+    """profile_version of a stored value from its header alone, −1 for no value or a foreign one
+    (a cheap completion check: benchmarks poll thousands of profiles).
+
+    >>> peek_version(encode_profile(UserProfile("u", version=7))), peek_version(b"xx"), peek_version(None)
+    (7, -1, -1)
+    """
+    if raw is None or len(raw) < _HEADER.size or raw[:2] != MAGIC or raw[2] not in READABLE_VERSIONS:
+        return -1
+    return _HEADER.unpack_from(raw)[2]
 
 
 class ProfileCodecError(ValueError):
@@ -128,7 +143,7 @@ def encode_profile(profile: UserProfile) -> bytes:
     out += _U8.pack(len(recent))
     for item in recent:
         _put_str(out, item.track_id)
-        out += _U8.pack(EVENT_TYPE_CODES.index(item.type))
+        out += _U8.pack(_CODE_OF_TYPE[item.type])
     ids = profile.recent_event_ids[-255:]
     out += _U8.pack(len(ids))
     for event_hash in ids:

@@ -20,19 +20,14 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
-from online_models.diversity import DIVERSITY_DEFAULT
-from online_models.moods import ACTIVITIES, MOODS, known_name
-from online_models.recommend import (
-    CatalogView,
-    ExclusionRules,
-    RankedTrack,
-    RecommendRequest,
-    SeedFavourites,
-    seed_of,
-    similar_to,
-)
-from online_models.scoring import describe_taste
-from online_models.taste_analysis import analyse_taste
+from ranking.catalog_view import CatalogView
+from ranking.config import RANKING_CONFIG, ExclusionRules
+from ranking.moods import ACTIVITIES, MOODS, known_name
+from ranking.pipeline import RankedTrack, RecommendRequest
+from ranking.scoring import describe_taste
+from ranking.seeds import SeedFavourites, seed_of
+from ranking.similar import similar_to
+from ranking.taste_analysis import analyse_taste
 from schemas.events import Event, InvalidEvent, event_time_problem, validate_event
 from schemas.keys import NEIGHBOURS_KEPT
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
@@ -76,6 +71,7 @@ log = logging.getLogger(__name__)
 _MOOD_HELP = ("energetic, chill, happy, melancholic, party, focused, romantic or workout "
               "(aliases: gym, sad, ...).")
 _ACTIVITY_HELP = "running, studying, commuting, sleeping, cooking, working_out or relaxing."
+_DIVERSITY = RANKING_CONFIG.diversity_default
 _HOUR_HELP = "The listener's local hour (0-23): nudges toward the time of day (morning, evening, ...)."
 _DIVERSITY_HELP = ("0: pure relevance; 1: spread across the listener's taste clusters. "
                    "At most 2 per artist.")
@@ -299,7 +295,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         mood: Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)] = None,
         activity: Annotated[str | None, Query(max_length=64, description=_ACTIVITY_HELP)] = None,
         hour: Annotated[int | None, Query(ge=0, le=23, description=_HOUR_HELP)] = None,
-        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = DIVERSITY_DEFAULT,
+        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = _DIVERSITY,
         discovery: Annotated[float, Query(ge=0, le=1, description=_DISCOVERY_HELP)] = 0.0,
         exclude: Annotated[list[str], Query(max_length=500, description="Track ids not to return.")] = [],  # noqa: B006
     ) -> Recommendations:
@@ -356,7 +352,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         k: Annotated[int, Query(ge=1, le=100)] = 10,
         mood: Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)] = None,
         activity: Annotated[str | None, Query(max_length=64, description=_ACTIVITY_HELP)] = None,
-        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = DIVERSITY_DEFAULT,
+        diversity: Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)] = _DIVERSITY,
         exclude: Annotated[list[str], Query(max_length=500)] = [],  # noqa: B006
     ) -> SimilarTracks:
         """Tracks like this one: audio neighbours and what listeners play with it, artist-capped."""
@@ -402,7 +398,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         stored = SeedFavourites(tuple(known_tracks), tuple(known_artists))
         await _redis(lambda: client.set(cfg.keys.user_seed(user_id),
                                         encode_seed(stored, int(time.time() * 1000))))
-        request = recommend_request(10, None, None, None, DIVERSITY_DEFAULT, 0.0, [], cfg)
+        request = recommend_request(10, None, None, None, RANKING_CONFIG.diversity_default, 0.0, [], cfg)
         recs = await recommendations_for(user_id, client, catalog, request)
         return SeedResponse(user_id=user_id, track_ids=known_tracks, artists=known_artists,
                             unknown_tracks=resolved.unknown_tracks, unknown_artists=resolved.unknown_artists,

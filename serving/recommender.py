@@ -1,6 +1,6 @@
 """Serving's side of the recommendation pipeline: the Redis reads between the pure steps, and a cache.
 
-Per request (`online_models.recommend` does everything else, in memory):
+Per request (`ranking.pipeline` does everything else, in memory):
 
 1. one MGET: the profile and the declared favourites (same hash tag, so one slot in a cluster);
 2. one pipeline: the co-listening rows of the recent positives, and trending overall and in the
@@ -27,25 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
-from online_models.candidates import RECENT_POSITIVES, SeedProfile, recent_positives
-from online_models.context_features import DIM
-from online_models.recommend import (
-    CatalogView,
-    Gathered,
-    RankedTrack,
-    RecommendRequest,
-    SeedFavourites,
-    Signals,
-    gather,
-    pick,
-    rank_given,
-    score,
-    seed_of,
-)
+from ranking.catalog_view import CatalogView
+from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.listener import recent_positives
+from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
+from ranking.seeds import SeedFavourites, SeedProfile, seed_of
+from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
+from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
 """Trending tracks read per sorted set (overall, and each of the listener's two top genres)."""
@@ -64,18 +56,12 @@ class ListenerState:
 
 
 def parse_seed(raw: bytes | None) -> SeedFavourites | None:
-    if raw is None:
-        return None
-    try:
-        data = orjson.loads(raw)
-        return SeedFavourites(tuple(data.get("track_ids", ())), tuple(data.get("artists", ())))
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return None
+    decoded = decode_seed(raw)
+    return SeedFavourites(*decoded) if decoded is not None else None
 
 
 def encode_seed(favourites: SeedFavourites, at_ms: int) -> bytes:
-    return orjson.dumps({"track_ids": list(favourites.track_ids), "artists": list(favourites.artists),
-                         "at_ms": at_ms})
+    return encode_seed_value(favourites.track_ids, favourites.artists, at_ms)
 
 
 async def read_listener(client: Any, keys: KeyLayout, user_id: str) -> ListenerState:
@@ -97,15 +83,12 @@ def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 
     return [g for g, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v > 0][:n]
 
 
-def _pairs(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
-    return [(member.decode(), float(value)) for member, value in flat]
-
-
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
+    config: RankingConfig = RANKING_CONFIG,
 ) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]]]:
     """Co-listening rows of the recent positives, and trending, in one pipeline."""
-    seeds = [track_id for track_id, _ in recent_positives(profile, RECENT_POSITIVES)] if profile else []
+    seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:
@@ -114,10 +97,11 @@ async def read_signals(
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
     replies = await pipe.execute()
-    neighbours = {track_id: _pairs(row) for track_id, row in zip(seeds, replies, strict=False) if row}
+    neighbours = {track_id: decode_neighbours(row)
+                  for track_id, row in zip(seeds, replies, strict=False) if row}
     trending: list[tuple[str, float]] = []
     for row in replies[len(seeds):]:
-        trending.extend(_pairs(row))
+        trending.extend(decode_neighbours(row))
     return neighbours, trending
 
 
@@ -127,13 +111,9 @@ Rates = dict[str, tuple[float, float, float]]
 def parse_rates(track_ids: Sequence[str], values: Sequence[bytes | None]) -> Rates:
     out: Rates = {}
     for track_id, raw in zip(track_ids, values, strict=True):
-        if raw is None:
-            continue
-        try:
-            like, skip, listens = (float(x) for x in raw.split(b","))
-        except ValueError:
-            continue
-        out[track_id] = (like, skip, listens)
+        rates = decode_rates(raw)
+        if rates is not None:
+            out[track_id] = rates
     return out
 
 
@@ -163,7 +143,7 @@ class GlobalModelCache:
         period = int(latest)
         if period != self.period:
             raw = await client.get(keys.global_model(period))
-            if raw is not None and len(raw) == 4 * (DIM + 1):
+            if is_model_weights(raw):
                 self.weights = np.frombuffer(raw, dtype="<f4").copy()
                 self.period = period
         return self.weights

@@ -1,4 +1,4 @@
-"""The recommendation pipeline, pure: online_models/recommend.py and online_models/taste_analysis.py."""
+"""The recommendation pipeline, pure: `ranking.pipeline`, its sources, similar tracks, taste analysis."""
 
 from __future__ import annotations
 
@@ -9,23 +9,14 @@ import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from online_models.context_features import INDEX, TRACK_DIM, track_matrix
-from online_models.recommend import (
-    CatalogView,
-    ExclusionRules,
-    RecommendRequest,
-    SeedFavourites,
-    Signals,
-    catalog_track_matrix,
-    effective_profile,
-    gather,
-    pick,
-    rank_given,
-    score,
-    seed_of,
-    similar_to,
-)
-from online_models.taste_analysis import analyse_taste
 from online_models.user_model import UserModel
+from ranking.catalog_view import CatalogView, catalog_track_matrix
+from ranking.config import ExclusionRules
+from ranking.pipeline import RecommendRequest, gather, pick, rank_given, score
+from ranking.seeds import SeedFavourites, effective_profile, seed_of
+from ranking.similar import similar_to
+from ranking.sources import Signals
+from ranking.taste_analysis import analyse_taste
 from schemas.events import EventType
 from schemas.profile_codec import RecentTrack, UserProfile
 from schemas.tracks import Track
@@ -173,7 +164,7 @@ def test_the_listeners_engagement_model_moves_the_ranking(view: CatalogView) -> 
 
 
 def test_a_new_listener_starts_from_the_global_model_and_moves_to_their_own() -> None:
-    from online_models.recommend import own_model_share
+    from ranking.listener import own_model_share
 
     weights = bytes(312)
     new = UserProfile("u", model_weights=weights, counts=dict.fromkeys(EventType, 0) | {EventType.LIKE: 1})
@@ -312,17 +303,17 @@ def test_the_clock_sets_a_time_of_day_nudge_without_a_reason(view: CatalogView) 
 def test_on_a_big_catalog_the_genre_source_searches_near_cells_and_keeps_the_genre(
     tracks: list[Track], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import online_models.recommend as rec
+    import ranking.sources.grouped as rec
 
     exact = CatalogView.build(tracks)
     celled = CatalogView.build(tracks, partition_min_tracks=1)
     assert celled.partition is not None
     profile = fan_of(exact, "rock")
     taste, ranked = profile.taste, [("rock", 4.0)]
-    want = rec._within(exact, exact.genre_rows, ranked, taste, 40, set(), "genre")
+    want = rec.best_within(exact, exact.genre_rows, ranked, taste, 40, set(), "genre")
     monkeypatch.setattr(rec, "WITHIN_EXACT_MAX", 10)
     monkeypatch.setattr(rec, "WITHIN_PROBE", 8)
-    got = rec._within(celled, celled.genre_rows, ranked, taste, 40, set(), "genre")
+    got = rec.best_within(celled, celled.genre_rows, ranked, taste, 40, set(), "genre")
     assert len(got) == 40
     assert all("rock" in celled.index.tracks[i].genres for i in got.positions)
     assert len(set(got.positions.tolist()) & set(want.positions.tolist())) >= 30
