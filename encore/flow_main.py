@@ -12,7 +12,7 @@ import os
 
 from bytewax.dataflow import Dataflow
 
-from encore.cli import configure_logging
+from encore.logs import configure_logging
 from encore.settings import Settings
 from flows.config import FlowConfig
 from flows.dataflow import build_flow
