@@ -24,13 +24,13 @@ from types import MappingProxyType
 from typing import Any
 
 SOURCE_ORDER: tuple[str, ...] = (
-    "taste", "session", "co_listening", "genre", "artist", "seed", "trending", "popular",
+    "taste", "session", "co_listening", "similar_artists", "genre", "artist", "seed", "trending", "popular",
 )
 """Candidate sources in merge order (round-robin takes the first source's best first)."""
 
 DEFAULT_QUOTAS: Mapping[str, int] = MappingProxyType({
-    "taste": 200, "session": 100, "co_listening": 100, "genre": 150, "artist": 60, "seed": 100,
-    "trending": 50, "popular": 50,
+    "taste": 200, "session": 100, "co_listening": 100, "similar_artists": 120, "genre": 150, "artist": 60,
+    "seed": 100, "trending": 50, "popular": 50,
 })
 
 
@@ -71,6 +71,11 @@ class RankingConfig:
     """× the co-listening source score / the best among the candidates."""
     trending: float = 0.15
     """× the trending source score / the best among the candidates."""
+    similar_artists: float = 1.5
+    """× the track's artist's collaborative score (`ranking.collaborative`) / the best among the
+    candidates: artists that listeners with the same taste enjoy."""
+    collaborative_artists: int = 20
+    """The listener's strongest liked artists whose co-occurrence rows serving reads."""
     mood: float = 0.5
     """× fit to an explicit mood or activity target."""
     time_of_day: float = 0.2

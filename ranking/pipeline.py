@@ -132,7 +132,7 @@ def score(
         view, profile, scoring_profile, candidates, signals, request.now_ms, request.context, target,
         request.discovery, request.config)
     return Scored(candidates, positions, total, terms, engagement, scoring_profile, target, clusters, cold,
-                  own_share >= 0.5)
+                  own_share >= 0.5, signals.artist_via)
 
 
 @dataclass
@@ -186,7 +186,8 @@ def pick(
         candidate = scored.candidates[j]
         via = index.position.get(candidate.via) if candidate.via else None
         reasons = explain(track, contributions, via=index.tracks[via] if via is not None else None,
-                          taste_words=taste_words, liked_genres=liked_genres, mood_label=label)
+                          taste_words=taste_words, liked_genres=liked_genres, mood_label=label,
+                          similar_via=scored.artist_via.get(track.artist or ""))
         out.append(RankedTrack(
             position=i, track_id=track.track_id, score=round(float(scored.scores[j]), 6), reasons=reasons,
             sources=sorted(candidate.sources),

@@ -9,6 +9,7 @@
 | `engagement` | the listener's own engagement model blended with the global model: `2·(p − ½)` |
 | `quality` | item quality from live statistics: like rate above the prior, minus skip rate above it |
 | `co_listening`, `trending` | the source scores, scaled to the best among the candidates |
+| `similar_artists` | the artist's collaborative score for the listener, scaled to the best candidate's |
 | `mood` | fit to the mood / activity / time-of-day target |
 | `discovery` | less popular tracks close to the taste (only when `discovery` > 0) |
 
@@ -18,7 +19,7 @@ Each term is already × its weight; the weights' one place is `ranking.config.Ra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,6 +85,8 @@ class Scored:
     cold_start: bool = False
     own_model: bool = False
     """True when `engagement` is mostly the listener's own model (not the global one)."""
+    artist_via: Mapping[str, str] = field(default_factory=dict)
+    """Artist → the liked artist behind its collaborative score (for reasons)."""
 
 
 def engagement_of(
@@ -167,6 +170,12 @@ def score(
         ids = [index.tracks[i].track_id for i in positions]
         terms["quality"] = config.quality * quality_of(signals.rates, ids)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
+    if signals.artist_scores and m:
+        by_artist = np.array([signals.artist_scores.get(index.artist_names[a], 0.0)
+                              for a in index.artist_of[positions]], dtype=np.float64)
+        top = by_artist.max()
+        if top > 0:
+            terms["similar_artists"] = config.similar_artists * by_artist / top
     if target is not None:
         terms["mood"] = mood_term(index.features[positions], target)
     if discovery > 0:

@@ -23,12 +23,13 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ranking.catalog_view import CatalogView
+from ranking.collaborative import artist_scores
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.listener import recent_positives
 from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
@@ -83,26 +84,67 @@ def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 
     return [g for g, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v > 0][:n]
 
 
+def liked_artists(profile: UserProfile | None, n: int) -> dict[str, float]:
+    """The listener's n strongest positive artist affinities."""
+    if profile is None:
+        return {}
+    ranked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ranked[:n])
+
+
+@dataclass(frozen=True)
+class ReadSignals:
+    neighbours: dict[str, list[tuple[str, float]]]
+    trending: list[tuple[str, float]]
+    artist_rows: dict[str, list[tuple[str, float]]]
+
+
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
     config: RankingConfig = RANKING_CONFIG,
-) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]]]:
-    """Co-listening rows of the recent positives, and trending, in one pipeline."""
+) -> ReadSignals:
+    """Co-listening rows of the recent positives, trending, and the artist rows of the liked
+    artists, in one pipeline."""
     seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
+    artists = list(liked_artists(profile, config.collaborative_artists))
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:
         pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
+    for artist in artists:
+        pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
     pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
     replies = await pipe.execute()
     neighbours = {track_id: decode_neighbours(row)
                   for track_id, row in zip(seeds, replies, strict=False) if row}
+    artist_rows = {artist: decode_neighbours(row)
+                   for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
     trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds):]:
+    for row in replies[len(seeds) + len(artists):]:
         trending.extend(decode_neighbours(row))
-    return neighbours, trending
+    return ReadSignals(neighbours, trending, artist_rows)
+
+
+class ArtistListenersCache:
+    """Listeners per artist (the artist memory's cosine norms), re-read at most every `refresh_s`.
+
+    One HGETALL of a hash with one field per artist that entered any history; the staleness is at
+    most `refresh_s` (the rows themselves are read per request)."""
+
+    def __init__(self, refresh_s: float = 2.0) -> None:
+        self.refresh_s = refresh_s
+        self.listeners: dict[str, float] = {}
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> dict[str, float]:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            raw = await client.hgetall(keys.artist_listeners)
+            self.listeners = {k.decode(): float(v) for k, v in raw.items()}
+        return self.listeners
 
 
 Rates = dict[str, tuple[float, float, float]]
@@ -198,9 +240,25 @@ class Recommender:
         self.keys = keys
         self.cache = cache
         self.global_model = global_model
+        self.artist_listeners = ArtistListenersCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
+
+    async def signals(
+        self, client: Any, profile: UserProfile | None, seed: SeedProfile | None, request: RecommendRequest
+    ) -> Signals:
+        """Everything besides the profile and the rates: one pipeline, plus the cached models."""
+        config = request.config
+        read = await read_signals(client, self.keys, profile, seed, config)
+        global_weights = await self.global_model.get(client, self.keys)
+        scores: dict[str, float] = {}
+        via: dict[str, str] = {}
+        if read.artist_rows:
+            listeners = await self.artist_listeners.get(client, self.keys)
+            liked = liked_artists(profile, config.collaborative_artists)
+            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:
@@ -226,13 +284,10 @@ class Recommender:
             if cached is not None:
                 return cached
         seed = self.seed_profile(view, state)
-        neighbours, trending = await read_signals(client, self.keys, profile, seed)
-        global_weights = await self.global_model.get(client, self.keys)
-        signals = Signals(neighbours=neighbours, trending=trending, global_weights=global_weights)
+        signals = await self.signals(client, profile, seed, request)
         gathered: Gathered = gather(view, profile, seed, signals, request)
         ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
-        rates = await read_rates(client, self.keys, ids)
-        signals = Signals(neighbours, trending, rates, global_weights)
+        signals = replace(signals, rates=await read_rates(client, self.keys, ids))
         scored = score(view, profile, seed, gathered, signals, request)
         items = pick(view, profile, scored, request)
         target = scored.target.name if scored.target is not None else None
@@ -246,9 +301,7 @@ class Recommender:
         request: RecommendRequest,
     ) -> tuple[list[RankedTrack], list[str]]:
         seed = self.seed_profile(view, state)
-        neighbours, trending = await read_signals(client, self.keys, state.profile, seed)
+        signals = await self.signals(client, state.profile, seed, request)
         known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
-        rates = await read_rates(client, self.keys, known)
-        global_weights = await self.global_model.get(client, self.keys)
-        signals = Signals(neighbours, trending, rates, global_weights)
+        signals = replace(signals, rates=await read_rates(client, self.keys, known))
         return rank_given(view, state.profile, seed, track_ids, signals, request)

@@ -11,12 +11,22 @@ True
 from __future__ import annotations
 
 from ranking.candidates import SourceCandidates
-from ranking.sources import artist, co_listening, genre, popular, seed, session, taste, trending
+from ranking.sources import (
+    artist,
+    co_listening,
+    genre,
+    popular,
+    seed,
+    session,
+    similar_artists,
+    taste,
+    trending,
+)
 from ranking.sources.base import CandidateSource, Signals, SourceContext
 
 SOURCES: dict[str, CandidateSource] = {
     source.NAME: source.SOURCE
-    for source in (taste, session, co_listening, genre, artist, seed, trending, popular)
+    for source in (taste, session, co_listening, similar_artists, genre, artist, seed, trending, popular)
 }
 
 

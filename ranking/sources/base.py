@@ -28,6 +28,10 @@ class Signals:
     """track → (smoothed like rate, smoothed skip rate, listens), from the flow's item statistics."""
     global_weights: np.ndarray | None = None
     """The newest global engagement model (78 float32), for listeners without their own."""
+    artist_scores: Mapping[str, float] = field(default_factory=dict)
+    """Artist → collaborative score for this listener (`ranking.collaborative.artist_scores`)."""
+    artist_via: Mapping[str, str] = field(default_factory=dict)
+    """Artist → the liked artist that contributed most to its score."""
 
 
 @dataclass(frozen=True)
