@@ -30,7 +30,6 @@ round robin: first every artist's top track, then every artist's second, ...).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,15 +169,16 @@ class ALS:
         return M
 
     def fit(self, X: sp.spmatrix) -> ALS:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         self.train = self._values(X)
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
-                                        alpha=self.alpha, iterations=self.iterations,
-                                        random_state=self.seed, num_threads=self.threads,
-                                        calculate_training_loss=False)
-        model.fit(self.train, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; a BLAS pool only slows it
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
+                                            alpha=self.alpha, iterations=self.iterations,
+                                            random_state=self.seed, num_threads=self.threads,
+                                            calculate_training_loss=False)
+            model.fit(self.train, show_progress=False)
         self.model = model
         return self
 
