@@ -23,7 +23,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -225,6 +225,31 @@ def seed_digest(raw: bytes | None) -> bytes:
     return hashlib.blake2b(raw, digest_size=8).digest() if raw else b""
 
 
+NOT_KEYED = frozenset({"now_ms"})
+"""`RecommendRequest` fields left out of the answer cache key: the wall clock differs on every request
+(`ResponseCache.ttl_s` bounds how old a cached answer may be). Every other field is in the key."""
+
+_config_digests: dict[int, tuple[RankingConfig, str]] = {}
+
+
+def config_digest(config: RankingConfig) -> str:
+    """`config.digest`, computed once per config object (it takes tens of µs). An entry holds its
+    config, so that id() cannot be reused by another config while the entry lives."""
+    entry = _config_digests.get(id(config))
+    if entry is None:
+        if len(_config_digests) >= 64:
+            _config_digests.clear()
+        entry = _config_digests[id(config)] = (config, config.digest)
+    return entry[1]
+
+
+def request_key(request: RecommendRequest) -> tuple[Hashable, ...]:
+    """The request's part of the answer cache key: every field (a field added later is keyed without
+    being listed) but `NOT_KEYED`, in field order, `config` by its digest."""
+    return tuple(config_digest(request.config) if f.name == "config" else getattr(request, f.name)
+                 for f in fields(request) if f.name not in NOT_KEYED)
+
+
 @dataclass(frozen=True)
 class Answer:
     items: list[RankedTrack]
@@ -277,8 +302,7 @@ class Recommender:
     ) -> Answer:
         profile = state.profile
         key = ("recs", profile.user_id if profile else None, profile.version if profile else -1,
-               seed_digest(state.seed_raw), id(view), catalog_version, request.k, request.mood,
-               request.activity, request.hour, request.diversity, request.discovery, request.exclude)
+               seed_digest(state.seed_raw), id(view), catalog_version, *request_key(request))
         if profile is not None:
             cached = self.cache.get(key)
             if cached is not None:
