@@ -22,18 +22,21 @@
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
+| `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_EXCLUDE_RECENT` | `24` | Tracks of a listener's latest this-many events (played, skipped, liked) are not recommended again; disliked tracks in the profile never are. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
 
@@ -80,6 +83,20 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _ranking_overrides(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("ENCORE_RANKING_CONFIG") or "").strip()
+    if not raw:
+        return None
+    try:
+        overrides = json.loads(raw)
+        if not isinstance(overrides, dict):
+            raise ValueError("a JSON object of RankingConfig fields is expected")
+        RankingConfig.with_overrides(overrides)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"ENCORE_RANKING_CONFIG: {exc}") from None
+    return raw
 
 
 def _api_keys(env: Mapping[str, str]) -> str | None:
@@ -129,7 +146,15 @@ class Settings:
     recs_cache_size: int = 4096
     recs_cache_ttl_s: float = 5.0
     exclude_recent: int = 24
+    ranking_overrides: str | None = None
+    """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
     log_level: str = "INFO"
+
+    @property
+    def ranking_config(self) -> RankingConfig:
+        if not self.ranking_overrides:
+            return RANKING_CONFIG
+        return RankingConfig.with_overrides(json.loads(self.ranking_overrides))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +189,7 @@ class Settings:
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
             exclude_recent=_int(env, "ENCORE_EXCLUDE_RECENT", 24, minimum=0, maximum=255),
+            ranking_overrides=_ranking_overrides(env),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -189,6 +215,8 @@ class Settings:
             "ENCORE_EXCLUDE_RECENT": str(self.exclude_recent),
             "ENCORE_LOG_LEVEL": self.log_level,
         }
+        if self.ranking_overrides:
+            env["ENCORE_RANKING_CONFIG"] = self.ranking_overrides
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:

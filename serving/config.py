@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
 from serving.auth import ApiKey
@@ -29,6 +30,8 @@ class ServingConfig:
     recs_cache_ttl_s: float = 5.0
     exclude_recent: int = 24
     """Tracks of the listener's latest this-many events are not recommended again."""
+    ranking: RankingConfig = RANKING_CONFIG
+    """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
 
     @property
     def topics(self) -> Topics:
