@@ -93,7 +93,7 @@ class RecommendParams:
         return RecommendRequest(
             **{f.name: getattr(self, f.name) for f in fields(self)},
             now_ms=now_ms, clock_hour=now_ms // 3_600_000 % 24,
-            rules=ExclusionRules(recent_events=cfg.exclude_recent),
+            rules=ExclusionRules(recent_events=cfg.exclude_recent), config=cfg.ranking,
         )
 
 
