@@ -23,7 +23,7 @@
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
-| `ENCORE_EXCLUDE_RECENT` | `24` | Tracks of a listener's latest this-many events (played, skipped, liked) are not recommended again; disliked tracks in the profile never are. |
+| `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
@@ -145,7 +145,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     recs_cache_size: int = 4096
     recs_cache_ttl_s: float = 5.0
-    exclude_recent: int = 24
+    repeat_cooldown_s: int = 21_600
     ranking_overrides: str | None = None
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
     log_level: str = "INFO"
@@ -188,7 +188,7 @@ class Settings:
                                if o.strip()),
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
-            exclude_recent=_int(env, "ENCORE_EXCLUDE_RECENT", 24, minimum=0, maximum=255),
+            repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
             ranking_overrides=_ranking_overrides(env),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
@@ -212,7 +212,7 @@ class Settings:
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
-            "ENCORE_EXCLUDE_RECENT": str(self.exclude_recent),
+            "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
             "ENCORE_LOG_LEVEL": self.log_level,
         }
         if self.ranking_overrides:

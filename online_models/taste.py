@@ -10,7 +10,12 @@ What one event does to a `UserProfile` (all in event time, so a replay gives the
   strongest (by magnitude) are kept, so strong dislikes are remembered too.
 - **skip rate**: running mean, then exponentially weighted, over play/skip/complete events.
 - **time-of-day pattern**: likes and completes counted per 4-hour UTC bucket (`tod_counts`).
-- **recent tracks, counters, `version` (+1 per applied event), `as_of` (the event's time)**.
+- **recent tracks**: the latest `recent_size` *distinct* tracks, oldest first, each with the event
+  time of its latest event (the repeat policy's cool-down) and one type: the latest, except that a
+  dislike stays until a positive event on the track, and a positive track stays positive (at its
+  stronger type) through a later play. When the list is full the oldest track that is not disliked
+  leaves first, so dislikes are remembered longest.
+- **counters, `version` (+1 per applied event), `as_of` (the event's time)**.
 - **dedupe**: an event whose `event_id` is among the user's last `dedupe_size` ids is not applied.
 
 >>> from schemas.events import Event
@@ -70,6 +75,24 @@ def _keep_last(items: list, limit: int) -> None:
         del items[: len(items) - limit]
 
 
+def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
+    """`recent` after `event`: one entry per track, newest last (see the module's rules)."""
+    kind = event.type
+    for i, item in enumerate(recent):
+        if item.track_id == event.track_id:
+            old, new = SEMANTICS[item.type], SEMANTICS[kind]
+            sticky_dislike = old.never_again and not new.positive
+            stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
+            if sticky_dislike or stays_liked:
+                kind = item.type
+            del recent[i]
+            break
+    recent.append(RecentTrack(event.track_id, kind, event.ts))
+    if len(recent) > limit:
+        drop = next((i for i, item in enumerate(recent) if not SEMANTICS[item.type].never_again), 0)
+        del recent[drop]
+
+
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
     if len(scores) > limit:
         ranked = sorted(scores.items(), key=lambda kv: abs(kv[1]), reverse=True)
@@ -110,8 +133,7 @@ class TasteLearner:
             profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
 
         profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
-        profile.recent.append(RecentTrack(event.track_id, event.type))
-        _keep_last(profile.recent, config.recent_size)
+        _remember_track(profile.recent, event, config.recent_size)
         profile.version += 1
         profile.as_of_ms = event.ts
         return True

@@ -25,12 +25,13 @@ from typing import Any
 
 SOURCE_ORDER: tuple[str, ...] = (
     "taste", "session", "co_listening", "similar_artists", "genre", "artist", "seed", "trending", "popular",
+    "familiar",
 )
 """Candidate sources in merge order (round-robin takes the first source's best first)."""
 
 DEFAULT_QUOTAS: Mapping[str, int] = MappingProxyType({
     "taste": 200, "session": 100, "co_listening": 100, "similar_artists": 120, "genre": 150, "artist": 60,
-    "seed": 100, "trending": 50, "popular": 50,
+    "seed": 100, "trending": 50, "popular": 50, "familiar": 24,
 })
 
 
@@ -38,8 +39,10 @@ DEFAULT_QUOTAS: Mapping[str, int] = MappingProxyType({
 class ExclusionRules:
     """What a listener is not offered again (serving's `ENCORE_EXCLUDE_*` settings)."""
 
-    recent_events: int = 24
-    """Tracks of the listener's latest this-many events (played, skipped, liked...) are left out."""
+    cooldown_s: int = 6 * 3600
+    """The repeat policy, in the listener's event time: a track whose latest event (played, skipped,
+    liked...) is within this many seconds of the listener's newest event is not offered again;
+    disliked tracks never are; liked ones may come back after it (`familiar` asks for some)."""
     disliked_artist_below: float = -0.8
     """An artist whose affinity is below this (about one recent dislike, or a run of early skips) is
     left out."""

@@ -43,8 +43,8 @@ from schemas.tracks import Track
 
 MIN_CONTRIBUTION = 0.05
 MAX_REASONS = 3
-_ORDER = ("co_listening", "similar_artists", "taste", "artist", "genre", "session", "engagement", "trending",
-          "mood", "quality", "discovery", "popular")
+_ORDER = ("familiar", "co_listening", "similar_artists", "taste", "artist", "genre", "session", "engagement",
+          "trending", "mood", "quality", "discovery", "popular")
 
 
 def _popular(track: Track) -> str:
@@ -65,6 +65,8 @@ def _text(
             return "often played together with what you like"
         title = via.title or via.track_id
         return f"because you liked {title} by {via.artist}" if via.artist else f"because you liked {title}"
+    if key == "familiar":
+        return "one of your favourites, back after a while"
     if key == "similar_artists":
         return f"fans of {similar_via} play it too" if similar_via else "listeners like you play it"
     if key == "taste":
@@ -107,7 +109,7 @@ def explain(
     """The `limit` strongest reasons for `track`, strongest first (see the module's table)."""
     ranked = sorted(
         (key for key in _ORDER if contributions.get(key, 0.0) > min_contribution),
-        key=lambda key: (key != "co_listening", -contributions[key], _ORDER.index(key)),
+        key=lambda key: (key not in ("familiar", "co_listening"), -contributions[key], _ORDER.index(key)),
     )
     reasons: list[str] = []
     for key in ranked:

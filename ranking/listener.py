@@ -19,19 +19,18 @@ from schemas.profile_codec import UserProfile
 def excluded_positions(
     view: CatalogView, profile: UserProfile | None, exclude: frozenset[str], rules: ExclusionRules
 ) -> set[int]:
-    """Catalog positions not to offer: the request's list, recent tracks, disliked tracks and artists."""
+    """Catalog positions not to offer: the request's list, tracks within the repeat cool-down
+    (event time: seconds before the listener's newest event), disliked tracks, disliked artists.
+    A recent track without a time (a codec v2 profile) counts as within the cool-down."""
     index = view.index
     out = {index.position[t] for t in exclude if t in index.position}
     if profile is None:
         return out
-    recent = profile.recent[-rules.recent_events :] if rules.recent_events > 0 else []
-    for item in recent:
-        i = index.position.get(item.track_id)
-        if i is not None:
-            out.add(i)
+    since = profile.as_of_ms - 1000 * rules.cooldown_s
     for item in profile.recent:
-        if SEMANTICS[item.type].never_again and item.track_id in index.position:
-            out.add(index.position[item.track_id])
+        i = index.position.get(item.track_id)
+        if i is not None and (SEMANTICS[item.type].never_again or item.ts_ms == 0 or item.ts_ms > since):
+            out.add(i)
     disliked = [name for name, score in profile.artists.items() if score < rules.disliked_artist_below]
     if disliked:
         keys = [k for name in disliked for k in view.artist_keys.get(name.strip().lower(), [])]
@@ -93,6 +92,21 @@ def session_of(
             genres[g] = genres.get(g, 0.0) + float(w)
     centroid = (weights[:, None] * view.index.features[liked]).sum(0).astype(np.float32)
     return Session(centroid, genres, tuple(liked))
+
+
+def familiar_positions(
+    view: CatalogView, profile: UserProfile | None, rules: ExclusionRules
+) -> list[tuple[int, float]]:
+    """Tracks the listener enjoyed whose cool-down is over: `(position, feedback weight)`, newest first."""
+    if profile is None:
+        return []
+    since = profile.as_of_ms - 1000 * rules.cooldown_s
+    out = []
+    for item in reversed(profile.recent):
+        i = view.index.position.get(item.track_id)
+        if i is not None and is_positive(item.type) and 0 < item.ts_ms <= since:
+            out.append((i, SEMANTICS[item.type].weight))
+    return out
 
 
 def recent_positives(profile: UserProfile, config: RankingConfig = RANKING_CONFIG) -> list[tuple[str, float]]:

@@ -43,6 +43,7 @@ from ranking.seeds import SeedProfile, effective_profile
 from ranking.sources import SourceContext, propose_all
 from ranking.sources.base import Signals
 from ranking.sources.co_listening import co_listening_neighbours
+from ranking.sources.familiar import NAME as FAMILIAR
 from ranking.sources.trending import trending_candidates
 from schemas.events import EventContext
 from schemas.profile_codec import UserProfile
@@ -60,6 +61,8 @@ class RecommendRequest:
     diversity: float = RANKING_CONFIG.diversity_default
     discovery: float = 0.0
     exclude: frozenset[str] = frozenset()
+    familiar: float = 0.0
+    """Share of the list (0–1) kept for tracks the listener enjoyed before, past the cool-down."""
     rules: ExclusionRules = EXCLUSION_RULES
     clock_hour: int | None = None
     """The server clock's UTC hour: the time-of-day default when the request gives no `hour`. It
@@ -106,8 +109,8 @@ def gather(
         excluded.update(seed.positions)  # declared favourites are known already: offer what is new
     clusters = listener_clusters(view, profile, config)
     cold = scoring_profile is None or (not scoring_profile.taste and not scoring_profile.genres)
-    ctx = SourceContext(view, profile, scoring_profile, seed, signals, config, excluded, clusters,
-                        session_of(view, profile, config), cold)
+    ctx = SourceContext(view, profile, scoring_profile, seed, signals, config, request.rules, excluded,
+                        clusters, session_of(view, profile, config), cold)
     merged = merge_candidates(propose_all(ctx), quotas=config.quotas, limit=config.merge_limit,
                               exclude=excluded)
     return Gathered(merged, excluded, clusters, cold)
@@ -169,6 +172,8 @@ def pick(
                           request.diversity, max_per_artist, scored.clusters)
     else:
         order = [int(j) for j in np.lexsort((positions, -scored.scores))][: request.k]
+    if request.familiar > 0:
+        order = _with_familiar(scored, order, request)
     scoring_profile = scored.profile
     has_taste = scoring_profile is not None and scoring_profile.taste
     taste_words = describe_taste(index, scoring_profile.taste) if has_taste else []
@@ -184,6 +189,8 @@ def pick(
         if not scored.own_model:
             contributions.pop("engagement", None)  # the global model says nothing about *you*
         candidate = scored.candidates[j]
+        if FAMILIAR in candidate.sources:
+            contributions[FAMILIAR] = 1.0
         via = index.position.get(candidate.via) if candidate.via else None
         reasons = explain(track, contributions, via=index.tracks[via] if via is not None else None,
                           taste_words=taste_words, liked_genres=liked_genres, mood_label=label,
@@ -194,6 +201,23 @@ def pick(
             engagement=round(float(scored.engagement[j]), 6) if scored.engagement is not None else None,
         ))
     return out
+
+
+def _with_familiar(scored: Scored, order: list[int], request: RecommendRequest) -> list[int]:
+    """`order` with at least round(k × familiar) familiar tracks (the best-scored ones), replacing
+    the lowest-ranked others, then in score order again."""
+    want = round(request.k * min(1.0, request.familiar))
+    candidates = scored.candidates
+    have = [j for j in order if FAMILIAR in candidates[j].sources]
+    if len(have) >= want:
+        return order
+    chosen = set(order)
+    extra = [j for j in np.lexsort((scored.positions, -scored.scores)).tolist()
+             if FAMILIAR in candidates[j].sources and j not in chosen][: want - len(have)]
+    others = [j for j in order if FAMILIAR not in candidates[j].sources]
+    keep = others[: max(0, min(len(order), request.k) - len(have) - len(extra))]
+    kept = set(keep) | set(have) | set(extra)
+    return sorted(kept, key=lambda j: (-scored.scores[j], int(scored.positions[j])))
 
 
 def _turns_across_genres(view: CatalogView, scored: Scored, k: int, max_per_artist: int | None) -> list[int]:

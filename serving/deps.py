@@ -69,6 +69,7 @@ class RecommendParams:
     diversity: float = RANKING_CONFIG.diversity_default
     discovery: float = 0.0
     exclude: frozenset[str] = frozenset()
+    familiar: float = 0.0
 
     @classmethod
     def from_body(cls, body: Any, **given: Any) -> Self:
@@ -93,7 +94,7 @@ class RecommendParams:
         return RecommendRequest(
             **{f.name: getattr(self, f.name) for f in fields(self)},
             now_ms=now_ms, clock_hour=now_ms // 3_600_000 % 24,
-            rules=ExclusionRules(recent_events=cfg.exclude_recent), config=cfg.ranking,
+            rules=ExclusionRules(cooldown_s=cfg.repeat_cooldown_s), config=cfg.ranking,
         )
 
 
@@ -104,6 +105,8 @@ _HOUR_HELP = "The listener's local hour (0-23): nudges toward the time of day (m
 _DIVERSITY_HELP = ("0: pure relevance; 1: spread across the listener's taste clusters. "
                    "At most 2 per artist.")
 _DISCOVERY_HELP = "0: no change; 1: strongly favour less popular tracks close to the taste."
+_FAMILIAR_HELP = ("Share of the list (0-1) kept for tracks the listener enjoyed before, once the repeat "
+                  "cool-down is over (default 0: they only compete like any other track).")
 
 K = Annotated[int, Query(ge=1, le=100, description="How many tracks.")]
 Mood = Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)]
@@ -112,6 +115,7 @@ Hour = Annotated[int | None, Query(ge=0, le=23, description=_HOUR_HELP)]
 Diversity = Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)]
 Discovery = Annotated[float, Query(ge=0, le=1, description=_DISCOVERY_HELP)]
 Exclude = Annotated[list[str], Query(max_length=500, description="Track ids not to return.")]
+Familiar = Annotated[float, Query(ge=0, le=1, description=_FAMILIAR_HELP)]
 
 _DEFAULT = RecommendParams()
 
@@ -124,10 +128,11 @@ async def recommend_params(
     diversity: Diversity = _DEFAULT.diversity,
     discovery: Discovery = _DEFAULT.discovery,
     exclude: Exclude = [],  # noqa: B006 (FastAPI copies a default; a list is how a repeated query parameter is typed)
+    familiar: Familiar = _DEFAULT.familiar,
 ) -> RecommendParams:
     """The recommendation query: every `RecommendParams` field."""
     return RecommendParams(k=k, mood=mood, activity=activity, hour=hour, diversity=diversity,
-                           discovery=discovery, exclude=frozenset(exclude))
+                           discovery=discovery, exclude=frozenset(exclude), familiar=familiar)
 
 
 async def similar_params(

@@ -14,6 +14,7 @@ from ranking.candidates import SourceCandidates
 from ranking.sources import (
     artist,
     co_listening,
+    familiar,
     genre,
     popular,
     seed,
@@ -26,7 +27,8 @@ from ranking.sources.base import CandidateSource, Signals, SourceContext
 
 SOURCES: dict[str, CandidateSource] = {
     source.NAME: source.SOURCE
-    for source in (taste, session, co_listening, similar_artists, genre, artist, seed, trending, popular)
+    for source in (taste, session, co_listening, similar_artists, genre, artist, seed, trending, popular,
+                   familiar)
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ranking.candidates import SourceCandidates
 from ranking.catalog_view import CatalogView
-from ranking.config import RankingConfig
+from ranking.config import ExclusionRules, RankingConfig
 from ranking.diversity import TasteClusters
 from ranking.listener import Session
 from ranking.seeds import SeedProfile
@@ -46,6 +46,7 @@ class SourceContext:
     seed: SeedProfile | None
     signals: Signals
     config: RankingConfig
+    rules: ExclusionRules
     excluded: set[int]
     clusters: TasteClusters | None
     session: Session | None

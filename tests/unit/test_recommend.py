@@ -90,12 +90,41 @@ def test_recent_disliked_and_requested_tracks_and_disliked_artists_are_left_out(
     assert disliked_artist not in {view.index.tracks[item.position].artist for item in items}
 
 
-def test_the_recent_window_is_configurable(view: CatalogView) -> None:
+HOUR_MS = 3_600_000
+
+
+def test_repeat_policy_is_a_cool_down_in_event_time(view: CatalogView) -> None:
+    """Played within the cool-down: left out; older positives may come back (`familiar` asks for
+    some); a dislike never comes back; a recent track without a time (an old profile) is left out."""
     profile = fan_of(view, "rock", n=8)
-    # With a window of 0 recent events, only dislikes stay excluded: played tracks may come back.
-    rules = ExclusionRules(recent_events=0)
-    ids = {item.track_id for item in recommend(view, profile, k=30, diversity=0.0, rules=rules)}
-    assert ids & {r.track_id for r in profile.recent}
+    old, fresh = profile.recent[:4], profile.recent[4:7]
+    for item in old:
+        item.ts_ms = NOW - 10 * HOUR_MS
+    for item in fresh:
+        item.ts_ms = NOW - HOUR_MS
+    disliked = profile.recent[7]
+    disliked.type, disliked.ts_ms = EventType.DISLIKE, NOW - 30 * HOUR_MS
+    old_ids, fresh_ids = {r.track_id for r in old}, {r.track_id for r in fresh}
+
+    default = recommend(view, profile, k=30, diversity=0.0)
+    ids = {item.track_id for item in default}
+    assert not ids & fresh_ids and disliked.track_id not in ids
+    assert ids & old_ids  # liked a while ago: they compete again
+
+    asked = recommend(view, profile, k=10, diversity=0.0, familiar=0.4)
+    back = [item for item in asked if item.track_id in old_ids]
+    assert len(back) >= 4 and len(asked) == 10
+    assert all(item.reasons[0] == "one of your favourites, back after a while" for item in back)
+    assert not {item.track_id for item in asked} & (fresh_ids | {disliked.track_id})
+
+    # No cool-down: everything but the dislike may come back; no time at all: left out.
+    ids = {item.track_id for item in recommend(view, profile, k=40, diversity=0.0,
+                                               rules=ExclusionRules(cooldown_s=0))}
+    assert ids & fresh_ids and disliked.track_id not in ids
+    for item in profile.recent:
+        item.ts_ms = 0
+    ids = {item.track_id for item in recommend(view, profile, k=40, diversity=0.0)}
+    assert not ids & {r.track_id for r in profile.recent}
 
 
 # -- sources and terms --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from serving.errors import ApiError
 from serving.models import RankRequest
 from serving.recommender import NOT_KEYED, request_key
 
-CFG = ServingConfig(brokers=["127.0.0.1:9"], redis_url="redis://127.0.0.1:9", exclude_recent=7)
+CFG = ServingConfig(brokers=["127.0.0.1:9"], redis_url="redis://127.0.0.1:9", repeat_cooldown_s=7)
 NOW_MS = 1_795_248_060_000
 
 
@@ -30,7 +30,7 @@ def _other(value: object) -> object:
         return "chill"
     if isinstance(value, str):
         return value + "-other"
-    return dataclasses.replace(value, recent_events=value.recent_events + 1)  # ExclusionRules
+    return dataclasses.replace(value, cooldown_s=value.cooldown_s + 1)  # ExclusionRules
 
 
 def test_the_parameters_become_the_request_field_by_field() -> None:
@@ -40,7 +40,7 @@ def test_the_parameters_become_the_request_field_by_field() -> None:
     for f in dataclasses.fields(params):
         assert getattr(request, f.name) == getattr(params, f.name)
     assert request.now_ms == NOW_MS and request.clock_hour == NOW_MS // 3_600_000 % 24
-    assert request.rules.recent_events == 7
+    assert request.rules.cooldown_s == 7
     assert {f.name for f in dataclasses.fields(RecommendParams)} <= {
         f.name for f in dataclasses.fields(RecommendRequest)}
 
