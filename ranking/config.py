@@ -77,7 +77,7 @@ class RankingConfig:
     similar_artists: float = 1.5
     """× the track's artist's collaborative score (`ranking.collaborative`) / the best among the
     candidates: artists that listeners with the same taste enjoy."""
-    collaborative_artists: int = 20
+    collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
     mood: float = 0.5
     """× fit to an explicit mood or activity target."""

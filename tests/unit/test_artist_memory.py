@@ -100,10 +100,14 @@ def test_a_full_row_is_cut_to_its_strongest_partners() -> None:
 def test_scores_are_cosine_over_the_liked_artists() -> None:
     rows = {"A": [("X", 2.0), ("Y", 2.0)], "B": [("X", 1.5)]}
     listeners = {"A": 4.0, "B": 1.0, "X": 4.0, "Y": 16.0}
-    scores, via = artist_scores({"A": 2.0, "B": 2.0, "Z": -1.0}, rows, listeners, scale=2.0)
+    scores, via = artist_scores({"A": 2.0, "B": 2.0, "Z": -1.0}, rows, listeners, scale=2.0,
+                                normalise_rows=False)
     w = math.tanh(1.0)
     assert scores["X"] == pytest.approx(w * 2 / math.sqrt(4 * 4) + w * 1.5 / math.sqrt(1 * 4))
     assert scores["Y"] == pytest.approx(w * 2 / math.sqrt(4 * 16))
     assert scores["X"] > scores["Y"]  # the popular partner does not win by popularity
     assert via == {"X": "B", "Y": "A"}
     assert artist_scores({"A": -2.0}, rows, listeners) == ({}, {})
+    # Normalised rows: each liked artist's best partner gets its full vote.
+    scores, _ = artist_scores({"A": 2.0, "B": 2.0}, rows, listeners, scale=2.0)
+    assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
