@@ -90,6 +90,10 @@ class RankingConfig:
     affinity_scale: float = 2.0
     """Affinity scores are squashed as tanh(score / scale)."""
 
+    ranker_prior_examples: int = 5_000
+    """Learned examples after which the flow's learned ranker counts as much as the hand weights of
+    the terms it covers (taste, genre, artist, popularity, engagement)."""
+
     # Candidates.
     sources: tuple[str, ...] = SOURCE_ORDER
     """The candidate sources to draw from (`ranking.sources.SOURCES` names), in merge order."""

@@ -32,10 +32,13 @@ from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.diversity import TasteClusters
 from ranking.listener import own_model_share, session_of
 from ranking.moods import MoodTarget, discovery_term, mood_term
+from ranking.ranker import FEATURES as RANKER_FEATURES
+from ranking.ranker import features as ranker_features
 from ranking.sources.base import Signals
 from schemas.events import EventContext
 from schemas.profile_codec import UserProfile
 from schemas.tracks import AUDIO_FEATURES
+from schemas.values import RankerState
 
 _FEATURE_WORDS: dict[str, tuple[str, str]] = {
     "danceability": ("danceable", "laid-back rhythm"),
@@ -182,6 +185,28 @@ def score(
         terms["discovery"] = discovery_term(popularity, taste_fit, discovery, config.popularity,
                                             config.discovery)
     total = np.zeros(m, dtype=np.float64)
-    for values in terms.values():
-        total += values
+    share = learned_share(signals.ranker, config)
+    for name, values in terms.items():
+        total += (1.0 - share) * values if name in LEARNED_TERMS else values
+    if share > 0 and m:
+        audio = np.where(index.has_features[positions][:, None], index.features[positions], np.nan)
+        x = ranker_features(scoring_profile, audio,
+                            [index.tracks[i].genres for i in positions],
+                            [index.tracks[i].artist for i in positions], popularity,
+                            engagement, config)
+        learned = x @ np.asarray(signals.ranker.weights, dtype=np.float32)
+        total += share * learned
+        terms["ranker"] = (share * learned).astype(np.float32)
     return positions, total, terms, engagement, own_share
+
+
+LEARNED_TERMS = frozenset({"taste", "genre", "artist", "popular", "engagement"})
+"""The hand-weighted terms the learned ranker takes over as it learns (`ranking.ranker.FEATURES`)."""
+
+
+def learned_share(ranker: RankerState | None, config: RankingConfig = RANKING_CONFIG) -> float:
+    """How much the learned ranker counts against the hand weights: n / (n + ranker_prior_examples),
+    0 without a ranker or one whose features this code does not know."""
+    if ranker is None or tuple(ranker.features) != RANKER_FEATURES or ranker.examples <= 0:
+        return 0.0
+    return ranker.examples / (ranker.examples + config.ranker_prior_examples)

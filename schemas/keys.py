@@ -17,6 +17,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{model}:global:replicas:<period>` | hash | replica id → `GlobalModel.to_record()` of that period (TTL 1 day) |
 | `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
 | `{ns}:v1:{model}:global:latest` | string (int) | the newest published period |
+| `{ns}:v1:{model}:ranker` | string (JSON) | the learned ranker: weights, examples seen, progressive AUC and log loss (`schemas.values.encode_ranker`) |
 | `{ns}:v1:{catalog}:tracks` | hash | track_id → track JSON (`schemas.tracks.Track`) |
 | `{ns}:v1:{catalog}:version` | string (int) | bumped on every catalog write; readers reload on change |
 | `{ns}:v1:{ops}:offsets` | sorted set | `<topic>:<partition>` → next offset the flow will process (processed + 1), only ever raised |
@@ -90,6 +91,10 @@ class KeyLayout:
 
     def global_replicas(self, period: int) -> str:
         return f"{self._root}:{{model}}:global:replicas:{period}"
+
+    @property
+    def ranker(self) -> str:
+        return f"{self._root}:{{model}}:ranker"
 
     def global_model(self, period: int) -> str:
         return f"{self._root}:{{model}}:global:{period}"

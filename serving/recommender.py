@@ -37,7 +37,14 @@ from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
-from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import (
+    RankerState,
+    decode_neighbours,
+    decode_ranker,
+    decode_rates,
+    decode_seed,
+    is_model_weights,
+)
 from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
@@ -125,6 +132,22 @@ async def read_signals(
     for row in replies[len(seeds) + len(artists):]:
         trending.extend(decode_neighbours(row))
     return ReadSignals(neighbours, trending, artist_rows)
+
+
+class RankerCache:
+    """The flow's learned ranker, re-read at most every `refresh_s` (it moves a little per batch)."""
+
+    def __init__(self, refresh_s: float = 5.0) -> None:
+        self.refresh_s = refresh_s
+        self.state: RankerState | None = None
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> RankerState | None:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            self.state = decode_ranker(await client.get(keys.ranker)) or self.state
+        return self.state
 
 
 class ArtistListenersCache:
@@ -266,6 +289,7 @@ class Recommender:
         self.cache = cache
         self.global_model = global_model
         self.artist_listeners = ArtistListenersCache()
+        self.ranker = RankerCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
@@ -283,7 +307,8 @@ class Recommender:
             listeners = await self.artist_listeners.get(client, self.keys)
             liked = liked_artists(profile, config.collaborative_artists)
             scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
+        ranker = await self.ranker.get(client, self.keys)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:

@@ -346,3 +346,34 @@ def test_on_a_big_catalog_the_genre_source_searches_near_cells_and_keeps_the_gen
     assert len(got) == 40
     assert all("rock" in celled.index.tracks[i].genres for i in got.positions)
     assert len(set(got.positions.tolist()) & set(want.positions.tolist())) >= 30
+
+
+def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: CatalogView) -> None:
+    from ranking.ranker import FEATURES, prior_weights
+    from ranking.scoring import learned_share
+    from schemas.values import RankerState
+
+    profile = fan_of(view, "rock")
+    played = {r.track_id for r in profile.recent}
+    liked_artist = max((name for name, rows in view.artist_rows.items()
+                        if not {view.index.tracks[int(i)].track_id for i in rows} & played),
+                       key=lambda name: (len(view.artist_rows[name]), name))
+    profile.artists = {liked_artist: 3.0}
+    plain = recommend(view, profile, k=20, diversity=0.0)
+    cold = RankerState(FEATURES, list(prior_weights()), 0.0, examples=0)
+    assert learned_share(cold) == 0.0
+    assert [i.track_id for i in recommend(view, profile, Signals(ranker=cold), k=20, diversity=0.0)] == [
+        i.track_id for i in plain]
+    # A ranker that learned, from a million outcomes, that this listener's artist affinity means skips.
+    weights = dict(zip(FEATURES, prior_weights(), strict=True)) | {"artist": -5.0}
+    learned = RankerState(FEATURES, [weights[f] for f in FEATURES], 0.0, examples=1_000_000)
+    assert learned_share(learned) > 0.99
+    items = recommend(view, profile, Signals(ranker=learned), k=20, diversity=0.0)
+
+    def by_artist(found: list) -> int:
+        return sum(view.index.tracks[i.position].artist == liked_artist for i in found)
+
+    assert by_artist(plain) >= 2 and by_artist(items) < by_artist(plain)
+    # A ranker over other features is ignored.
+    other = RankerState(("x",), [1.0], 0.0, examples=1_000_000)
+    assert learned_share(other) == 0.0
