@@ -11,7 +11,7 @@ the same function and scores them with the learned weights (`ranking.scoring`).
 | `taste` | exp(−mean(((x − taste) / FEATURE_SCALE)²) / 2): audio similarity to the taste vector |
 | `genre` | mean of tanh(affinity / scale) over the track's genres |
 | `artist` | tanh(affinity / scale) of the track's artist |
-| `popularity` | catalog popularity in [0, 1] |
+| `popularity` | catalog popularity in [0, 1] (the stream's popularity is a hand-weighted term) |
 | `engagement` | 2·(p − ½), p = the listener's own engagement model's P(like or complete) |
 
 `prior_weights` maps `RankingConfig`'s hand weights onto these features: the ranker's cold start,

@@ -13,6 +13,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{items}:artist_listeners` | hash | artist → listeners whose history it entered (the cosine's norm) |
 | `{ns}:v1:{items}:trending` | sorted set | track_id → trending (decayed velocity, `ItemStats.trending`) at the track's last update |
 | `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |
+| `{ns}:v1:{items}:popular` | sorted set | track_id → decayed listens (7-day half-life, `ItemStats.listens`) at the track's last update: popularity from the stream |
 | `{ns}:v1:{items}:rates` | hash | track_id → `like_rate,skip_rate,listens` (smoothed, at the last update): the item-quality prior |
 | `{ns}:v1:{model}:global:replicas:<period>` | hash | replica id → `GlobalModel.to_record()` of that period (TTL 1 day) |
 | `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
@@ -81,6 +82,10 @@ class KeyLayout:
     @property
     def trending(self) -> str:
         return f"{self._root}:{{items}}:trending"
+
+    @property
+    def stream_popular(self) -> str:
+        return f"{self._root}:{{items}}:popular"
 
     def trending_in_genre(self, genre: str) -> str:
         return f"{self._root}:{{items}}:trending:g:{genre}"

@@ -104,6 +104,7 @@ class ReadSignals:
     neighbours: dict[str, list[tuple[str, float]]]
     trending: list[tuple[str, float]]
     artist_rows: dict[str, list[tuple[str, float]]]
+    popular: list[tuple[str, float]]
 
 
 async def read_signals(
@@ -120,6 +121,8 @@ async def read_signals(
         pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
     for artist in artists:
         pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
+    pipe.zrevrange(keys.stream_popular, 0, config.quota("popular") + config.popular_cold_quota - 1,
+                   withscores=True)
     pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
@@ -128,10 +131,11 @@ async def read_signals(
                   for track_id, row in zip(seeds, replies, strict=False) if row}
     artist_rows = {artist: decode_neighbours(row)
                    for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
+    popular = decode_neighbours(replies[len(seeds) + len(artists)])
     trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds) + len(artists):]:
+    for row in replies[len(seeds) + len(artists) + 1:]:
         trending.extend(decode_neighbours(row))
-    return ReadSignals(neighbours, trending, artist_rows)
+    return ReadSignals(neighbours, trending, artist_rows, popular)
 
 
 class RankerCache:
@@ -308,7 +312,7 @@ class Recommender:
             liked = liked_artists(profile, config.collaborative_artists)
             scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
         ranker = await self.ranker.get(client, self.keys)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:

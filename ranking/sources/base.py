@@ -35,6 +35,8 @@ class Signals:
     """Artist → the liked artist that contributed most to its score."""
     ranker: RankerState | None = None
     """The flow's learned ranker (`ranking.ranker`), as last published."""
+    stream_popular: Sequence[tuple[str, float]] = ()
+    """The most listened tracks in the stream: (track_id, decayed listens), most first."""
 
 
 @dataclass(frozen=True)

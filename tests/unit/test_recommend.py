@@ -11,7 +11,7 @@ from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from online_models.context_features import INDEX, TRACK_DIM, track_matrix
 from online_models.user_model import UserModel
 from ranking.catalog_view import CatalogView, catalog_track_matrix
-from ranking.config import ExclusionRules
+from ranking.config import ExclusionRules, RankingConfig
 from ranking.pipeline import RecommendRequest, gather, pick, rank_given, score
 from ranking.seeds import SeedFavourites, effective_profile, seed_of
 from ranking.similar import similar_to
@@ -377,3 +377,24 @@ def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: Ca
     # A ranker over other features is ignored.
     other = RankerState(("x",), [1.0], 0.0, examples=1_000_000)
     assert learned_share(other) == 0.0
+
+
+def test_popularity_comes_from_the_stream_with_the_catalog_as_fallback(view: CatalogView) -> None:
+    from ranking.scoring import stream_popularity
+
+    by_catalog = sorted(range(len(view)), key=lambda i: float(view.index.popularity[i]))
+    obscure = [view.index.tracks[i].track_id for i in by_catalog[:3]]  # the catalog's least popular
+    streamed = [(obscure[0], 400.0), (obscure[1], 20.0)]
+    rates = {obscure[0]: (0.1, 0.3, 400.0), obscure[1]: (0.1, 0.3, 20.0)}
+    signals = Signals(stream_popular=streamed, rates=rates)
+    request = RecommendRequest(k=10, now_ms=NOW)
+    gathered = gather(view, None, None, signals, request)  # a listener nobody knows
+    popular = [c for c in gathered.candidates if "popular" in c.sources]
+    assert view.index.tracks[popular[0].position].track_id == obscure[0]
+    assert popular[0].sources["popular"] == pytest.approx(1.0)
+    scored = score(view, None, None, gathered, signals, request)
+    j = [c.position for c in scored.candidates].index(view.index.position[obscure[0]])
+    assert scored.terms["popular"][j] == pytest.approx(RankingConfig().popularity)
+    values = stream_popularity(signals, obscure, view.index.popularity[by_catalog[:3]])
+    assert values[0] == pytest.approx(1.0) and 0 < values[1] < 1
+    assert values[2] == pytest.approx(float(view.index.popularity[by_catalog[2]]))  # not streamed: catalog
