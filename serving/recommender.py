@@ -310,7 +310,8 @@ class Recommender:
         if read.artist_rows:
             listeners = await self.artist_listeners.get(client, self.keys)
             liked = liked_artists(profile, config.collaborative_artists)
-            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
+            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale,
+                                        config.collaborative_normalise_rows)
         ranker = await self.ranker.get(client, self.keys)
         return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular)
 
