@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from encore.settings import Settings, SettingsError
@@ -245,12 +245,13 @@ def run_topics_create(settings: Settings, partitions: int | None) -> int:
     from schemas.topics import Topics
 
     created = create_topics(settings.require_kafka(), Topics(settings.namespace).all(),
-                            partitions or settings.partitions)
+                            partitions or settings.partitions, settings.kafka_config)
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
 
-def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None) -> int:
+def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None,
+                 kafka_config: Mapping[str, str] | None = None) -> int:
     """Produce every track of a CSV to the catalog topic; returns how many the broker acknowledged."""
     from confluent_kafka import Producer
 
@@ -258,7 +259,8 @@ def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None =
     from schemas.topics import Topics
 
     tracks = read_spotify_csv(path, limit=limit)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **(kafka_config or {}),
+                         "acks": "all"})
     acked, failed = [0], [0]
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -287,7 +289,7 @@ def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
         print(f"encore: no such file: {path}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit)
+    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit, settings.kafka_config)
     print(f"loaded {count} tracks into {settings.namespace}.tracks in {time.monotonic() - started:.1f}s")
     return 0
 

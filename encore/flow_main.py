@@ -28,6 +28,7 @@ def flow_config(settings: Settings) -> FlowConfig:
         batch_size=settings.flow_batch_size,
         catalog_refresh_s=settings.catalog_refresh_s,
         fetch_wait_ms=settings.kafka_fetch_wait_ms,
+        kafka_config=settings.kafka_config,
     )
 
 

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,12 +249,19 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[ManagedProcess
     return server, f"redis://{LOOPBACK}:{port}/0"
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; returns those created. Idempotent."""
+def create_topics(bootstrap: str, topics: Iterable[str], partitions: int,
+                  kafka_config: Mapping[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns those created. Idempotent.
+
+    `kafka_config`: client options in librdkafka names (`ENCORE_KAFKA_CONFIG`), translated for
+    kafka-python's admin client."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="encore-admin")
+    from schemas.kafka_config import KafkaClientConfig
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="encore-admin",
+                             **KafkaClientConfig(kafka_config).kafka_python())
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in topics if t not in existing]

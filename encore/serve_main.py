@@ -26,6 +26,7 @@ def serving_config(settings: Settings) -> ServingConfig:
         recs_cache_size=settings.recs_cache_size,
         recs_cache_ttl_s=settings.recs_cache_ttl_s,
         exclude_recent=settings.exclude_recent,
+        kafka_config=settings.kafka_config,
     )
 
 

@@ -10,6 +10,8 @@
 | `ENCORE_API_PORT` | `8000` | Port the API binds. |
 | `ENCORE_API_URL` | `http://127.0.0.1:8000` | Where `encore simulate` and the client send events. |
 | `ENCORE_DATA_DIR` | `.encore` | Local state: embedded Redis data, logs. |
+| `ENCORE_KAFKA_CONFIG` | unset | Kafka client options as a JSON object of librdkafka names (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, ...), given to every Kafka client: the flow's source, sink and offset committer, the API's producer, the lag reader, the topic admin and `encore catalog load` (translated for the kafka-python ones, `schemas/kafka_config.py`). Secrets are never printed. |
+| `ENCORE_KAFKA_CONFIG_FILE` | unset | A file holding such a JSON object (e.g. a mounted secret); its options win over those of `ENCORE_KAFKA_CONFIG`, so the secrets can live in the file and the rest in the environment. |
 | `ENCORE_KAFKA_FETCH_WAIT_MS` | `10` | Longest the flow's Kafka fetch waits at the broker for data; low keeps latency low on brokers (like Tansu) that do not answer a waiting fetch early. |
 | `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
 | `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
@@ -28,12 +30,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from schemas.kafka_config import KafkaClientConfig, KafkaConfigError
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
 
@@ -92,6 +96,34 @@ def _api_keys(env: Mapping[str, str]) -> str | None:
     return env.get("ENCORE_API_KEYS") or None
 
 
+def _kafka_config(env: Mapping[str, str]) -> KafkaClientConfig:
+    """ENCORE_KAFKA_CONFIG's options, overridden by ENCORE_KAFKA_CONFIG_FILE's."""
+    options: dict[str, object] = {}
+    sources = [("ENCORE_KAFKA_CONFIG", env.get("ENCORE_KAFKA_CONFIG") or "")]
+    path = env.get("ENCORE_KAFKA_CONFIG_FILE")
+    if path:
+        try:
+            sources.append(("ENCORE_KAFKA_CONFIG_FILE", Path(path).read_text()))
+        except OSError as exc:
+            raise SettingsError(f"ENCORE_KAFKA_CONFIG_FILE cannot be read: {exc.strerror}") from None
+    for name, text in sources:
+        if not text.strip():
+            continue
+        try:
+            loaded = json.loads(text)
+        except ValueError as exc:
+            # Only the position: the text may hold a password.
+            raise SettingsError(f"{name} is not valid JSON (line {getattr(exc, 'lineno', '?')}, "
+                                f"column {getattr(exc, 'colno', '?')})") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{name} must be a JSON object of Kafka client options")
+        options.update(loaded)
+    try:
+        return KafkaClientConfig.parse(options)
+    except KafkaConfigError as exc:
+        raise SettingsError(f"ENCORE_KAFKA_CONFIG: {exc}") from None
+
+
 def redact_url(url: str | None) -> str:
     """A URL fit for logs: any password replaced by `***`.
 
@@ -117,6 +149,8 @@ class Settings:
     data_dir: Path = Path(".encore")
     flow_batch_size: int = 1000
     kafka_fetch_wait_ms: int = 10
+    kafka_config: KafkaClientConfig = field(default_factory=KafkaClientConfig)
+    """Kafka client options for every client (librdkafka names; secrets hidden from `repr`)."""
     flow_processes: int = 1
     """Bytewax processes `encore flow` runs on this machine."""
     catalog_refresh_s: float = 1.0
@@ -153,6 +187,7 @@ class Settings:
             data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
             flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
             kafka_fetch_wait_ms=_int(env, "ENCORE_KAFKA_FETCH_WAIT_MS", 10, maximum=10_000),
+            kafka_config=_kafka_config(env),
             flow_processes=_int(env, "ENCORE_FLOW_PROCESSES", 1, maximum=MAX_FLOW_PROCESSES),
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
@@ -195,6 +230,8 @@ class Settings:
             env["ENCORE_REDIS_URL"] = self.redis_url
         if self.api_keys:
             env["ENCORE_API_KEYS"] = self.api_keys
+        if self.kafka_config:
+            env["ENCORE_KAFKA_CONFIG"] = json.dumps(self.kafka_config.librdkafka())
         return env
 
     @property
@@ -203,8 +240,9 @@ class Settings:
         return self.data_dir / "recovery" / self.namespace
 
     def __repr__(self) -> str:
-        return (f"Settings(kafka={self.kafka_bootstrap!r}, redis={redact_url(self.redis_url)!r}, "
-                f"namespace={self.namespace!r}, api_keys={'<set>' if self.api_keys else None})")
+        return (f"Settings(kafka={self.kafka_bootstrap!r}, kafka_config={self.kafka_config.redacted()!r}, "
+                f"redis={redact_url(self.redis_url)!r}, namespace={self.namespace!r}, "
+                f"api_keys={'<set>' if self.api_keys else None})")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -110,6 +110,6 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
-              KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+              KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
     op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
@@ -19,7 +20,8 @@ class ServingConfig:
     """How long a write waits for the broker's acknowledgement before answering 503."""
     max_batch: int = 1000
     """Most events or tracks in one POST."""
-    kafka_config: dict[str, str] = field(default_factory=dict)
+    kafka_config: Mapping[str, str] = field(default_factory=dict)
+    """Kafka client options (librdkafka names) for the producer and, translated, the lag reader."""
     api_keys: list[ApiKey] = field(default_factory=list)
     """No keys: demo mode, every request allowed (and the service says so)."""
     max_body_bytes: int = 1_048_576

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from confluent_kafka import KafkaException, Producer
 
@@ -13,18 +13,25 @@ class BrokerUnavailable(Exception):
     """The broker did not acknowledge a write in time; nothing may be reported as accepted."""
 
 
+def producer_config(brokers: Sequence[str], timeout_s: float,
+                    extra: Mapping[str, str] | None = None) -> dict[str, str | int]:
+    """The producer's librdkafka options: the client options (`ENCORE_KAFKA_CONFIG`: security,
+    tuning) first, then what the delivery guarantee rests on, which they cannot override."""
+    return {
+        "linger.ms": 2,
+        "client.id": "encore-api",
+        **(extra or {}),
+        "bootstrap.servers": ",".join(brokers),
+        "acks": "all",
+        # Give up on a message a little before the handler stops waiting for it.
+        "message.timeout.ms": max(1000, int(timeout_s * 1000) - 500),
+    }
+
+
 class AckedProducer:
-    def __init__(self, brokers: Sequence[str], timeout_s: float, extra: dict[str, str] | None = None):
+    def __init__(self, brokers: Sequence[str], timeout_s: float, extra: Mapping[str, str] | None = None):
         self._timeout_s = timeout_s
-        self._producer = Producer({
-            "bootstrap.servers": ",".join(brokers),
-            "acks": "all",
-            "linger.ms": 2,
-            # Give up on a message a little before the handler stops waiting for it.
-            "message.timeout.ms": max(1000, int(timeout_s * 1000) - 500),
-            "client.id": "encore-api",
-            **(extra or {}),
-        })
+        self._producer = Producer(producer_config(brokers, timeout_s, extra))
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()

@@ -19,6 +19,7 @@ ALL_VARS = {
     "ENCORE_DATA_DIR": "/var/lib/encore",
     "ENCORE_FLOW_BATCH_SIZE": "250",
     "ENCORE_KAFKA_FETCH_WAIT_MS": "25",
+    "ENCORE_KAFKA_CONFIG": '{"security.protocol": "SSL", "ssl.ca.location": "/ca.pem"}',
     "ENCORE_FLOW_PROCESSES": "3",
     "ENCORE_CATALOG_REFRESH_S": "2.5",
     "ENCORE_RECOVERY": "off",
