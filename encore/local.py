@@ -220,13 +220,18 @@ def _cluster_ok(port: int) -> bool:
     return "cluster_state:ok" in info.stdout
 
 
-def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
-    """An embedded Tansu broker on a free loopback port; returns it and its bootstrap address."""
+def start_broker(log_dir: Path, port: int | None = None,
+                 advertised_port: int | None = None) -> tuple[ManagedProcess, str]:
+    """An embedded Tansu broker on a free loopback port; returns it and its bootstrap address.
+
+    `advertised_port`: the port clients are told to use (metadata), when something else (a TLS
+    terminator in the tests: Tansu 0.6 serves plaintext only) listens there and forwards here."""
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port}" if advertised_port else url
     broker = ManagedProcess(
         "kafka (tansu)",
-        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         log_dir / "broker.log",
     ).start()
