@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo up test lint unit integration browser clean
+TS := clients/ts
+TS_STAMP := $(TS)/node_modules/.package-lock.json
+
+.PHONY: setup demo up test lint unit integration browser ts-client clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,7 @@ up: setup
 
 # Lint, then every test: unit tests of pure logic, integration tests on a real broker and Redis, and
 # the /ops page in a real headless Chromium.
-test: setup browser
+test: setup browser ts-client
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models encore/catalog_csv.py encore/client.py encore/bytewax_api.py encore/flow_cluster.py serving/lag.py serving/ops_stats.py tests
 
@@ -40,5 +43,15 @@ integration: setup
 browser:
 	scripts/install-chromium.sh
 
+# The TypeScript client for web players: Node.js (installed with apt-get when missing and we are root)
+# and its dev dependency (typescript) from package-lock.json, again when the lock changes.
+# tests/integration/test_ts_client.py runs its suite against the live stack.
+$(TS_STAMP): $(TS)/package-lock.json $(TS)/package.json
+	scripts/install-node.sh
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ts-client: $(TS_STAMP)
+
 clean:
-	rm -rf $(VENV) .encore .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .encore .pytest_cache .ruff_cache *.egg-info $(TS)/node_modules $(TS)/dist
