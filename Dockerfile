@@ -6,7 +6,8 @@
 #   docker build -t encore .
 #   docker run --rm -p 8000:8000 -e ENCORE_KAFKA_BOOTSTRAP=... -e ENCORE_REDIS_URL=... encore
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# An exact version: a rebuild next month starts from the same Python (bump it deliberately).
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # ---- build: install the project and its runtime dependencies into a virtualenv --------------------
 FROM ${PYTHON_IMAGE} AS build

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     from encore.lag_cli import add_arguments as add_lag_arguments
 
     add_lag_arguments(commands.add_parser("lag", help="the flow's lag per partition (messages, seconds)"))
+
+    from encore.healthcheck import add_arguments as add_healthcheck_arguments
+
+    add_healthcheck_arguments(commands.add_parser(
+        "healthcheck", help="exit 0 if the flow here is alive (heartbeat, Bytewax API), else 1"))
     return parser
 
 
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from encore.lag_cli import run_lag
 
             return run_lag(settings, args)
+        if args.command == "healthcheck":
+            from encore.healthcheck import run_healthcheck
+
+            return run_healthcheck(settings, args)
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2

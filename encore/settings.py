@@ -26,6 +26,10 @@
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
 | `ENCORE_EXCLUDE_RECENT` | `24` | Tracks of a listener's latest this-many events (played, skipped, liked) are not recommended again; disliked tracks in the profile never are. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
+| `ENCORE_LOG_FORMAT` | `text` | `json`: one JSON object per log line (time, level, logger, message, and fields such as `request_id`, `route`, `status`, `latency_ms`); `text`: readable lines. |
+| `ENCORE_ACCESS_LOG` | `on` | One log line per API request (method, route, status, latency, request id); `off` turns it off. |
+| `ENCORE_OTEL_ENDPOINT` | unset | OTLP/HTTP endpoint for OpenTelemetry traces (e.g. `http://otel-collector:4318`; `/v1/traces` is added); `OTEL_EXPORTER_OTLP_ENDPOINT` works the same, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is taken as the full URL. Unset: no tracing, at no cost. Needs the `otel` extra. |
+| `ENCORE_SERVICE_NAME` | `encore-api` / `encore-flow` | The traces' `service.name` (`OTEL_SERVICE_NAME` works too). |
 """
 
 from __future__ import annotations
@@ -84,6 +88,28 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _traces_endpoint(env: Mapping[str, str]) -> str | None:
+    """The OTLP/HTTP URL traces are posted to: ENCORE_OTEL_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
+    (a base URL: `/v1/traces` is added), else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL)."""
+    base = env.get("ENCORE_OTEL_ENDPOINT") or None
+    if base is None and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    base = base or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if base is None:
+        return None
+    base = base.rstrip("/")
+    return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
 
 
 def _api_keys(env: Mapping[str, str]) -> str | None:
@@ -164,6 +190,12 @@ class Settings:
     recs_cache_ttl_s: float = 5.0
     exclude_recent: int = 24
     log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` or `json` (ENCORE_LOG_FORMAT)."""
+    access_log: bool = True
+    otel_endpoint: str | None = None
+    """Where traces go (OTLP over HTTP); None: tracing off."""
+    service_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -200,6 +232,10 @@ class Settings:
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
             exclude_recent=_int(env, "ENCORE_EXCLUDE_RECENT", 24, minimum=0, maximum=255),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
+            log_format=_choice(env, "ENCORE_LOG_FORMAT", ("text", "json"), "text"),
+            access_log=_switch(env, "ENCORE_ACCESS_LOG", True),
+            otel_endpoint=_traces_endpoint(env),
+            service_name=env.get("ENCORE_SERVICE_NAME") or env.get("OTEL_SERVICE_NAME") or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -223,7 +259,13 @@ class Settings:
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
             "ENCORE_EXCLUDE_RECENT": str(self.exclude_recent),
             "ENCORE_LOG_LEVEL": self.log_level,
+            "ENCORE_LOG_FORMAT": self.log_format,
+            "ENCORE_ACCESS_LOG": "on" if self.access_log else "off",
         }
+        if self.otel_endpoint:
+            env["ENCORE_OTEL_ENDPOINT"] = self.otel_endpoint
+        if self.service_name:
+            env["ENCORE_SERVICE_NAME"] = self.service_name
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:
