@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         if args.command == "up":
             from encore.stack import run_stack
@@ -161,13 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def configure_logging(level: str, tag: str = "") -> None:
-    """Log lines with time, level and logger; `tag` (e.g. `flow[1]`) tells processes apart."""
-    prefix = f"{tag} " if tag else ""
-    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
-    # Client libraries narrate every connection at INFO; keep their warnings only.
-    for noisy in ("kafka", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+def configure_logging(level: str, tag: str = "", log_format: str = "text") -> None:
+    """Log lines with time, level and logger (or JSON objects, `ENCORE_LOG_FORMAT=json`); `tag`
+    (e.g. `flow[1]`) tells processes apart. See encore/logs.py."""
+    from encore.logs import configure_logging as configure
+
+    configure(level, tag, log_format)
 
 
 def flow_command(settings: Settings, init_recovery: bool = True, processes: int = 1) -> list[str]:
@@ -244,8 +243,11 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     os.environ.update(settings.to_env())
+    # Encore's own access log (serving/request_log.py) replaces uvicorn's; log_config=None sends
+    # uvicorn's lines through Encore's handler, in ENCORE_LOG_FORMAT.
     uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
-                workers=args.workers, log_level=settings.log_level.lower(), access_log=False)
+                workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
+                log_config=None)
     return 0
 
 

@@ -21,6 +21,8 @@ class FlowConfig:
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     """Kafka client options (librdkafka names: security protocol, SASL, TLS files) for the source,
     the dead-letter sink and the offset committer (`ENCORE_KAFKA_CONFIG`)."""
+    tracing: bool = False
+    """A span per traced event (flows/tracing.py); on when the shell configured a tracer."""
     fetch_wait_ms: int = 10
     """Longest a fetch waits at the broker for data (librdkafka `fetch.wait.max.ms`). Apache Kafka
     answers a waiting fetch as soon as data arrives; Tansu waits the whole time, so a short wait is

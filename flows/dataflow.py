@@ -28,6 +28,8 @@ Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
@@ -35,7 +37,7 @@ from bytewax.dataflow import Dataflow
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
-from flows.decode import decode_event_message, decode_track_message, is_valid
+from flows.decode import SourcedEvent, SourceItem, decode_event_message, decode_track_message, is_valid
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
     GlobalMergerLogic,
@@ -51,6 +53,15 @@ from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
 from flows.user_state import UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
+
+
+def _event_decoder(config: FlowConfig) -> Callable[[SourceItem], SourcedEvent | DeadLetter]:
+    """decode_event_message, with a span per traced event when tracing is on (flows/tracing.py)."""
+    if not config.tracing:
+        return decode_event_message
+    from flows.tracing import traced_decode
+
+    return traced_decode(decode_event_message)
 
 
 def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
@@ -73,7 +84,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    events = op.map("decode_event", raw_events, decode_event_message)
+    events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(

@@ -36,10 +36,14 @@ class DeadLetter:
 
 class _DeadLetterTally(StatelessSinkPartition[DeadLetter]):
     def __init__(self, url: str, keys: KeyLayout) -> None:
+        from flows.batch_log import DeadLetterLog
+
         self._client = connect(url)
         self._keys = keys
+        self._log = DeadLetterLog()
 
     def write_batch(self, items: list[DeadLetter]) -> None:
+        self._log.note(items)
         progress = Progress()
         counts: dict[str, int] = {}
         for letter in items:

@@ -68,6 +68,7 @@ from serving.recommender import (
     read_listener,
 )
 from serving.redis_client import connect_async
+from serving.request_log import install_request_log
 
 T = TypeVar("T")
 
@@ -164,6 +165,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
+    install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> Health:

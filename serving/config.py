@@ -31,6 +31,10 @@ class ServingConfig:
     recs_cache_ttl_s: float = 5.0
     exclude_recent: int = 24
     """Tracks of the listener's latest this-many events are not recommended again."""
+    access_log: bool = True
+    """One log line per request (serving/request_log.py)."""
+    tracing: bool = False
+    """Server, Redis and producer spans (serving/tracing.py); on when the shell set up a tracer."""
 
     @property
     def topics(self) -> Topics:
