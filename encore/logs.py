@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
-    "message", "asctime", "taskName"}
+    "message", "asctime", "taskName", "color_message"}
 """LogRecord attributes that are not a caller's `extra=` fields."""
 
 NOISY = ("kafka", "httpx", "httpcore")
