@@ -975,3 +975,18 @@ def test_alertmanager_receives_the_alert_rules(services: dict[str, dict[str, Any
     routed = {m for r in am["route"].get("routes") or [] for m in r.get("matchers") or []}
     for severity in severities:
         assert f'severity="{severity}"' in routed, f"no route for severity {severity}"
+
+
+def test_the_image_installs_the_hashed_lock_and_no_secrets() -> None:
+    runs = [i.arguments for i in dockerfile_instructions() if i.keyword == "RUN"]
+    copies = [i.arguments for i in dockerfile_instructions() if i.keyword == "COPY"]
+    assert any(re.search(r"pip install --require-hashes -r requirements\.lock\b", r) for r in runs)
+    assert any(c.split()[0] == "requirements.lock" for c in copies), "COPY the lock before the code"
+    project = [r for r in runs if re.search(r"pip install\b.*\s\.(\s|$)", r)]
+    assert project and all("--no-deps" in r for r in project), "the project installs with --no-deps"
+    assert (REPO_ROOT / "requirements.lock").is_file()
+    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert any(fnmatch.fnmatch("deploy/secrets", p) or p in ("deploy", "deploy/secrets") for p in patterns)
+    assert not any(fnmatch.fnmatch("requirements.lock", p) for p in patterns)
+
