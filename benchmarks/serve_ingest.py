@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from benchmarks.flow_bench import DEVICES, EVENT_TYPES, SOURCES, TYPE_MIX, ZIPF_EXPONENT, power_law_ranks
+from benchmarks.workload import DEVICES, EVENT_TYPES, SOURCES, TYPE_MIX, ZIPF_EXPONENT, power_law_ranks
 
 SLICE_S = 0.005
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from encore.catalog_loader import load_catalog
+from encore.logs import configure_logging
 from encore.settings import Settings, SettingsError
 
 log = logging.getLogger("encore")
@@ -161,14 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def configure_logging(level: str, tag: str = "", log_format: str = "text") -> None:
-    """Log lines with time, level and logger (or JSON objects, `ENCORE_LOG_FORMAT=json`); `tag`
-    (e.g. `flow[1]`) tells processes apart. See encore/logs.py."""
-    from encore.logs import configure_logging as configure
-
-    configure(level, tag, log_format)
-
-
 def flow_command(settings: Settings, init_recovery: bool = True, processes: int = 1) -> list[str]:
     """The Bytewax command line that runs the flow (without `-i/-a`), with recovery when it is on.
 
@@ -261,40 +255,6 @@ def run_topics_create(settings: Settings, partitions: int | None) -> int:
     return 0
 
 
-def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None,
-                 kafka_config: Mapping[str, str] | None = None) -> int:
-    """Produce every track of a CSV to the catalog topic; returns how many the broker acknowledged."""
-    from confluent_kafka import Producer
-
-    from encore.catalog_csv import iter_tracks_json, read_spotify_csv
-    from schemas.topics import Topics
-
-    tracks = read_spotify_csv(path, limit=limit)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **(kafka_config or {}),
-                         "acks": "all"})
-    acked, failed = [0], [0]
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is None:
-            acked[0] += 1
-        else:
-            failed[0] += 1
-
-    topic = Topics(namespace).tracks
-    for key, value in iter_tracks_json(tracks):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    producer.flush(30)
-    if failed[0]:
-        raise RuntimeError(f"{failed[0]} of {len(tracks)} tracks were not acknowledged by the broker")
-    return acked[0]
-
-
 def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
     if not path.exists():
         print(f"encore: no such file: {path}", file=sys.stderr)
@@ -309,25 +269,18 @@ INGEST_DEFAULTS = {"--events": "1000000", "--freshness-events": "50000", "--fres
                    "--freshness-probe-every": "25"}
 
 
-def run_bench_ingest(options: list[str]) -> int:
-    from benchmarks import flow_bench
-
-    argv = list(options)
-    for flag, value in INGEST_DEFAULTS.items():
-        if not any(o == flag or o.startswith(flag + "=") for o in argv):
-            argv += [flag, value]
-    try:
-        return flow_bench.main(argv)
-    except flow_bench.BenchError as exc:
-        print(f"encore bench ingest: {exc}", file=sys.stderr)
-        return 1
-
-
 def run_bench(name: str, options: list[str]) -> int:
+    """A benchmark runs as its own module (`python -m benchmarks.<module>`), in a child process."""
+    argv = list(options)
     if name == "ingest":
-        return run_bench_ingest(options)
-    module = importlib.import_module(f"benchmarks.{BENCHMARKS[name][0]}")
-    return module.main(list(options))
+        for flag, value in INGEST_DEFAULTS.items():
+            if not any(o == flag or o.startswith(flag + "=") for o in argv):
+                argv += [flag, value]
+    command = [sys.executable, "-m", f"benchmarks.{BENCHMARKS[name][0]}", *argv]
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:

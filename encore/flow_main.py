@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from bytewax.dataflow import Dataflow
 
-from encore.cli import configure_logging
+from encore.logs import configure_logging
 from encore.settings import Settings
 from encore.tracing import configure_tracing
 from flows.config import FlowConfig

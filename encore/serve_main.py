@@ -27,7 +27,8 @@ def serving_config(settings: Settings) -> ServingConfig:
         cors_origins=list(settings.cors_origins),
         recs_cache_size=settings.recs_cache_size,
         recs_cache_ttl_s=settings.recs_cache_ttl_s,
-        exclude_recent=settings.exclude_recent,
+        repeat_cooldown_s=settings.repeat_cooldown_s,
+        ranking=settings.ranking_config,
         kafka_config=settings.kafka_config,
         access_log=settings.access_log,
     )

@@ -24,7 +24,8 @@
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
-| `ENCORE_EXCLUDE_RECENT` | `24` | Tracks of a listener's latest this-many events (played, skipped, liked) are not recommended again; disliked tracks in the profile never are. |
+| `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
+| `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 | `ENCORE_LOG_FORMAT` | `text` | `json`: one JSON object per log line (time, level, logger, message, and fields such as `request_id`, `route`, `status`, `latency_ms`); `text`: readable lines. |
 | `ENCORE_ACCESS_LOG` | `on` | One log line per API request (method, route, status, latency, request id); `off` turns it off. |
@@ -41,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.kafka_config import KafkaClientConfig, KafkaConfigError
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
@@ -110,6 +112,20 @@ def _traces_endpoint(env: Mapping[str, str]) -> str | None:
         return None
     base = base.rstrip("/")
     return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
+def _ranking_overrides(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("ENCORE_RANKING_CONFIG") or "").strip()
+    if not raw:
+        return None
+    try:
+        overrides = json.loads(raw)
+        if not isinstance(overrides, dict):
+            raise ValueError("a JSON object of RankingConfig fields is expected")
+        RankingConfig.with_overrides(overrides)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"ENCORE_RANKING_CONFIG: {exc}") from None
+    return raw
 
 
 def _api_keys(env: Mapping[str, str]) -> str | None:
@@ -188,7 +204,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     recs_cache_size: int = 4096
     recs_cache_ttl_s: float = 5.0
-    exclude_recent: int = 24
+    repeat_cooldown_s: int = 21_600
+    ranking_overrides: str | None = None
+    """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
     log_level: str = "INFO"
     log_format: str = "text"
     """`text` or `json` (ENCORE_LOG_FORMAT)."""
@@ -196,6 +214,12 @@ class Settings:
     otel_endpoint: str | None = None
     """Where traces go (OTLP over HTTP); None: tracing off."""
     service_name: str | None = None
+
+    @property
+    def ranking_config(self) -> RankingConfig:
+        if not self.ranking_overrides:
+            return RANKING_CONFIG
+        return RankingConfig.with_overrides(json.loads(self.ranking_overrides))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -230,7 +254,8 @@ class Settings:
                                if o.strip()),
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
-            exclude_recent=_int(env, "ENCORE_EXCLUDE_RECENT", 24, minimum=0, maximum=255),
+            repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
+            ranking_overrides=_ranking_overrides(env),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
             log_format=_choice(env, "ENCORE_LOG_FORMAT", ("text", "json"), "text"),
             access_log=_switch(env, "ENCORE_ACCESS_LOG", True),
@@ -257,7 +282,7 @@ class Settings:
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
-            "ENCORE_EXCLUDE_RECENT": str(self.exclude_recent),
+            "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
             "ENCORE_LOG_LEVEL": self.log_level,
             "ENCORE_LOG_FORMAT": self.log_format,
             "ENCORE_ACCESS_LOG": "on" if self.access_log else "off",
@@ -266,6 +291,8 @@ class Settings:
             env["ENCORE_OTEL_ENDPOINT"] = self.otel_endpoint
         if self.service_name:
             env["ENCORE_SERVICE_NAME"] = self.service_name
+        if self.ranking_overrides:
+            env["ENCORE_RANKING_CONFIG"] = self.ranking_overrides
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:

@@ -145,7 +145,7 @@ def _print_endpoints(settings: Settings, log_dir: Path, processes: int = 1) -> N
 
 def _run_demo(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> None:
     from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-    from encore.cli import load_catalog
+    from encore.catalog_loader import load_catalog
     from encore.simulate import ListenerSimulation
 
     catalog = args.catalog or DEFAULT_SAMPLE

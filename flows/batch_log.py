@@ -4,10 +4,7 @@
   profile writes, partitions, newest offsets, write time, oldest event age); every
   `SUMMARY_INTERVAL_S` each sink logs a summary of the batches since the last one at INFO
   (`flow batches`), so a busy flow writes a few lines a minute, not one per batch.
-- Every dead letter is logged at WARNING (`dead letter`: code, reason, topic, partition, offset,
-  key and value sizes; never the raw bytes), at most `DEAD_LETTERS_PER_INTERVAL` per interval
-  and sink, then one line says how many more were not logged (all are counted in Redis and on the
-  dead-letter topic anyway).
+- Dead letters are logged by `flows.dead_letters.DeadLetterLog`, on the same logger.
 
 With `ENCORE_LOG_FORMAT=json` each line is one JSON object with these fields (encore/logs.py).
 """
@@ -16,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from flows.dead_letters import DeadLetter
 
 log = logging.getLogger("encore.flow")
 
@@ -79,41 +74,3 @@ class BatchSummary:
         self.batches = self.events = self.applied = self.duplicates = self.profile_writes = 0
         self.write_ms = self.max_age_ms = 0.0
         self.started = now
-
-
-@dataclass
-class DeadLetterLog:
-    """Logs dead letters, at most `limit` per interval (then a count of the rest)."""
-
-    limit: int = DEAD_LETTERS_PER_INTERVAL
-    interval_s: float = SUMMARY_INTERVAL_S
-    clock: Callable[[], float] = time.monotonic
-    logged: int = 0
-    suppressed: int = 0
-    started: float = field(default=0.0)
-
-    def __post_init__(self) -> None:
-        self.started = self.clock()
-
-    def note(self, letters: Iterable[DeadLetter]) -> None:
-        now = self.clock()
-        if now - self.started >= self.interval_s:
-            if self.suppressed:
-                log.warning("%d more dead letters were not logged in the last %.0f s", self.suppressed,
-                            now - self.started, extra={"kind": "dead_letters_suppressed",
-                                                       "count": self.suppressed})
-            self.logged = self.suppressed = 0
-            self.started = now
-        for letter in letters:
-            if self.logged >= self.limit:
-                self.suppressed += 1
-                continue
-            self.logged += 1
-            position = letter.position
-            log.warning("dead letter (%s) from %s:%d@%d: %s", letter.code, position.topic, position.partition,
-                        position.offset, letter.reason, extra={
-                            "kind": "dead_letter", "code": letter.code, "reason": letter.reason,
-                            "topic": position.topic, "partition": position.partition,
-                            "offset": position.offset,
-                            "key_bytes": None if letter.key is None else len(letter.key),
-                            "value_bytes": None if letter.raw is None else len(letter.raw)})

@@ -2,7 +2,8 @@
 
 ```
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
-                                                     │                          │                   └─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
+                                                     │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
+                                                     │                          │                   └─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
                                                      │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
@@ -34,6 +35,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
+from flows.artist_state import ArtistMemoryLogic, ArtistMemorySink, artist_signals_of
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
@@ -95,6 +97,10 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     signals = op.flat_map_batch("track_signals", profiles, track_signals_of)
     track_states = op.stateful_batch("update_track_stats", signals, TrackStateLogic)
     op.output("write_track_stats", track_states, TrackStatsSink(config.redis_url, keys))
+    # Artist co-occurrence in listeners' whole histories → per-artist rows → full-state writes.
+    artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
+    artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
+    op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis

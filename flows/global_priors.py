@@ -24,8 +24,8 @@ import time
 from flows.redis_io import RedisClient, with_retries
 from online_models.global_model import GLOBAL_PERIOD_MS, prior_period
 from online_models.logistic import OnlineLogisticRegression
-from online_models.user_model import WEIGHTS_BYTES
 from schemas.keys import KeyLayout
+from schemas.values import is_model_weights
 
 SEARCH_PERIODS = 2 * 24 * 3600 * 1000 // GLOBAL_PERIOD_MS
 """How far back a target period without a model looks (the published models live two days)."""
@@ -93,5 +93,5 @@ class GlobalPriorReader:
         if len(self._models) + len(periods) > _CACHE_LIMIT:
             self._models.clear()
         for period, raw in zip(periods, values, strict=True):
-            valid = raw is not None and len(raw) == WEIGHTS_BYTES
+            valid = is_model_weights(raw)
             self._models[period] = OnlineLogisticRegression.from_bytes(raw) if valid else None

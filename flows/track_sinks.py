@@ -16,11 +16,12 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from flows.redis_io import connect, pipelined
 from flows.track_state import TrackWrite
 from schemas.keys import KeyLayout
+from schemas.values import encode_rates
 
 
 def rates_value(write: TrackWrite) -> str:
-    """The `item_rates` field value: `like_rate,skip_rate,listens`."""
-    return f"{write.like_rate:.6g},{write.skip_rate:.6g},{write.listens:.6g}"
+    """The `item_rates` field value (`schemas.values.encode_rates`)."""
+    return encode_rates(write.like_rate, write.skip_rate, write.listens)
 
 
 class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):

@@ -11,7 +11,10 @@ Per event, in this order (`docs/models.md`, "Wiring plan"):
 4. the listener's co-listening window turns a new positive into pair increments, and the event is
    handed on with its track and pairs in the step's output; `track_signals_of` sums a whole
    batch of outputs per track (item-statistics contributions, pairs in both directions) for the
-   track-keyed step (`flows.track_state`).
+   track-keyed step (`flows.track_state`);
+5. the listener's artist history turns a positive for a new artist into that artist's co-occurrence
+   with every artist already in the history (`online_models.artist_memory`), which
+   `artist_signals_of` sums per artist for the artist-keyed step (`flows.artist_state`).
 
 The profile written to Redis carries the model's 312 bytes of weights and the drift detector's 24
 bytes. A listener's model is created at their first event: `UserModel.from_prior(...)` of what the
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from bytewax.operators import StatefulBatchLogic
 
 from flows.progress import Position
 from flows.track_state import TrackSignal, TrackSignals
+from online_models.artist_memory import ArtistHistory
 from online_models.co_listening import ListeningWindow, PairIncrement
 from online_models.drift import DriftDetector
 from online_models.logistic import OnlineLogisticRegression
@@ -64,6 +68,9 @@ class ProfileWrite:
     learned: list[tuple[Event, Track | None, list[PairIncrement]]]
     """The applied events, each with its track and the co-listening pairs it made: the track signals
     `track_signals_of` sums."""
+    artists_entered: list[tuple[str, list[str]]] = field(default_factory=list)
+    """Artists that entered the listener's history in this batch, each with the artists already
+    there (`ArtistHistory.learn_one`): what `flows.artist_state.artist_signals_of` sums."""
 
 
 def track_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[str, TrackSignal]]:
@@ -85,11 +92,13 @@ class UserState:
     Pickled as the profile plus the models' own exact byte forms (float32 weights, the 24-byte drift
     state, the window's entries), so a resumed flow continues bit for bit."""
 
-    __slots__ = ("drift", "model", "profile", "window")
+    __slots__ = ("artists", "drift", "model", "profile", "window")
 
     def __init__(self, profile: UserProfile, model: UserModel | None = None,
-                 drift: DriftDetector | None = None, window: ListeningWindow | None = None) -> None:
+                 drift: DriftDetector | None = None, window: ListeningWindow | None = None,
+                 artists: ArtistHistory | None = None) -> None:
         self.profile = profile
+        self.artists = artists if artists is not None else ArtistHistory()
         self.model = model
         """None until the listener's next event (a new listener, or one resumed without weights)."""
         self.drift = drift if drift is not None else DriftDetector()
@@ -111,13 +120,17 @@ class UserState:
 
     def __getstate__(self) -> tuple:
         # The profile holds the model's and the detector's bytes (`sync` runs after every batch).
-        return (1, self.profile, self.window.entries)
+        # The history as one string: no object shared with the profile, so the pickle's bytes do not
+        # depend on which strings happen to be the same object.
+        return (2, self.profile, self.window.entries, "\x1f".join(self.artists.artists))
 
     def __setstate__(self, state: tuple) -> None:
-        _, profile, entries = state
+        profile, entries = state[1], state[2]
         restored = UserState.from_profile(profile)
         self.profile, self.model, self.drift = restored.profile, restored.model, restored.drift
         self.window = ListeningWindow(entries=entries)
+        names = state[3].split("\x1f") if state[0] >= 2 and state[3] else []
+        self.artists = ArtistHistory(dict.fromkeys(names))
 
 
 def _fill_missing_fields(profile: UserProfile) -> None:
@@ -174,7 +187,9 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
             state.model = self._new_model(first.ts)
             state.sync()
         learn_taste, model, drift, window = self.learner.learn_one, state.model, state.drift, state.window
+        history = state.artists
         learned: list[tuple[Event, Track | None, list[PairIncrement]]] = []
+        entered: list[tuple[str, list[str]]] = []
         applied = 0
         newest = values[0][2]
         for event, track, position in values:
@@ -188,12 +203,16 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
             if engagement is not None:
                 drift.update(engagement.surprise, event.ts)
             learned.append((event, track, window.learn_one(event)))
+            if track is not None and track.artist:
+                partners = history.learn_one(event, track.artist)
+                if partners is not None:
+                    entered.append((track.artist, partners))
         if applied:
             state.sync()
             blob: bytes | None = encode_profile(profile)
         else:
             blob = None
-        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied, learned)
+        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied, learned, entered)
         return ([write], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:

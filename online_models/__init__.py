@@ -1,1 +1,1 @@
-"""Pure online learning for Encore: feedback signal, taste profiles, scoring math. No I/O here."""
+"""Pure online learners the flow updates event by event (`learn_one` / `predict_one`). No I/O here."""

@@ -3,8 +3,8 @@
 This is the streaming collaborative signal. Two parts:
 
 1. **`ListeningWindow`** (per user, in the user's keyed state): the listener's last `window_size`
-   (20) positive tracks within `window_span_ms` (2 h). A *positive* is an event whose feedback
-   weight is ≥ `min_signal` (0.5: a complete or a like). When a positive arrives for a track not
+   (20) positive tracks within `window_span_ms` (2 h). A *positive* is a positive event type
+   (`schemas.event_types`: a complete or a like). When a positive arrives for a track not
    already in the window, `learn_one` emits one `PairIncrement(a, b, 1.0, ts)` per track in the
    window (a < b), then adds the track. A track already in the window (a like after its complete)
    emits nothing, so one listen does not count twice. Entries older than the span, and beyond the
@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from online_models.decay import Decay, prune_eras
-from online_models.feedback import feedback_weight
+from schemas.event_types import is_positive
 from schemas.events import Event
 
 _HOUR_MS = 3_600_000
@@ -52,8 +52,6 @@ _DAY_MS = 24 * _HOUR_MS
 class CoListeningConfig:
     window_size: int = 20
     window_span_ms: int = 2 * _HOUR_MS
-    min_signal: float = 0.5
-    """A positive: feedback weight ≥ this (complete 0.6, like 1.0)."""
     half_life_ms: int = 30 * _DAY_MS
     max_neighbours: int = 50
     """N: how many neighbours a track is queried for."""
@@ -93,7 +91,7 @@ class ListeningWindow:
 
     def learn_one(self, event: Event) -> list[PairIncrement]:
         """The pair increments a new event causes (none unless it is a new positive)."""
-        if feedback_weight(event) < self.config.min_signal:
+        if not is_positive(event.type):
             return []
         ts, track_id, span = event.ts, event.track_id, self.config.window_span_ms
         self.entries = [(t, at) for t, at in self.entries if at >= ts - span]

@@ -1,18 +1,10 @@
 """The feedback signal: how much each event says a listener likes a track, in [-1, 1].
 
-These weights are the one place that turns an event into a preference signal:
-
-| event | weight | why |
-|---|---|---|
-| like | +1.0 | explicit approval |
-| dislike | −1.0 | explicit rejection |
-| complete | +0.6 | listened to the end: strong implicit approval |
-| play | +0.1 | started it: weak, most plays say little |
-| skip | −0.8 × (1 − fraction played) | an early skip is a strong "no", a late skip almost none |
-| skip, position unknown | −0.4 | as if skipped halfway |
-
-A skip counts as *early* when less than `EARLY_SKIP_FRACTION` of the track (or less than
-`EARLY_SKIP_MS`) was played.
+The weights are in the event-type table (`schemas.event_types.SEMANTICS`): like +1.0 (explicit
+approval), dislike −1.0, complete +0.6 (listened to the end), play +0.1 (started it: says little),
+skip −0.8 × (1 − fraction played) (an early skip is a strong "no", a late one almost none; −0.4
+when the position is unknown). A skip is *early* when less than `EARLY_SKIP_FRACTION` of the track
+(or less than `EARLY_SKIP_MS`) was played.
 
 >>> from schemas.events import Event
 >>> skip = Event(event_id="e", user_id="u", track_id="t", type="skip", ts=0,
@@ -23,18 +15,13 @@ A skip counts as *early* when less than `EARLY_SKIP_FRACTION` of the track (or l
 
 from __future__ import annotations
 
-from schemas.events import Event, EventType
-
-EVENT_WEIGHTS: dict[EventType, float] = {
-    EventType.LIKE: 1.0,
-    EventType.DISLIKE: -1.0,
-    EventType.COMPLETE: 0.6,
-    EventType.PLAY: 0.1,
-}
-SKIP_MAX_PENALTY = 0.8
-SKIP_UNKNOWN_POSITION_FRACTION = 0.5
-EARLY_SKIP_FRACTION = 0.3
-EARLY_SKIP_MS = 30_000
+from schemas.event_types import (
+    EARLY_SKIP_FRACTION,
+    EARLY_SKIP_MS,
+    SEMANTICS,
+    SKIP_UNKNOWN_POSITION_FRACTION,
+)
+from schemas.events import Event
 
 
 def played_fraction(event: Event) -> float | None:
@@ -46,16 +33,17 @@ def played_fraction(event: Event) -> float | None:
 
 def feedback_weight(event: Event) -> float:
     """The preference signal of one event, in [-1, 1]."""
-    if event.type is EventType.SKIP:
+    semantics = SEMANTICS[event.type]
+    if semantics.skipped:
         fraction = played_fraction(event)
         if fraction is None:
             fraction = SKIP_UNKNOWN_POSITION_FRACTION
-        return -SKIP_MAX_PENALTY * (1.0 - fraction)
-    return EVENT_WEIGHTS[event.type]
+        return semantics.weight * (1.0 - fraction)
+    return semantics.weight
 
 
 def is_early_skip(event: Event) -> bool:
-    if event.type is not EventType.SKIP:
+    if not SEMANTICS[event.type].skipped:
         return False
     if event.position_ms is not None and event.position_ms < EARLY_SKIP_MS:
         return True

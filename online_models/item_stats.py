@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 
 from online_models.decay import Decay, prune_eras
 from online_models.feedback import feedback_weight
-from schemas.events import Event, EventType
+from schemas.event_types import ITEM_COUNTERS, SEMANTICS
+from schemas.events import Event
 
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
@@ -62,23 +63,12 @@ TREND_SHORT_DECAY = Decay(half_life_ms=6 * _HOUR_MS)
 TREND_LONG_DECAY = Decay(half_life_ms=7 * _DAY_MS)
 
 COUNTERS: dict[str, Decay] = {
-    "plays": STATS_DECAY,
-    "completes": STATS_DECAY,
-    "likes": STATS_DECAY,
-    "skips": STATS_DECAY,
-    "dislikes": STATS_DECAY,
+    **dict.fromkeys(ITEM_COUNTERS, STATS_DECAY),
     "heat_short": TREND_SHORT_DECAY,
     "heat_long": TREND_LONG_DECAY,
 }
 """Every counter a track keeps, and its half-life."""
 
-_TYPE_COUNTER: dict[EventType, str] = {
-    EventType.PLAY: "plays",
-    EventType.COMPLETE: "completes",
-    EventType.LIKE: "likes",
-    EventType.SKIP: "skips",
-    EventType.DISLIKE: "dislikes",
-}
 
 
 @dataclass(frozen=True)
@@ -97,7 +87,7 @@ def contributions(event: Event) -> list[tuple[str, int, float]]:
 
     The flow can sum these per batch (`coalesce`) before applying them: addition commutes."""
     out = []
-    counter = _TYPE_COUNTER[event.type]
+    counter = SEMANTICS[event.type].counter
     era, value = COUNTERS[counter].scaled(1.0, event.ts)
     out.append((counter, era, value))
     heat = max(0.0, feedback_weight(event))

@@ -10,7 +10,12 @@ What one event does to a `UserProfile` (all in event time, so a replay gives the
   strongest (by magnitude) are kept, so strong dislikes are remembered too.
 - **skip rate**: running mean, then exponentially weighted, over play/skip/complete events.
 - **time-of-day pattern**: likes and completes counted per 4-hour UTC bucket (`tod_counts`).
-- **recent tracks, counters, `version` (+1 per applied event), `as_of` (the event's time)**.
+- **recent tracks**: the latest `recent_size` *distinct* tracks, oldest first, each with the event
+  time of its latest event (the repeat policy's cool-down) and one type: the latest, except that a
+  dislike stays until a positive event on the track, and a positive track stays positive (at its
+  stronger type) through a later play. When the list is full the oldest track that is not disliked
+  leaves first, so dislikes are remembered longest.
+- **counters, `version` (+1 per applied event), `as_of` (the event's time)**.
 - **dedupe**: an event whose `event_id` is among the user's last `dedupe_size` ids is not applied.
 
 >>> from schemas.events import Event
@@ -37,12 +42,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from online_models.feedback import feedback_weight
-from schemas.events import Event, EventType
+from schemas.event_types import LISTEN_TYPES, SEMANTICS
+from schemas.events import Event
 from schemas.profile_codec import TOD_BUCKETS, RecentTrack, UserProfile
 from schemas.tracks import Track
 
-_LISTEN_TYPES = (EventType.PLAY, EventType.SKIP, EventType.COMPLETE)
-_POSITIVE_TYPES = (EventType.LIKE, EventType.COMPLETE)
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 
@@ -54,9 +58,10 @@ class TasteConfig:
     affinity_half_life_ms: int = 30 * _DAY_MS
     """Genre and artist scores halve after this much event time without reinforcement."""
     skip_rate_alpha: float = 0.05
-    max_genres: int = 16
-    max_artists: int = 20
-    recent_size: int = 24
+    max_genres: int = 14
+    max_artists: int = 32
+    """Artists kept (by |score|): the liked ones are also the artist-level collaborative memory's seeds."""
+    recent_size: int = 20
     dedupe_size: int = 24
     """How many of a user's latest event ids are remembered to drop duplicates."""
 
@@ -69,6 +74,24 @@ def event_id_hash(event_id: str) -> int:
 def _keep_last(items: list, limit: int) -> None:
     if len(items) > limit:
         del items[: len(items) - limit]
+
+
+def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
+    """`recent` after `event`: one entry per track, newest last (see the module's rules)."""
+    kind = event.type
+    for i, item in enumerate(recent):
+        if item.track_id == event.track_id:
+            old, new = SEMANTICS[item.type], SEMANTICS[kind]
+            sticky_dislike = old.never_again and not new.positive
+            stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
+            if sticky_dislike or stays_liked:
+                kind = item.type
+            del recent[i]
+            break
+    recent.append(RecentTrack(event.track_id, kind, event.ts))
+    if len(recent) > limit:
+        drop = next((i for i, item in enumerate(recent) if not SEMANTICS[item.type].never_again), 0)
+        del recent[drop]
 
 
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
@@ -105,14 +128,13 @@ class TasteLearner:
                 self._learn_taste(profile, vector, weight, config.min_rate * rate_multiplier)
             self._learn_affinities(profile, track, weight, event.ts)
         self._learn_skip_rate(profile, event)
-        if event.type in _POSITIVE_TYPES:
+        if SEMANTICS[event.type].positive:
             if len(profile.tod_counts) != TOD_BUCKETS:
                 profile.tod_counts = [0] * TOD_BUCKETS
             profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
 
         profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
-        profile.recent.append(RecentTrack(event.track_id, event.type))
-        _keep_last(profile.recent, config.recent_size)
+        _remember_track(profile.recent, event, config.recent_size)
         profile.version += 1
         profile.as_of_ms = event.ts
         return True
@@ -156,9 +178,9 @@ class TasteLearner:
         _keep_strongest(profile.artists, self.config.max_artists)
 
     def _learn_skip_rate(self, profile: UserProfile, event: Event) -> None:
-        if event.type not in _LISTEN_TYPES:
+        if not SEMANTICS[event.type].listen:
             return
-        listens = 1 + sum(profile.counts.get(t, 0) for t in _LISTEN_TYPES)
+        listens = 1 + sum(profile.counts.get(t, 0) for t in LISTEN_TYPES)
         alpha = max(self.config.skip_rate_alpha, 1.0 / listens)
-        skipped = 1.0 if event.type is EventType.SKIP else 0.0
+        skipped = 1.0 if SEMANTICS[event.type].skipped else 0.0
         profile.skip_rate += alpha * (skipped - profile.skip_rate)

@@ -60,13 +60,17 @@ from dataclasses import dataclass
 from online_models.context_features import DIM, encode_sparse
 from online_models.feedback import feedback_weight
 from online_models.logistic import OnlineLogisticRegression
+from schemas.event_types import SEMANTICS
 from schemas.events import Event
 from schemas.tracks import Track
+from schemas.values import MODEL_WEIGHTS_BYTES
 
 MIN_SIGNAL = 0.15
 """Feedback weights smaller than this in magnitude (a play start, a skip near the end) are not learned."""
 
 WEIGHTS_BYTES = 4 * (DIM + 1)
+if WEIGHTS_BYTES != MODEL_WEIGHTS_BYTES:  # the wire format of `schemas.values` must hold the layout
+    raise RuntimeError(f"engagement model is {WEIGHTS_BYTES} B, the wire format {MODEL_WEIGHTS_BYTES} B")
 """Size of a user model in the profile: 312 bytes."""
 
 
@@ -97,11 +101,15 @@ class Engagement:
 
 
 def engagement_label(event: Event, min_signal: float = MIN_SIGNAL) -> tuple[int, float] | None:
-    """`(label, sample weight)` of an event, or None when its signal is too weak to learn from."""
+    """`(label, sample weight)` of an event, or None when its signal is too weak to learn from.
+
+    label 1 for a positive event type (`schemas.event_types`), 0 for the other clear signals; a
+    late skip whose |feedback weight| is below `min_signal` says too little to learn from."""
+    semantics = SEMANTICS[event.type]
     weight = feedback_weight(event)
-    if abs(weight) < min_signal:
+    if not semantics.clear_signal or abs(weight) < min_signal:
         return None
-    return (1 if weight > 0 else 0), abs(weight)
+    return (1 if semantics.positive else 0), abs(weight)
 
 
 class UserModel(OnlineLogisticRegression):

@@ -9,6 +9,8 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{u:<user_id>}:seed` | string (JSON) | declared favourites (`POST /v1/users/{id}/seed`): track ids and artists |
 | `{ns}:v1:{t:<track_id>}:stats` | hash | item statistics, full state: `<counter>@<era>` → scaled sum (`online_models.item_stats.ItemStats.to_fields`) |
 | `{ns}:v1:{t:<track_id>}:neighbours` | sorted set | co-listening neighbours: track_id → decayed count, the top `NEIGHBOURS_KEPT` |
+| `{ns}:v1:{a:<artist>}:neighbours` | sorted set | artist co-occurrence in listeners' histories: artist → count, the strongest `ArtistMemoryConfig.neighbours_written` |
+| `{ns}:v1:{items}:artist_listeners` | hash | artist → listeners whose history it entered (the cosine's norm) |
 | `{ns}:v1:{items}:trending` | sorted set | track_id → trending (decayed velocity, `ItemStats.trending`) at the track's last update |
 | `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |
 | `{ns}:v1:{items}:rates` | hash | track_id → `like_rate,skip_rate,listens` (smoothed, at the last update): the item-quality prior |
@@ -67,6 +69,13 @@ class KeyLayout:
 
     def track_neighbours(self, track_id: str) -> str:
         return f"{self._root}:{{t:{track_id}}}:neighbours"
+
+    def artist_neighbours(self, artist: str) -> str:
+        return f"{self._root}:{{a:{artist}}}:neighbours"
+
+    @property
+    def artist_listeners(self) -> str:
+        return f"{self._root}:{{items}}:artist_listeners"
 
     @property
     def trending(self) -> str:

@@ -1,7 +1,9 @@
 """The user profile as stored in Redis: one compact binary value per user, read with one GET.
 
-Layout (little-endian), codec version 2 (version 1 = the same without the last five rows; it is
-still read, as a profile without a model):
+Layout (little-endian), codec version 3. Version 2 has exactly five counts, no event times in the
+recent tracks, and the dedupe ids; version 1 also lacks the last five rows. Both are still read, and
+v2 is written on request (`encode_profile(profile, codec_version=2)`) for a rolling upgrade whose
+readers are older.
 
 | field | encoding |
 |---|---|
@@ -9,11 +11,11 @@ still read, as a profile without a model):
 | profile_version, as_of_ms, affinity_at_ms | u64, i64, i64 |
 | taste vector | u8 count (0 or 9), then f32 each, `AUDIO_FEATURES` order, scaled to [0, 1] |
 | taste_weight, skip_rate | f32, f32 |
-| counts | u32 × 5 in `EventType` order (play, skip, like, dislike, complete) |
+| counts | u8 count n, then u32 × n by wire code (`schemas.event_types`: play, skip, like, ...) |
 | genre affinities | u8 count, then (u16-length UTF-8 name, f32 score) each |
 | artist affinities | same as genres |
-| recent tracks | u8 count, then (u16-length UTF-8 track_id, u8 event-type code) each, oldest first |
-| recent event ids | u8 count, then u64 each (hashes of event_id, for dedupe) |
+| recent tracks | u8 count, then (u16-length UTF-8 track_id, u8 event-type code, u32 event time in epoch s) |
+| (v2 only) recent event ids | u8 count, then u64 each; v3 does not store them: dedupe is the flow's state |
 | time-of-day pattern | u8 count (0 or 6), then u32 each: positive events per 4-hour UTC bucket |
 | engagement model | u16 byte count (0 or 312), then the raw float32 weights (`online_models.user_model`) |
 | model prior period | i64: the global-model period the model was warm-started from, −1 = none |
@@ -37,17 +39,20 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from schemas.event_types import SEMANTICS, TYPE_OF_CODE
 from schemas.events import EventType
 
 MAGIC = b"EP"
-CODEC_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+CODEC_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 TOD_BUCKETS = 6
 """Time-of-day pattern buckets: UTC hour // 4."""
 NO_PRIOR = -1
 
-EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(EventType)
-"""Event type ↔ small integer, for counts and recent tracks."""
+EVENT_TYPE_CODES: tuple[EventType, ...] = tuple(TYPE_OF_CODE[code] for code in sorted(TYPE_OF_CODE))
+"""Wire code → event type (position = code), for counts and recent tracks: the explicit code map of
+`schemas.event_types`, never the enum's order."""
+_CODE_OF_TYPE: dict[EventType, int] = {t: SEMANTICS[t].code for t in EventType}
 
 _HEADER = struct.Struct("<2sBQqq")
 _F32 = struct.Struct("<f")
@@ -55,10 +60,23 @@ _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _TWO_F32 = struct.Struct("<ff")
-_COUNTS = struct.Struct("<5I")
+_COUNTS_V2 = struct.Struct("<5I")
+_U32 = struct.Struct("<I")
 _TOD = struct.Struct(f"<{TOD_BUCKETS}I")
 _I64 = struct.Struct("<q")
 _U32_MAX = 2**32 - 1
+
+
+def peek_version(raw: bytes | None) -> int:
+    """profile_version of a stored value from its header alone, −1 for no value or a foreign one
+    (a cheap completion check: benchmarks poll thousands of profiles).
+
+    >>> peek_version(encode_profile(UserProfile("u", version=7))), peek_version(b"xx"), peek_version(None)
+    (7, -1, -1)
+    """
+    if raw is None or len(raw) < _HEADER.size or raw[:2] != MAGIC or raw[2] not in READABLE_VERSIONS:
+        return -1
+    return _HEADER.unpack_from(raw)[2]
 
 
 class ProfileCodecError(ValueError):
@@ -69,6 +87,8 @@ class ProfileCodecError(ValueError):
 class RecentTrack:
     track_id: str
     type: EventType
+    ts_ms: int = 0
+    """Event time of the listener's latest event on the track; stored to the second."""
 
 
 @dataclass
@@ -91,6 +111,7 @@ class UserProfile:
     artists: dict[str, float] = field(default_factory=dict)
     recent: list[RecentTrack] = field(default_factory=list)
     recent_event_ids: list[int] = field(default_factory=list)
+    """Dedupe ids: the flow's state (pickled with the profile), not stored in Redis since codec v3."""
     tod_counts: list[int] = field(default_factory=list)
     """Positive events (like, complete) per 4-hour UTC bucket; empty until the first one."""
     model_weights: bytes = b""
@@ -114,25 +135,37 @@ def _put_scores(out: bytearray, scores: dict[str, float]) -> None:
         out += _F32.pack(score)
 
 
-def encode_profile(profile: UserProfile) -> bytes:
-    out = bytearray(_HEADER.pack(MAGIC, CODEC_VERSION, profile.version, profile.as_of_ms,
+def encode_profile(profile: UserProfile, codec_version: int = CODEC_VERSION) -> bytes:
+    if codec_version not in (2, CODEC_VERSION):
+        raise ValueError(f"cannot write profile codec version {codec_version}")
+    v3 = codec_version >= 3
+    out = bytearray(_HEADER.pack(MAGIC, codec_version, profile.version, profile.as_of_ms,
                                  profile.affinity_at_ms))
     out += _U8.pack(len(profile.taste))
     for value in profile.taste:
         out += _F32.pack(value)
     out += _TWO_F32.pack(profile.taste_weight, profile.skip_rate)
-    out += _COUNTS.pack(*(min(profile.counts.get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES))
+    counts = [min(profile.counts.get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES]
+    if v3:
+        out += _U8.pack(len(counts))
+        for count in counts:
+            out += _U32.pack(count)
+    else:
+        out += _COUNTS_V2.pack(*counts[:5])
     _put_scores(out, profile.genres)
     _put_scores(out, profile.artists)
     recent = profile.recent[-255:]
     out += _U8.pack(len(recent))
     for item in recent:
         _put_str(out, item.track_id)
-        out += _U8.pack(EVENT_TYPE_CODES.index(item.type))
-    ids = profile.recent_event_ids[-255:]
-    out += _U8.pack(len(ids))
-    for event_hash in ids:
-        out += _U64.pack(event_hash)
+        out += _U8.pack(_CODE_OF_TYPE[item.type])
+        if v3:
+            out += _U32.pack(min(_U32_MAX, max(0, item.ts_ms // 1000)))
+    if not v3:
+        ids = profile.recent_event_ids[-255:]
+        out += _U8.pack(len(ids))
+        for event_hash in ids:
+            out += _U64.pack(event_hash)
     tod = profile.tod_counts[:TOD_BUCKETS] if len(profile.tod_counts) >= TOD_BUCKETS else []
     out += _U8.pack(len(tod))
     if tod:
@@ -190,7 +223,14 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
         (n_taste,) = reader.take(_U8)
         taste = [reader.take(_F32)[0] for _ in range(n_taste)]
         taste_weight, skip_rate = reader.take(_TWO_F32)
-        counts = dict(zip(EVENT_TYPE_CODES, reader.take(_COUNTS), strict=True))
+        if codec_version >= 3:
+            (n_counts,) = reader.take(_U8)
+            stored = [reader.take(_U32)[0] for _ in range(n_counts)]
+        else:
+            stored = list(reader.take(_COUNTS_V2))
+        # Counts of codes this reader does not know are dropped; missing ones are 0.
+        counts = dict.fromkeys(EventType, 0)
+        counts.update((TYPE_OF_CODE[code], n) for code, n in enumerate(stored) if code in TYPE_OF_CODE)
         genres = reader.scores()
         artists = reader.scores()
         (n_recent,) = reader.take(_U8)
@@ -198,9 +238,12 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
         for _ in range(n_recent):
             track_id = reader.text()
             (code,) = reader.take(_U8)
-            recent.append(RecentTrack(track_id, EVENT_TYPE_CODES[code]))
-        (n_ids,) = reader.take(_U8)
-        recent_event_ids = [reader.take(_U64)[0] for _ in range(n_ids)]
+            ts_ms = 1000 * reader.take(_U32)[0] if codec_version >= 3 else 0
+            recent.append(RecentTrack(track_id, TYPE_OF_CODE[code], ts_ms))
+        recent_event_ids: list[int] = []
+        if codec_version < 3:
+            (n_ids,) = reader.take(_U8)
+            recent_event_ids = [reader.take(_U64)[0] for _ in range(n_ids)]
         tod_counts: list[int] = []
         model_weights, drift, prior_period = b"", b"", NO_PRIOR
         if codec_version >= 2:
@@ -213,7 +256,7 @@ def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
             (prior_period,) = reader.take(_I64)
             drift = reader.raw(reader.take(_U8)[0])
             reader.take(_U8)
-    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as exc:
         raise ProfileCodecError(f"profile value is corrupt: {exc}") from None
     return UserProfile(
         user_id=user_id,

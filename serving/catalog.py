@@ -12,8 +12,8 @@ import time
 
 import redis.asyncio as aioredis
 
-from online_models.catalog_index import CatalogIndex
-from online_models.recommend import CatalogView
+from ranking.catalog_index import CatalogIndex
+from ranking.catalog_view import CatalogView
 from schemas.keys import KeyLayout
 from schemas.tracks import InvalidTrack, decode_track
 

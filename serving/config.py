@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
 from serving.auth import ApiKey
@@ -29,8 +30,10 @@ class ServingConfig:
     recs_cache_size: int = 4096
     """Finished recommendation answers kept in this process (0: no cache)."""
     recs_cache_ttl_s: float = 5.0
-    exclude_recent: int = 24
-    """Tracks of the listener's latest this-many events are not recommended again."""
+    repeat_cooldown_s: int = 21_600
+    """The repeat policy's cool-down, in the listener's event time (`ranking.config.ExclusionRules`)."""
+    ranking: RankingConfig = RANKING_CONFIG
+    """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
     access_log: bool = True
     """One log line per request (serving/request_log.py)."""
     tracing: bool = False

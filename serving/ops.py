@@ -5,6 +5,7 @@
 | `GET /v1/ops/lag` | admin | lag per partition and per topic, in messages and seconds (`serving/lag.py`) |
 | `GET /v1/ops/summary` | admin | throughput, freshness, dead letters by reason, health: what /ops shows |
 | `GET /metrics` | admin | Prometheus text format (`serving/metrics.py`) |
+| `GET /healthz` | none | 200 while the process is up |
 | `GET /readyz` | none | 200 when Redis, Kafka, catalog and flow heartbeat are fine; else 503 and why |
 | `GET /ops` | none | the dashboard: a static shell (`serving/static/`) holding no data; it asks for a key |
 
@@ -36,6 +37,7 @@ from serving.config import ServingConfig
 from serving.errors import ApiError, JsonResponse
 from serving.lag import KafkaLogReader, LagMonitor, LagReport, LagUnavailable
 from serving.metrics import OpsCollector, RequestTimer, request_histogram
+from serving.models import Health
 from serving.ops_stats import FlowStats, StatsHistory, Window, read_stats_async
 from serving.redis_client import SyncRedis
 from serving.redis_client import connect as connect_redis
@@ -272,3 +274,9 @@ async def ops_page() -> FileResponse:
     static shell; the data it polls needs an admin key, which the page asks for when needed."""
     return FileResponse(STATIC_DIR / "ops.html", media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")

@@ -1,6 +1,6 @@
 """Serving's side of the recommendation pipeline: the Redis reads between the pure steps, and a cache.
 
-Per request (`online_models.recommend` does everything else, in memory):
+Per request (`ranking.pipeline` does everything else, in memory):
 
 1. one MGET: the profile and the declared favourites (same hash tag, so one slot in a cluster);
 2. one pipeline: the co-listening rows of the recent positives, and trending overall and in the
@@ -23,29 +23,22 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-import orjson
 
-from online_models.candidates import RECENT_POSITIVES, SeedProfile, recent_positives
-from online_models.context_features import DIM
-from online_models.recommend import (
-    CatalogView,
-    Gathered,
-    RankedTrack,
-    RecommendRequest,
-    SeedFavourites,
-    Signals,
-    gather,
-    pick,
-    rank_given,
-    score,
-    seed_of,
-)
+from ranking.catalog_view import CatalogView
+from ranking.collaborative import artist_scores
+from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.listener import recent_positives
+from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
+from ranking.seeds import SeedFavourites, SeedProfile, seed_of
+from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
+from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
 """Trending tracks read per sorted set (overall, and each of the listener's two top genres)."""
@@ -64,18 +57,12 @@ class ListenerState:
 
 
 def parse_seed(raw: bytes | None) -> SeedFavourites | None:
-    if raw is None:
-        return None
-    try:
-        data = orjson.loads(raw)
-        return SeedFavourites(tuple(data.get("track_ids", ())), tuple(data.get("artists", ())))
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return None
+    decoded = decode_seed(raw)
+    return SeedFavourites(*decoded) if decoded is not None else None
 
 
 def encode_seed(favourites: SeedFavourites, at_ms: int) -> bytes:
-    return orjson.dumps({"track_ids": list(favourites.track_ids), "artists": list(favourites.artists),
-                         "at_ms": at_ms})
+    return encode_seed_value(favourites.track_ids, favourites.artists, at_ms)
 
 
 async def read_listener(client: Any, keys: KeyLayout, user_id: str) -> ListenerState:
@@ -97,28 +84,67 @@ def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 
     return [g for g, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v > 0][:n]
 
 
-def _pairs(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
-    return [(member.decode(), float(value)) for member, value in flat]
+def liked_artists(profile: UserProfile | None, n: int) -> dict[str, float]:
+    """The listener's n strongest positive artist affinities."""
+    if profile is None:
+        return {}
+    ranked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ranked[:n])
+
+
+@dataclass(frozen=True)
+class ReadSignals:
+    neighbours: dict[str, list[tuple[str, float]]]
+    trending: list[tuple[str, float]]
+    artist_rows: dict[str, list[tuple[str, float]]]
 
 
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
-) -> tuple[dict[str, list[tuple[str, float]]], list[tuple[str, float]]]:
-    """Co-listening rows of the recent positives, and trending, in one pipeline."""
-    seeds = [track_id for track_id, _ in recent_positives(profile, RECENT_POSITIVES)] if profile else []
+    config: RankingConfig = RANKING_CONFIG,
+) -> ReadSignals:
+    """Co-listening rows of the recent positives, trending, and the artist rows of the liked
+    artists, in one pipeline."""
+    seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
+    artists = list(liked_artists(profile, config.collaborative_artists))
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:
         pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
+    for artist in artists:
+        pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
     pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
     replies = await pipe.execute()
-    neighbours = {track_id: _pairs(row) for track_id, row in zip(seeds, replies, strict=False) if row}
+    neighbours = {track_id: decode_neighbours(row)
+                  for track_id, row in zip(seeds, replies, strict=False) if row}
+    artist_rows = {artist: decode_neighbours(row)
+                   for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
     trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds):]:
-        trending.extend(_pairs(row))
-    return neighbours, trending
+    for row in replies[len(seeds) + len(artists):]:
+        trending.extend(decode_neighbours(row))
+    return ReadSignals(neighbours, trending, artist_rows)
+
+
+class ArtistListenersCache:
+    """Listeners per artist (the artist memory's cosine norms), re-read at most every `refresh_s`.
+
+    One HGETALL of a hash with one field per artist that entered any history; the staleness is at
+    most `refresh_s` (the rows themselves are read per request)."""
+
+    def __init__(self, refresh_s: float = 2.0) -> None:
+        self.refresh_s = refresh_s
+        self.listeners: dict[str, float] = {}
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> dict[str, float]:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            raw = await client.hgetall(keys.artist_listeners)
+            self.listeners = {k.decode(): float(v) for k, v in raw.items()}
+        return self.listeners
 
 
 Rates = dict[str, tuple[float, float, float]]
@@ -127,13 +153,9 @@ Rates = dict[str, tuple[float, float, float]]
 def parse_rates(track_ids: Sequence[str], values: Sequence[bytes | None]) -> Rates:
     out: Rates = {}
     for track_id, raw in zip(track_ids, values, strict=True):
-        if raw is None:
-            continue
-        try:
-            like, skip, listens = (float(x) for x in raw.split(b","))
-        except ValueError:
-            continue
-        out[track_id] = (like, skip, listens)
+        rates = decode_rates(raw)
+        if rates is not None:
+            out[track_id] = rates
     return out
 
 
@@ -163,7 +185,7 @@ class GlobalModelCache:
         period = int(latest)
         if period != self.period:
             raw = await client.get(keys.global_model(period))
-            if raw is not None and len(raw) == 4 * (DIM + 1):
+            if is_model_weights(raw):
                 self.weights = np.frombuffer(raw, dtype="<f4").copy()
                 self.period = period
         return self.weights
@@ -203,6 +225,31 @@ def seed_digest(raw: bytes | None) -> bytes:
     return hashlib.blake2b(raw, digest_size=8).digest() if raw else b""
 
 
+NOT_KEYED = frozenset({"now_ms"})
+"""`RecommendRequest` fields left out of the answer cache key: the wall clock differs on every request
+(`ResponseCache.ttl_s` bounds how old a cached answer may be). Every other field is in the key."""
+
+_config_digests: dict[int, tuple[RankingConfig, str]] = {}
+
+
+def config_digest(config: RankingConfig) -> str:
+    """`config.digest`, computed once per config object (it takes tens of µs). An entry holds its
+    config, so that id() cannot be reused by another config while the entry lives."""
+    entry = _config_digests.get(id(config))
+    if entry is None:
+        if len(_config_digests) >= 64:
+            _config_digests.clear()
+        entry = _config_digests[id(config)] = (config, config.digest)
+    return entry[1]
+
+
+def request_key(request: RecommendRequest) -> tuple[Hashable, ...]:
+    """The request's part of the answer cache key: every field (a field added later is keyed without
+    being listed) but `NOT_KEYED`, in field order, `config` by its digest."""
+    return tuple(config_digest(request.config) if f.name == "config" else getattr(request, f.name)
+                 for f in fields(request) if f.name not in NOT_KEYED)
+
+
 @dataclass(frozen=True)
 class Answer:
     items: list[RankedTrack]
@@ -218,9 +265,25 @@ class Recommender:
         self.keys = keys
         self.cache = cache
         self.global_model = global_model
+        self.artist_listeners = ArtistListenersCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
+
+    async def signals(
+        self, client: Any, profile: UserProfile | None, seed: SeedProfile | None, request: RecommendRequest
+    ) -> Signals:
+        """Everything besides the profile and the rates: one pipeline, plus the cached models."""
+        config = request.config
+        read = await read_signals(client, self.keys, profile, seed, config)
+        global_weights = await self.global_model.get(client, self.keys)
+        scores: dict[str, float] = {}
+        via: dict[str, str] = {}
+        if read.artist_rows:
+            listeners = await self.artist_listeners.get(client, self.keys)
+            liked = liked_artists(profile, config.collaborative_artists)
+            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:
@@ -239,20 +302,16 @@ class Recommender:
     ) -> Answer:
         profile = state.profile
         key = ("recs", profile.user_id if profile else None, profile.version if profile else -1,
-               seed_digest(state.seed_raw), id(view), catalog_version, request.k, request.mood,
-               request.activity, request.hour, request.diversity, request.discovery, request.exclude)
+               seed_digest(state.seed_raw), id(view), catalog_version, *request_key(request))
         if profile is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 return cached
         seed = self.seed_profile(view, state)
-        neighbours, trending = await read_signals(client, self.keys, profile, seed)
-        global_weights = await self.global_model.get(client, self.keys)
-        signals = Signals(neighbours=neighbours, trending=trending, global_weights=global_weights)
+        signals = await self.signals(client, profile, seed, request)
         gathered: Gathered = gather(view, profile, seed, signals, request)
         ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
-        rates = await read_rates(client, self.keys, ids)
-        signals = Signals(neighbours, trending, rates, global_weights)
+        signals = replace(signals, rates=await read_rates(client, self.keys, ids))
         scored = score(view, profile, seed, gathered, signals, request)
         items = pick(view, profile, scored, request)
         target = scored.target.name if scored.target is not None else None
@@ -266,9 +325,7 @@ class Recommender:
         request: RecommendRequest,
     ) -> tuple[list[RankedTrack], list[str]]:
         seed = self.seed_profile(view, state)
-        neighbours, trending = await read_signals(client, self.keys, state.profile, seed)
+        signals = await self.signals(client, state.profile, seed, request)
         known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
-        rates = await read_rates(client, self.keys, known)
-        global_weights = await self.global_model.get(client, self.keys)
-        signals = Signals(neighbours, trending, rates, global_weights)
+        signals = replace(signals, rates=await read_rates(client, self.keys, known))
         return rank_given(view, state.profile, seed, track_ids, signals, request)

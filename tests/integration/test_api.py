@@ -76,7 +76,7 @@ def test_invalid_events_are_refused_with_each_bad_field_named_and_none_is_sent(e
 
 
 def test_a_sample_catalog_loads_and_cold_start_spans_genres(env: Env, flow) -> None:
-    from encore.cli import load_catalog
+    from encore.catalog_loader import load_catalog
 
     loaded = load_catalog(env.services.bootstrap, env.settings.namespace, DEFAULT_SAMPLE)
     assert loaded == len(read_spotify_csv(DEFAULT_SAMPLE))

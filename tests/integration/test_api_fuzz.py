@@ -17,7 +17,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from encore.catalog_csv import DEFAULT_SAMPLE
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, free_port
 from tests.integration.conftest import Services, wait_for
 from tests.integration.test_delivery import _module_env

@@ -18,7 +18,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, start_redis
 from schemas.keys import KeyLayout
 from schemas.profile_codec import UserProfile, decode_profile

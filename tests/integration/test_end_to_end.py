@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.local import free_port
 from tests.integration.conftest import Env, event, wait_for
 

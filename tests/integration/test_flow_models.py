@@ -236,3 +236,33 @@ def test_track_stats_trending_rates_and_neighbours_reach_redis(env: Env, flow) -
     counters = env.redis.hgetall(env.keys.ops_counters)
     assert int(counters[b"track_stat_writes"]) >= len(ref.stats)
     assert int(counters[b"events_duplicate"]) == 1
+
+
+def test_artist_memory_reaches_redis_from_whole_histories(env: Env, flow) -> None:
+    """Three listeners like the same three artists hours apart (no time window), one also a fourth;
+    a skip teaches nothing and a duplicate counts once."""
+    artists = [track(f"art{i}-song", "rock", 0.5 + 0.1 * i, artist=f"Band {i}") for i in range(4)]
+    _load_tracks(env, artists)
+    events = []
+    for u, user in enumerate(["ana", "bo", "cy"]):
+        for i in range(3):
+            events.append(event(f"{user}-{i}", user, artists[i]["track_id"], "like",
+                                ts=T0 + (u * 10 + i * 5) * 60 * MINUTE))
+    events.append(event("ana-3", "ana", artists[3]["track_id"], "complete", ts=T0 + 2000 * MINUTE,
+                        position_ms=200_000, duration_ms=200_000))
+    events.append(event("bo-skip", "bo", artists[3]["track_id"], "skip", ts=T0 + 2001 * MINUTE,
+                        position_ms=3_000, duration_ms=200_000))
+    events.append(dict(events[0]))  # a duplicate
+    for e in events:
+        env.produce(env.topics.events, e, key=e["user_id"])
+    env.flush()
+
+    def stored() -> tuple[dict[str, float], dict[str, float]] | None:
+        listeners = {k.decode(): float(v) for k, v in env.redis.hgetall(env.keys.artist_listeners).items()}
+        row = {m.decode(): s for m, s in env.redis.zrevrange(env.keys.artist_neighbours("Band 0"), 0, -1,
+                                                             withscores=True)}
+        return (listeners, row) if listeners.get("Band 3") == 1 and row.get("Band 3") == 1 else None
+
+    listeners, row = wait_for(stored, 60, "the artist memory in Redis")
+    assert listeners == {"Band 0": 3, "Band 1": 3, "Band 2": 3, "Band 3": 1}
+    assert row == {"Band 1": 3, "Band 2": 3, "Band 3": 1}

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from encore.cli import load_catalog
+from encore.catalog_loader import load_catalog
 from encore.serve_main import serving_config
 from serving.app import create_app
 from tests.integration.conftest import T0, Env, event, wait_for

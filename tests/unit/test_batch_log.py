@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from flows.batch_log import BatchSummary, DeadLetterLog
-from flows.dead_letters import DeadLetter
+from flows.batch_log import BatchSummary
+from flows.dead_letters import DeadLetter, DeadLetterLog
 from flows.progress import Position
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online_models.diversity import diversify, kernel_similarity, kmeans, taste_clusters
+from ranking.diversity import diversify, kernel_similarity, kmeans, taste_clusters
 
 
 def two_clusters(n_per: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from online_models.explain import MAX_REASONS, explain
+from ranking.explain import MAX_REASONS, explain
 from schemas.tracks import Track
 
 LIKED = Track(track_id="a", title="Imagine", artist="John Lennon", genres=["rock"])

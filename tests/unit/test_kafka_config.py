@@ -305,9 +305,7 @@ def test_the_topic_admin_gets_them_translated(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_catalog_load_and_lag_cli_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import confluent_kafka
-
-    from encore import cli
+    from encore import catalog_loader
 
     made: list[dict[str, Any]] = []
 
@@ -324,9 +322,10 @@ def test_catalog_load_and_lag_cli_get_them(monkeypatch: pytest.MonkeyPatch, tmp_
         def flush(self, _timeout: float) -> int:
             return 0
 
-    monkeypatch.setattr(confluent_kafka, "Producer", Producer)
+    monkeypatch.setattr(catalog_loader, "Producer", Producer)
     csv = Path(__file__).resolve().parents[2] / "encore" / "data" / "spotify_sample.csv"
-    assert cli.load_catalog("b:9093", "ns", csv, limit=3, kafka_config=KafkaClientConfig.parse(SASL_SSL)) == 3
+    config = KafkaClientConfig.parse(SASL_SSL)
+    assert catalog_loader.load_catalog("b:9093", "ns", csv, limit=3, kafka_config=config) == 3
     assert {k: made[0][k] for k in SASL_SSL} == SASL_SSL and made[0]["acks"] == "all"
 
     import serving.lag

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online_models import moods
+from ranking import moods
+from ranking.config import RANKING_CONFIG
 from schemas.tracks import AUDIO_FEATURES, Track
 
 
@@ -74,7 +75,7 @@ def test_labels_and_weights() -> None:
     run = moods.resolve_target(activity="run")
     both = moods.resolve_target(mood="happy", activity="cooking")
     assert chill is not None and run is not None and both is not None
-    assert chill.label == "fits your chill mood" and chill.score_weight == moods.MOOD_WEIGHT
+    assert chill.label == "fits your chill mood" and chill.score_weight == RANKING_CONFIG.mood
     assert run.label == "good for running"
     assert both.name == "happy+cooking" and both.label == "fits your happy mood and good for cooking"
     valence = AUDIO_FEATURES.index("valence")
@@ -91,7 +92,7 @@ def test_labels_and_weights() -> None:
 def test_time_of_day(hour: int, name: str) -> None:
     assert moods.time_of_day(hour) == name
     target = moods.resolve_target(hour=hour)
-    assert target is not None and target.name == name and target.score_weight == moods.TIME_OF_DAY_WEIGHT
+    assert target is not None and target.name == name and target.score_weight == RANKING_CONFIG.time_of_day
 
 
 def test_explicit_mood_wins_over_time_and_unknown_falls_back() -> None:
@@ -102,7 +103,7 @@ def test_explicit_mood_wins_over_time_and_unknown_falls_back() -> None:
     night = moods.resolve_target(hour=2)
     term = moods.mood_term(ROWS, night)
     assert NAMES[int(np.argmax(term))] in {"lullaby", "ballad", "study"}
-    assert term.max() <= moods.TIME_OF_DAY_WEIGHT
+    assert term.max() <= RANKING_CONFIG.time_of_day
 
 
 def test_fit_formula() -> None:
@@ -120,7 +121,7 @@ def test_discovery() -> None:
     assert moods.discovery_term(popularity, taste_fit, 0.0).tolist() == [0.0, 0.0, 0.0]
     term = moods.discovery_term(popularity, taste_fit, 1.0)
     assert term[1] > term[0] and term[1] > term[2]  # obscure and close to the taste wins
-    assert term[1] == pytest.approx(moods.DISCOVERY_WEIGHT * 0.9)
+    assert term[1] == pytest.approx(RANKING_CONFIG.discovery * 0.9)
     half = moods.discovery_term(popularity, taste_fit, 0.5, popularity_weight=0.15)
     assert half[0] == pytest.approx(0.5 * (0.5 * 0.1 - 0.15 * 0.9))
     assert moods.discovery_term(popularity, taste_fit, 7.0).tolist() == term.tolist()  # clipped to 1

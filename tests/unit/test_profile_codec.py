@@ -40,7 +40,8 @@ def full_profile() -> UserProfile:
                 EventType.DISLIKE: 1, EventType.COMPLETE: 7},
         genres={"rock": 1.5, "música popular": -0.7, "j-pop 🎌": 0.25, "r&b": 0.1},
         artists={"Björk": 2.2, "Sigur Rós": -1.1, "坂本龍一": 0.3},
-        recent=[RecentTrack(f"track-{t.value}", t) for t in EventType],
+        recent=[RecentTrack(f"track-{t.value}", t, 1_795_248_000_123 - i * 61_500)
+                for i, t in enumerate(EventType)],
         recent_event_ids=[0, 1, 2**63, 2**64 - 1, 123_456_789],
         tod_counts=[0, 3, 0, 12, 2**32 - 1, 1],
         model_weights=np.linspace(-1, 1, 78, dtype="<f4").tobytes(),
@@ -62,8 +63,8 @@ def rounded(profile: UserProfile) -> UserProfile:
         counts=dict(profile.counts),
         genres={k: f32(v) for k, v in profile.genres.items()},
         artists={k: f32(v) for k, v in profile.artists.items()},
-        recent=list(profile.recent),
-        recent_event_ids=list(profile.recent_event_ids),
+        recent=[RecentTrack(r.track_id, r.type, r.ts_ms // 1000 * 1000) for r in profile.recent],
+        recent_event_ids=[],  # since v3 the dedupe ids stay in the flow's state
         tod_counts=list(profile.tod_counts),
         model_weights=profile.model_weights,
         prior_period=profile.prior_period,
@@ -79,7 +80,7 @@ def test_full_profile_round_trips() -> None:
     decoded = decode_profile(encode_profile(profile), "alice")
     assert decoded == rounded(profile)
     # Exactness of the integer fields, and float32 rounding really happened for non-representable values.
-    assert decoded.recent_event_ids[3] == 2**64 - 1
+    assert decode_profile(encode_profile(profile, codec_version=2), "alice").recent_event_ids[3] == 2**64 - 1
     assert decoded.as_of_ms == 1_795_248_000_123
     assert decoded.taste[0] != 0.1
     assert decoded.taste[0] == pytest.approx(0.1, abs=1e-7)
@@ -129,6 +130,7 @@ def test_lists_longer_than_255_keep_the_newest() -> None:
     )
     decoded = decode_profile(encode_profile(profile))
     assert [r.track_id for r in decoded.recent] == [f"t{i}" for i in range(45, 300)]
+    decoded = decode_profile(encode_profile(profile, codec_version=2))
     assert decoded.recent_event_ids == list(range(45, 300))
 
 
@@ -136,7 +138,7 @@ def test_header_layout_is_as_documented() -> None:
     profile = UserProfile("u", version=7, as_of_ms=-5, affinity_at_ms=9)
     data = encode_profile(profile)
     assert data[:2] == MAGIC == b"EP"
-    assert data[2] == CODEC_VERSION == 2
+    assert data[2] == CODEC_VERSION == 3
     assert struct.unpack_from("<Qqq", data, 3) == (7, -5, 9)
     # taste count 0, then taste_weight and skip_rate
     assert data[27] == 0
@@ -157,9 +159,9 @@ profiles = st.builds(
     counts=st.fixed_dictionaries({t: st.integers(0, 2**32 - 1) for t in EventType}),
     genres=st.dictionaries(names, scores, max_size=8),
     artists=st.dictionaries(names, scores, max_size=8),
-    recent=st.lists(st.builds(RecentTrack, st.text(max_size=30), st.sampled_from(list(EventType))),
+    recent=st.lists(st.builds(RecentTrack, st.text(max_size=30), st.sampled_from(list(EventType)),
+                              st.integers(0, 2**32 - 1).map(lambda s: s * 1000)),
                     max_size=12),
-    recent_event_ids=st.lists(st.integers(0, 2**64 - 1), max_size=12),
     tod_counts=st.one_of(st.just([]), st.lists(st.integers(0, 2**32 - 1), min_size=6, max_size=6)),
     model_weights=st.one_of(st.just(b""), st.binary(min_size=312, max_size=312)),
     prior_period=st.integers(-(2**63), 2**63 - 1),
@@ -191,7 +193,7 @@ def test_bad_magic_refused() -> None:
         decode_profile(data)
 
 
-@pytest.mark.parametrize("version", [0, 3, 255])
+@pytest.mark.parametrize("version", [0, 4, 255])
 def test_unknown_codec_version_refused(version: int) -> None:
     data = bytearray(encode_profile(full_profile()))
     data[2] = version
@@ -218,10 +220,10 @@ def test_every_truncation_refused_property(profile: UserProfile) -> None:
 def test_unknown_event_type_code_refused() -> None:
     profile = UserProfile("u", recent=[RecentTrack("t", EventType.PLAY)])
     data = bytearray(encode_profile(profile))
-    # The recent track's event-type code is followed by the (empty) event-id count and the v2 tail:
-    # empty time-of-day pattern, empty model (u16), prior period (i64), empty drift, reserved.
-    tail = 1 + 1 + 2 + 8 + 1 + 1
-    assert data[-tail - 1] == 0 and data[-tail] == 0
+    # The recent track's event-type code is followed by its u32 time and the tail: empty
+    # time-of-day pattern, empty model (u16), prior period (i64), empty drift, reserved.
+    tail = 4 + 1 + 2 + 8 + 1 + 1
+    assert data[-tail - 1] == 0
     data[-tail - 1] = len(EVENT_TYPE_CODES)
     with pytest.raises(ProfileCodecError):
         decode_profile(bytes(data))
@@ -259,9 +261,10 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
         taste_weight=1234.5,
         skip_rate=0.27,
         counts=dict.fromkeys(EventType, 100_000),
-        genres={f"genre-name-{i:04d}": 1.0 + i for i in range(16)},  # 15 chars each
-        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(20)},  # 15 chars each
-        recent=[RecentTrack(f"spotify-track-{i:08d}", EventType.PLAY) for i in range(24)],  # 22 chars
+        genres={f"genre-name-{i:04d}": 1.0 + i for i in range(14)},  # 15 chars each
+        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(32)},  # 15 chars each
+        recent=[RecentTrack(f"spotify-track-{i:08d}", EventType.PLAY, 1_795_248_000_000 - i * 60_000)
+                for i in range(20)],  # 22 chars
         recent_event_ids=[2**64 - 1 - i for i in range(24)],
         tod_counts=[1_000] * 6,
         model_weights=bytes(312),
@@ -272,7 +275,7 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
     assert all(len(r.track_id) == 22 for r in profile.recent)
     data = encode_profile(profile)
     print(f"realistic full profile: {len(data)} bytes")
-    # 16 genres, 20 artists and 24 recent tracks (TasteConfig's limits), all long names, plus the
+    # 14 genres, 32 artists and 20 recent tracks (TasteConfig's limits), all long names, plus the
     # 312-byte model: the saturated worst case; typical listeners stay far below.
     assert len(data) <= 2048
     assert decode_profile(data, profile.user_id) == rounded(profile)
@@ -280,7 +283,7 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
 
 def test_codec_version_1_still_reads_as_a_profile_without_a_model() -> None:
     profile = full_profile()
-    v2 = bytearray(encode_profile(profile))
+    v2 = bytearray(encode_profile(profile, codec_version=2))
     tail = 1 + 6 * 4 + 2 + 312 + 8 + 1 + 24 + 1
     v1 = bytes(v2[:-tail])
     v1 = v1[:2] + bytes([1]) + v1[3:]

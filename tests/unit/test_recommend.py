@@ -1,4 +1,4 @@
-"""The recommendation pipeline, pure: online_models/recommend.py and online_models/taste_analysis.py."""
+"""The recommendation pipeline, pure: `ranking.pipeline`, its sources, similar tracks, taste analysis."""
 
 from __future__ import annotations
 
@@ -9,23 +9,14 @@ import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from online_models.context_features import INDEX, TRACK_DIM, track_matrix
-from online_models.recommend import (
-    CatalogView,
-    ExclusionRules,
-    RecommendRequest,
-    SeedFavourites,
-    Signals,
-    catalog_track_matrix,
-    effective_profile,
-    gather,
-    pick,
-    rank_given,
-    score,
-    seed_of,
-    similar_to,
-)
-from online_models.taste_analysis import analyse_taste
 from online_models.user_model import UserModel
+from ranking.catalog_view import CatalogView, catalog_track_matrix
+from ranking.config import ExclusionRules
+from ranking.pipeline import RecommendRequest, gather, pick, rank_given, score
+from ranking.seeds import SeedFavourites, effective_profile, seed_of
+from ranking.similar import similar_to
+from ranking.sources import Signals
+from ranking.taste_analysis import analyse_taste
 from schemas.events import EventType
 from schemas.profile_codec import RecentTrack, UserProfile
 from schemas.tracks import Track
@@ -99,12 +90,41 @@ def test_recent_disliked_and_requested_tracks_and_disliked_artists_are_left_out(
     assert disliked_artist not in {view.index.tracks[item.position].artist for item in items}
 
 
-def test_the_recent_window_is_configurable(view: CatalogView) -> None:
+HOUR_MS = 3_600_000
+
+
+def test_repeat_policy_is_a_cool_down_in_event_time(view: CatalogView) -> None:
+    """Played within the cool-down: left out; older positives may come back (`familiar` asks for
+    some); a dislike never comes back; a recent track without a time (an old profile) is left out."""
     profile = fan_of(view, "rock", n=8)
-    # With a window of 0 recent events, only dislikes stay excluded: played tracks may come back.
-    rules = ExclusionRules(recent_events=0)
-    ids = {item.track_id for item in recommend(view, profile, k=30, diversity=0.0, rules=rules)}
-    assert ids & {r.track_id for r in profile.recent}
+    old, fresh = profile.recent[:4], profile.recent[4:7]
+    for item in old:
+        item.ts_ms = NOW - 10 * HOUR_MS
+    for item in fresh:
+        item.ts_ms = NOW - HOUR_MS
+    disliked = profile.recent[7]
+    disliked.type, disliked.ts_ms = EventType.DISLIKE, NOW - 30 * HOUR_MS
+    old_ids, fresh_ids = {r.track_id for r in old}, {r.track_id for r in fresh}
+
+    default = recommend(view, profile, k=30, diversity=0.0)
+    ids = {item.track_id for item in default}
+    assert not ids & fresh_ids and disliked.track_id not in ids
+    assert ids & old_ids  # liked a while ago: they compete again
+
+    asked = recommend(view, profile, k=10, diversity=0.0, familiar=0.4)
+    back = [item for item in asked if item.track_id in old_ids]
+    assert len(back) >= 4 and len(asked) == 10
+    assert all(item.reasons[0] == "one of your favourites, back after a while" for item in back)
+    assert not {item.track_id for item in asked} & (fresh_ids | {disliked.track_id})
+
+    # No cool-down: everything but the dislike may come back; no time at all: left out.
+    ids = {item.track_id for item in recommend(view, profile, k=40, diversity=0.0,
+                                               rules=ExclusionRules(cooldown_s=0))}
+    assert ids & fresh_ids and disliked.track_id not in ids
+    for item in profile.recent:
+        item.ts_ms = 0
+    ids = {item.track_id for item in recommend(view, profile, k=40, diversity=0.0)}
+    assert not ids & {r.track_id for r in profile.recent}
 
 
 # -- sources and terms --------------------------------------------------------------------------
@@ -173,7 +193,7 @@ def test_the_listeners_engagement_model_moves_the_ranking(view: CatalogView) -> 
 
 
 def test_a_new_listener_starts_from_the_global_model_and_moves_to_their_own() -> None:
-    from online_models.recommend import own_model_share
+    from ranking.listener import own_model_share
 
     weights = bytes(312)
     new = UserProfile("u", model_weights=weights, counts=dict.fromkeys(EventType, 0) | {EventType.LIKE: 1})
@@ -312,17 +332,17 @@ def test_the_clock_sets_a_time_of_day_nudge_without_a_reason(view: CatalogView) 
 def test_on_a_big_catalog_the_genre_source_searches_near_cells_and_keeps_the_genre(
     tracks: list[Track], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import online_models.recommend as rec
+    import ranking.sources.grouped as rec
 
     exact = CatalogView.build(tracks)
     celled = CatalogView.build(tracks, partition_min_tracks=1)
     assert celled.partition is not None
     profile = fan_of(exact, "rock")
     taste, ranked = profile.taste, [("rock", 4.0)]
-    want = rec._within(exact, exact.genre_rows, ranked, taste, 40, set(), "genre")
+    want = rec.best_within(exact, exact.genre_rows, ranked, taste, 40, set(), "genre")
     monkeypatch.setattr(rec, "WITHIN_EXACT_MAX", 10)
     monkeypatch.setattr(rec, "WITHIN_PROBE", 8)
-    got = rec._within(celled, celled.genre_rows, ranked, taste, 40, set(), "genre")
+    got = rec.best_within(celled, celled.genre_rows, ranked, taste, 40, set(), "genre")
     assert len(got) == 40
     assert all("rock" in celled.index.tracks[i].genres for i in got.positions)
     assert len(set(got.positions.tolist()) & set(want.positions.tolist())) >= 30

@@ -252,7 +252,7 @@ def test_unknown_track_still_counts_but_learns_no_taste_or_affinity() -> None:
     assert profile.version == before.version + 1
     assert profile.as_of_ms == e.ts
     assert profile.counts[EventType.LIKE] == before.counts[EventType.LIKE] + 1
-    assert profile.recent[-1] == RecentTrack("ghost", EventType.LIKE)
+    assert profile.recent[-1] == RecentTrack("ghost", EventType.LIKE, profile.as_of_ms)
     assert profile.taste == before.taste
     assert profile.taste_weight == before.taste_weight
     assert profile.genres == before.genres
@@ -271,13 +271,13 @@ def test_recent_is_bounded_newest_last() -> None:
     assert profile.recent[1].type is EventType.SKIP
 
 
-def test_default_recent_size_is_24() -> None:
+def test_default_recent_size_is_20() -> None:
     learner, profile, ev = TasteLearner(), UserProfile("u1"), Events()
     for i in range(40):
         learner.learn_one(profile, ev("play", f"t{i}"), None)
-    assert len(profile.recent) == 24
+    assert len(profile.recent) == 20
     assert profile.recent[-1].track_id == "t39"
-    assert profile.recent[0].track_id == "t16"
+    assert profile.recent[0].track_id == "t20"
 
 
 # -- affinities --------------------------------------------------------------------------------
@@ -360,8 +360,8 @@ def test_default_limits_on_genres_and_artists() -> None:
     for i in range(40):
         t = track(f"t{i}", MID, genres=(f"g{i}",), artist=f"artist {i}")
         learner.learn_one(profile, ev("complete" if i % 3 else "like", t.track_id, ts=T0), t)
-    assert len(profile.genres) == config.max_genres == 16
-    assert len(profile.artists) == config.max_artists == 20
+    assert len(profile.genres) == config.max_genres == 14
+    assert len(profile.artists) == config.max_artists == 32
     # The likes (every third, weight 1.0) outrank the completes (0.6).
     likes = {f"g{i}" for i in range(0, 40, 3)}
     assert likes <= set(profile.genres)
@@ -455,12 +455,16 @@ def test_resume_from_stored_profile_equals_uninterrupted_run() -> None:
     for e, t in stream[:120]:
         learner.learn_one(part, e, t)
     resumed = decode_profile(encode_profile(part), "u1")
+    # Since codec v3 the dedupe ids are the flow's state (pickled with the profile), not in Redis.
+    resumed.recent_event_ids = list(part.recent_event_ids)
     # Redelivery after the crash: the last few events come again and must be dropped.
     for e, t in stream[110:]:
         learner.learn_one(resumed, e, t)
     assert resumed.version == whole.version
     assert resumed.counts == whole.counts
-    assert resumed.recent == whole.recent
+    # Event times are stored to the second.
+    assert [(r.track_id, r.type, r.ts_ms // 1000) for r in resumed.recent] == [
+        (r.track_id, r.type, r.ts_ms // 1000) for r in whole.recent]
     assert resumed.recent_event_ids == whole.recent_event_ids
     assert resumed.taste == pytest.approx(whole.taste, abs=1e-5)
     assert resumed.genres == pytest.approx(whole.genres, abs=1e-4)
@@ -479,3 +483,23 @@ def test_positive_events_count_in_their_utc_time_of_day_bucket() -> None:
     learner.learn_one(profile, ev("skip", "c", ts=midnight + 21 * hour_ms), None)  # not positive
     learner.learn_one(profile, ev("play", "d", ts=midnight + 9 * hour_ms), None)  # a start: not counted
     assert profile.tod_counts == [1, 0, 0, 0, 0, 1]
+
+
+# -- recent tracks: distinct, timed, dislikes remembered longest --------------------------------
+
+
+def test_recent_tracks_are_distinct_with_the_time_of_their_latest_event() -> None:
+    learner, profile, ev = TasteLearner(TasteConfig(recent_size=3)), UserProfile("u1"), Events()
+    learner.learn_one(profile, ev("complete", "a", ts=T0), None)
+    learner.learn_one(profile, ev("dislike", "b", ts=T0 + 1), None)
+    learner.learn_one(profile, ev("play", "a", ts=T0 + 2), None)  # a replay keeps "a" a positive
+    assert [(r.track_id, r.type, r.ts_ms) for r in profile.recent] == [
+        ("b", EventType.DISLIKE, T0 + 1), ("a", EventType.COMPLETE, T0 + 2)]
+    learner.learn_one(profile, ev("play", "b", ts=T0 + 3), None)  # a play does not undo a dislike
+    assert profile.recent[-1].type is EventType.DISLIKE
+    for i, track in enumerate("cde"):
+        learner.learn_one(profile, ev("play", track, ts=T0 + 10 + i), None)
+    # Full: the oldest track that is not disliked leaves first.
+    assert [r.track_id for r in profile.recent] == ["b", "d", "e"]
+    learner.learn_one(profile, ev("like", "b", ts=T0 + 20), None)  # a like does
+    assert profile.recent[-1] == RecentTrack("b", EventType.LIKE, T0 + 20)

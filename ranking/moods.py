@@ -35,16 +35,16 @@ weight-averaged value. With neither, the request's local hour picks a gentle tim
 (value (weight); dance = danceability, acoustic = acousticness, instrumental = instrumentalness,
 speech = speechiness; liveness has weight 0 everywhere.) Names are matched lower-cased, with spaces and
 hyphens as underscores, and through `ALIASES` ("gym" → workout, "sad" → melancholic, ...). The
-score term is `MOOD_WEIGHT` (0.5) × fit for an explicit mood or activity, `TIME_OF_DAY_WEIGHT`
-(0.2) × fit for the time-of-day default: the hour is the listener's local hour when the app sends
+score term is `RankingConfig.mood` × fit for an explicit mood or activity, `RankingConfig.time_of_day`
+× fit for the time-of-day default: the hour is the listener's local hour when the app sends
 it; the server only knows UTC.
 
 **Discovery.** `discovery` ∈ [0, 1] adds
 
     discovery · DISCOVERY_WEIGHT · (1 − popularity) · taste_fit²
 
-(`DISCOVERY_WEIGHT` 0.5, popularity in [0, 1], taste_fit the taste kernel in (0, 1]) and takes back
-the popularity prior, `− discovery · popularity_weight · popularity` (0.15 in `RankingWeights`).
+(`RankingConfig.discovery`, popularity in [0, 1], taste_fit the taste kernel in (0, 1]) and takes back
+the popularity prior, `− discovery · popularity_weight · popularity` (`RankingConfig.popularity`).
 The square of the taste fit keeps the boost for tracks close to the taste: a track at kernel 0.5
 gets a quarter of the boost of a perfect match. discovery = 0 changes nothing.
 
@@ -70,16 +70,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.tracks import AUDIO_FEATURES
 
 FIT_WIDTH = 0.2
 """σ of the fit kernel, in scaled feature units."""
-MOOD_WEIGHT = 0.5
-"""Score weight of the fit to an explicit mood or activity."""
-TIME_OF_DAY_WEIGHT = 0.2
-"""Score weight of the fit to the time-of-day default."""
-DISCOVERY_WEIGHT = 0.5
-"""Score weight of (1 − popularity) · taste_fit² at discovery = 1."""
 DISCOVERY_DEFAULT = 0.0
 
 
@@ -159,7 +154,7 @@ class MoodTarget:
     weight: np.ndarray
     """(9,) float32 per-feature weights."""
     score_weight: float
-    """MOOD_WEIGHT for an explicit mood or activity, TIME_OF_DAY_WEIGHT for the default."""
+    """`RankingConfig.mood` for an explicit mood or activity, `.time_of_day` for the default."""
 
 
 def _normalise(name: str) -> str:
@@ -199,7 +194,8 @@ def time_of_day(hour: int) -> str:
 
 
 def resolve_target(
-    mood: str | None = None, activity: str | None = None, hour: int | None = None
+    mood: str | None = None, activity: str | None = None, hour: int | None = None,
+    config: RankingConfig = RANKING_CONFIG,
 ) -> MoodTarget | None:
     """The target of a request: its mood and/or activity, else the time-of-day default, else None.
 
@@ -223,11 +219,11 @@ def resolve_target(
                      / np.maximum(w, 1e-9), 0.5)
         name = "+".join(p[0] for p in parts)
         label = " and ".join(p[1] for p in parts)
-        return MoodTarget(name, label, t.astype(np.float32), w.astype(np.float32), MOOD_WEIGHT)
+        return MoodTarget(name, label, t.astype(np.float32), w.astype(np.float32), config.mood)
     if hour is not None:
         name = time_of_day(hour)
         t, w = _arrays(TIMES_OF_DAY[name])
-        return MoodTarget(name, f"fits the {name}", t, w, TIME_OF_DAY_WEIGHT)
+        return MoodTarget(name, f"fits the {name}", t, w, config.time_of_day)
     return None
 
 
@@ -253,11 +249,12 @@ def discovery_term(
     taste_fit: np.ndarray,
     discovery: float,
     popularity_weight: float = 0.0,
+    discovery_weight: float = RANKING_CONFIG.discovery,
 ) -> np.ndarray:
-    """(n,) `discovery · (DISCOVERY_WEIGHT · (1 − popularity) · taste_fit² − popularity_weight · pop)`.
+    """(n,) `discovery · (discovery_weight · (1 − popularity) · taste_fit² − popularity_weight · pop)`.
 
-    Pass `popularity_weight=RankingWeights.popularity` to also take back the popularity prior."""
+    Pass `popularity_weight=RankingConfig.popularity` to also take back the popularity prior."""
     d = float(min(1.0, max(0.0, discovery)))
     pop = np.asarray(popularity, dtype=np.float64)
     fit = np.asarray(taste_fit, dtype=np.float64)
-    return d * (DISCOVERY_WEIGHT * (1.0 - pop) * fit**2 - popularity_weight * pop)
+    return d * (discovery_weight * (1.0 - pop) * fit**2 - popularity_weight * pop)

@@ -13,7 +13,7 @@ Pure: from a `UserProfile` and the catalog view, no I/O.
 
 >>> from schemas.profile_codec import UserProfile
 >>> from schemas.tracks import Track
->>> from online_models.recommend import CatalogView
+>>> from ranking.catalog_view import CatalogView
 >>> def track(tid, energy):
 ...     return Track(track_id=tid, title=tid, artist="A", danceability=0.5, energy=energy, valence=0.5,
 ...                  acousticness=0.5, instrumentalness=0.0, liveness=0.1, speechiness=0.1, tempo=120,
@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from online_models.diversity import taste_clusters
 from online_models.drift import STATE_BYTES, DriftDetector
-from online_models.moods import MOODS, mood_fit, resolve_target
-from online_models.recommend import CatalogView, liked_positions
-from online_models.scoring import describe_z
+from ranking.catalog_view import CatalogView
+from ranking.diversity import taste_clusters
+from ranking.listener import liked_positions
+from ranking.moods import MOODS, mood_fit, resolve_target
+from ranking.scoring import describe_z
 from schemas.profile_codec import TOD_BUCKETS, UserProfile
 
 CONCENTRATED_SHARE = 0.4

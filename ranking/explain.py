@@ -43,8 +43,8 @@ from schemas.tracks import Track
 
 MIN_CONTRIBUTION = 0.05
 MAX_REASONS = 3
-_ORDER = ("co_listening", "taste", "artist", "genre", "session", "engagement", "trending", "mood", "quality",
-          "discovery", "popular")
+_ORDER = ("familiar", "co_listening", "similar_artists", "taste", "artist", "genre", "session", "engagement",
+          "trending", "mood", "quality", "discovery", "popular")
 
 
 def _popular(track: Track) -> str:
@@ -58,12 +58,17 @@ def _text(
     taste_words: Sequence[str],
     liked_genres: Mapping[str, float],
     mood_label: str | None,
+    similar_via: str | None = None,
 ) -> str | None:
     if key == "co_listening":
         if via is None:
             return "often played together with what you like"
         title = via.title or via.track_id
         return f"because you liked {title} by {via.artist}" if via.artist else f"because you liked {title}"
+    if key == "familiar":
+        return "one of your favourites, back after a while"
+    if key == "similar_artists":
+        return f"fans of {similar_via} play it too" if similar_via else "listeners like you play it"
     if key == "taste":
         words = " and ".join(taste_words)
         return f"matches your {words} taste" if words else "close to your audio taste"
@@ -97,17 +102,18 @@ def explain(
     taste_words: Sequence[str] = (),
     liked_genres: Mapping[str, float] | None = None,
     mood_label: str | None = None,
+    similar_via: str | None = None,
     limit: int = MAX_REASONS,
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> list[str]:
     """The `limit` strongest reasons for `track`, strongest first (see the module's table)."""
     ranked = sorted(
         (key for key in _ORDER if contributions.get(key, 0.0) > min_contribution),
-        key=lambda key: (key != "co_listening", -contributions[key], _ORDER.index(key)),
+        key=lambda key: (key not in ("familiar", "co_listening"), -contributions[key], _ORDER.index(key)),
     )
     reasons: list[str] = []
     for key in ranked:
-        text = _text(key, track, via, taste_words, liked_genres or {}, mood_label)
+        text = _text(key, track, via, taste_words, liked_genres or {}, mood_label, similar_via)
         if text and text not in reasons:
             reasons.append(text)
         if len(reasons) >= limit:

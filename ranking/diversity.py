@@ -15,7 +15,7 @@ Three mechanisms, applied in one greedy pass over the candidates (`diversify`):
        rel(i) − λ · max_{j picked} sim(i, j) + λ · cover(i)
 
    where `rel` is the relevance min-max scaled to [0, 1] over the candidates, `λ` is the
-   `diversity` parameter in [0, 1], `sim` is the taste kernel of `online_models.scoring`
+   `diversity` parameter in [0, 1], `sim` is the taste kernel of `ranking.scoring`
    (exp(−mean squared z-distance / 2), in (0, 1]) and `cover(i)` is 1 when i's cluster has the
    fewest picks among clusters that still have eligible candidates (so clusters take turns), else 0.
    Ties go to the more relevant, then the earlier candidate. λ = 0 is the relevance order (with the
@@ -40,9 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DIVERSITY_DEFAULT = 0.3
-"""λ when the request does not say."""
-MAX_PER_ARTIST = 2
+from ranking.config import RANKING_CONFIG
+
 MAX_CLUSTERS = 4
 MIN_CLUSTER_SIZE = 2
 MIN_CLUSTER_GAIN = 0.3
@@ -97,7 +96,7 @@ def kmeans(
             closest = np.minimum(closest, _sq_distances(x, centres[c : c + 1])[:, 0])
     labels = np.zeros(n, dtype=np.int64)
     for step in range(max(1, iterations)):
-        new_labels = _assign(x, centres, chunk)
+        new_labels = assign_to_centres(x, centres, chunk)
         if step > 0 and np.array_equal(new_labels, labels):
             break
         labels = new_labels
@@ -106,7 +105,7 @@ def kmeans(
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
         centres[filled] = (sums[filled] / counts[filled, None]).astype(np.float32)
-    labels = _assign(x, centres, chunk)
+    labels = assign_to_centres(x, centres, chunk)
     inertia = float(((x - centres[labels]) ** 2).sum(dtype=np.float64))
     return centres, labels, round(inertia, 6)
 
@@ -116,7 +115,7 @@ def _add_rows(sums: np.ndarray, labels: np.ndarray, x: np.ndarray) -> None:
         sums[:, d] = np.bincount(labels, weights=x[:, d], minlength=len(sums))
 
 
-def _assign(x: np.ndarray, centres: np.ndarray, chunk: int) -> np.ndarray:
+def assign_to_centres(x: np.ndarray, centres: np.ndarray, chunk: int) -> np.ndarray:
     # argmin_c |x − c|² = argmin_c (|c|² − 2 x·c): the row's |x|² does not change the winner.
     out = np.empty(len(x), dtype=np.int64)
     minus_two_c = (-2.0 * centres).T.astype(np.float32)
@@ -190,8 +189,8 @@ def diversify(
     z: np.ndarray,
     artist_of: np.ndarray,
     k: int,
-    diversity: float = DIVERSITY_DEFAULT,
-    max_per_artist: int | None = MAX_PER_ARTIST,
+    diversity: float = RANKING_CONFIG.diversity_default,
+    max_per_artist: int | None = RANKING_CONFIG.max_per_artist,
     clusters: TasteClusters | None = None,
     bandwidth: float = 1.0,
 ) -> list[int]:

@@ -1,0 +1,103 @@
+"""Artist-level collaborative memory: which artists the same listeners enjoy, from whole histories.
+
+Two learners, both pure:
+
+1. **`ArtistHistory`** (per user, in the user's keyed state): the distinct artists of the listener's
+   positive events (`schemas.event_types`), most recent last, at most `history_size`. When a
+   positive brings an artist not in the history, `learn_one` returns the artists already there:
+   the new artist now co-occurs with each of them in this listener's taste. An artist already in the
+   history only moves to the end (one listener counts once per pair). No time window: a listener's
+   whole (bounded) history counts, not the last two hours.
+2. **`ArtistRow`** (per artist, in the artist-keyed state): `listeners` (how many histories the
+   artist entered) and `counts` (co-occurrence with each partner artist). Every increment is a
+   count of one, so rows are sums of integers and the same in any order.
+
+**Similarity** is read at serving time as cosine, `counts[b] / sqrt(listeners_a · listeners_b)`
+(`ranking.collaborative`), so a popular partner does not win by popularity alone.
+
+**Bounds and what they approximate** (docs/quality.md measures it against the exact computation):
+a history keeps `history_size` artists (an evicted artist that comes back counts as a new listener
+of it); a row keeps at most `2 · row_capacity` partners and, when it would grow past that, is cut to
+the `row_capacity` strongest (ties by name). Below the cut everything is exact.
+
+>>> from schemas.events import Event
+>>> def like(artist_track, ts):
+...     return Event(event_id=f"e{ts}", user_id="u", track_id=artist_track, type="like", ts=ts)
+>>> history = ArtistHistory()
+>>> history.learn_one(like("t1", 1), "Muse"), history.learn_one(like("t2", 2), "Blur")
+([], ['Muse'])
+>>> history.learn_one(like("t3", 3), "Muse")  # already there: no new pair
+>>> row = ArtistRow()
+>>> row.learn_one(1, {"Blur": 1, "Oasis": 2})
+>>> row.listeners, row.top(5)
+(1, [('Oasis', 2), ('Blur', 1)])
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from schemas.event_types import is_positive
+from schemas.events import Event
+
+
+@dataclass(frozen=True)
+class ArtistMemoryConfig:
+    history_size: int = 64
+    """Distinct positive artists a listener's history keeps (the oldest falls out)."""
+    row_capacity: int = 200
+    """Partners an artist's row keeps after a cut (cut when it reaches twice this)."""
+    neighbours_written: int = 100
+    """Strongest partners written to Redis per artist (what serving reads)."""
+
+
+ARTIST_MEMORY_CONFIG = ArtistMemoryConfig()
+
+
+@dataclass
+class ArtistHistory:
+    """One listener's distinct positive artists, most recent last."""
+
+    artists: dict[str, None] = field(default_factory=dict)
+    config: ArtistMemoryConfig = ARTIST_MEMORY_CONFIG
+
+    def learn_one(self, event: Event, artist: str | None) -> list[str] | None:
+        """The partners of a newly entered artist (possibly []), or None when nothing is new."""
+        if not artist or not is_positive(event.type):
+            return None
+        artists = self.artists
+        if artist in artists:
+            del artists[artist]
+            artists[artist] = None
+            return None
+        partners = list(artists)
+        artists[artist] = None
+        if len(artists) > self.config.history_size:
+            del artists[next(iter(artists))]
+        return partners
+
+
+@dataclass
+class ArtistRow:
+    """One artist's listener count and co-occurrence counts with its partners."""
+
+    listeners: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    config: ArtistMemoryConfig = ARTIST_MEMORY_CONFIG
+
+    def learn_one(self, listeners: int, partners: Mapping[str, int]) -> None:
+        """Add `listeners` new listeners and `partners[b]` co-occurrences with each partner b."""
+        self.listeners += listeners
+        counts = self.counts
+        for partner, n in partners.items():
+            counts[partner] = counts.get(partner, 0) + n
+        capacity = self.config.row_capacity
+        if len(counts) >= 2 * capacity:
+            kept = heapq.nsmallest(capacity, counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            self.counts = dict(kept)
+
+    def top(self, k: int) -> list[tuple[str, int]]:
+        """The k strongest partners, ties by name."""
+        return heapq.nsmallest(k, self.counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,0 +1,169 @@
+"""The catalog's audio features z-scored, and the taste kernel over them.
+
+The taste kernel is `exp(−mean((z_track − z_user)²) / (2·bw²))`, z scored by the catalog mean and
+standard deviation. `FeatureSpace` keeps the z-scored matrix and its squared norms so a query is one
+(n, 9) matrix-vector product; `PartitionIndex` (IVF cells) answers a query from a few cells on big
+catalogs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ranking.candidates import SourceCandidates
+from ranking.catalog_index import CatalogIndex
+from ranking.diversity import assign_to_centres, kmeans
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The catalog's features z-scored (as `scoring.rank` does), ready for kernel queries."""
+
+    z: np.ndarray
+    """(n, d) float32."""
+    sq_norms: np.ndarray
+    """(n,) float32: Σ z² per row."""
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def from_index(cls, index: CatalogIndex) -> FeatureSpace:
+        return cls.from_features(index.features, index.feature_mean, index.feature_std)
+
+    @classmethod
+    def from_features(cls, features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> FeatureSpace:
+        mean = np.asarray(mean, dtype=np.float32)
+        std = np.asarray(std, dtype=np.float32)
+        z = ((np.asarray(features, dtype=np.float32) - mean) / std).astype(np.float32)
+        return cls(z=z, sq_norms=(z * z).sum(1), mean=mean, std=std)
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def to_z(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
+        return ((np.asarray(vector, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def kernel(self, taste: Sequence[float] | np.ndarray, bandwidth: float = 1.0) -> np.ndarray:
+        """(n,) taste kernel of every track, as in `scoring.rank`."""
+        zu = self.to_z(taste)
+        d2 = np.maximum(self.sq_norms - 2.0 * (self.z @ zu) + float(zu @ zu), 0.0) / self.z.shape[1]
+        return np.exp(-d2 / (2.0 * bandwidth**2))
+
+    def kernel_at(
+        self, taste: Sequence[float] | np.ndarray, positions: np.ndarray, bandwidth: float = 1.0
+    ) -> np.ndarray:
+        """(m,) float32 taste kernel of the tracks at `positions` only (candidates, a genre)."""
+        zu = self.to_z(taste)
+        z = self.z[positions]
+        d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
+        return np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
+
+
+def top_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n highest finite scores, best first; ties by position."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.lexsort((top, -scores[top]))]
+    return top[np.isfinite(scores[top])].astype(np.int64)
+
+
+def excluded_mask(positions: np.ndarray, exclude: Collection[int]) -> np.ndarray:
+    if not exclude:
+        return np.zeros(len(positions), dtype=bool)
+    return np.isin(positions, np.fromiter(exclude, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class PartitionIndex:
+    """Coarse partition (IVF) of the z-scored catalog: a query scores only `n_probe` cells.
+
+    Cells come from k-means (random init from a fixed seed) trained on at most `sample` rows; every
+    row then goes to its nearest cell. Rows are stored cell by cell, so a cell is one slice. The
+    kernel falls with distance, so the nearest cells hold the nearest tracks; the answer is exact
+    within the probed cells and approximate overall (measured recall: docs/ranking.md).
+
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.random((2_000, 9), dtype=np.float32)
+    >>> space = FeatureSpace.from_features(features, features.mean(0), features.std(0))
+    >>> ivf = PartitionIndex.build(space, n_cells=16)
+    >>> exact = top_positions(space.kernel(features[7]), 20)
+    >>> approx = ivf.query(features[7], n=20, n_probe=4)
+    >>> int(approx.positions[0]), len(set(approx.positions) & set(exact)) >= 15
+    (7, True)
+    """
+
+    space: FeatureSpace
+    centroids: np.ndarray
+    """(c, d) float32 cell centres in z space."""
+    order: np.ndarray
+    """(n,) int64 catalog positions, grouped by cell."""
+    offsets: np.ndarray
+    """(c + 1,) cell c holds order[offsets[c]:offsets[c + 1]]."""
+    z: np.ndarray
+    """(n, d) z rows in `order`."""
+    sq_norms: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        space: FeatureSpace,
+        n_cells: int | None = None,
+        sample: int = 65_536,
+        iterations: int = 8,
+        seed: int = 0,
+    ) -> PartitionIndex:
+        n = len(space)
+        cells = n_cells if n_cells is not None else int(np.clip(round(np.sqrt(n)), 1, 4096))
+        rng = np.random.default_rng(seed)
+        train = space.z if n <= sample else space.z[np.sort(rng.choice(n, size=sample, replace=False))]
+        centroids, _, _ = kmeans(train, cells, iterations=iterations, seed=seed, init="random")
+        labels = assign_to_centres(space.z, centroids, 4_096)
+        order = np.argsort(labels, kind="stable").astype(np.int64)
+        offsets = np.zeros(len(centroids) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(np.bincount(labels, minlength=len(centroids)))
+        return cls(space, centroids, order, offsets, space.z[order], space.sq_norms[order])
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.centroids)
+
+    def probe(self, taste: Sequence[float] | np.ndarray, n_probe: int = 16) -> np.ndarray:
+        """Catalog positions of every row in the `n_probe` cells nearest the taste."""
+        zu = self.space.to_z(taste)
+        d_cells = ((self.centroids - zu) ** 2).sum(1)
+        probe = np.argsort(d_cells, kind="stable")[: max(1, n_probe)]
+        return np.concatenate([self.order[self.offsets[c] : self.offsets[c + 1]] for c in probe])
+
+    def query(
+        self,
+        taste: Sequence[float] | np.ndarray,
+        n: int = 200,
+        n_probe: int = 16,
+        exclude: Collection[int] = (),
+        bandwidth: float = 1.0,
+        source: str = "taste",
+    ) -> SourceCandidates:
+        """Top-n by the taste kernel among the rows of the `n_probe` cells nearest the taste."""
+        zu = self.space.to_z(taste)
+        d_cells = ((self.centroids - zu) ** 2).sum(1)
+        probe = np.argsort(d_cells, kind="stable")[: max(1, n_probe)]
+        slices = [np.arange(self.offsets[c], self.offsets[c + 1]) for c in probe]
+        rows = np.concatenate(slices) if slices else np.zeros(0, dtype=np.int64)
+        z = self.z[rows]
+        d2 = np.maximum(self.sq_norms[rows] - 2.0 * (z @ zu) + float(zu @ zu), 0.0) / z.shape[1]
+        scores = np.exp(-d2 / (2.0 * bandwidth**2))
+        positions = self.order[rows]
+        if exclude:
+            scores[excluded_mask(positions, exclude)] = -np.inf
+        top = top_positions(scores, n)
+        # Ties by catalog position, as in the exact search.
+        chosen, chosen_scores = positions[top], scores[top]
+        keep = np.lexsort((chosen, -chosen_scores))
+        return SourceCandidates(source, chosen[keep], chosen_scores[keep].astype(np.float32))
+
+

@@ -1,0 +1,49 @@
+"""`popular`: the catalog's most popular tracks (more of them for a listener nobody knows)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from ranking.candidates import SourceCandidates
+from ranking.catalog_index import CatalogIndex
+from ranking.config import DEFAULT_QUOTAS
+from ranking.feature_space import top_positions
+from ranking.sources.base import CandidateSource, SourceContext
+
+NAME = "popular"
+
+
+def popular_candidates(
+    index: CatalogIndex, n: int = DEFAULT_QUOTAS[NAME], exclude: Collection[int] = (),
+    order: np.ndarray | None = None,
+) -> SourceCandidates:
+    """The most popular tracks (ties by position).
+
+    `order`: this function's answer for a large n, computed once per catalog; the first n of it not
+    excluded are taken without a pass over the catalog (when enough remain)."""
+    if order is not None:
+        keep: list[int] = []
+        for i in order.tolist():
+            if i not in exclude:
+                keep.append(i)
+                if len(keep) >= n:
+                    break
+        if len(keep) >= n or len(order) >= len(index):
+            positions = np.array(keep, dtype=np.int64)
+            return SourceCandidates(NAME, positions, index.popularity[positions].astype(np.float32))
+    scores = index.popularity.astype(np.float32).copy()
+    if exclude:
+        scores[np.fromiter(exclude, dtype=np.int64)] = -np.inf
+    top = top_positions(scores, n)
+    return SourceCandidates(NAME, top, scores[top])
+
+
+def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
+    if ctx.cold_start:
+        n = ctx.config.popular_cold_quota
+    return popular_candidates(ctx.view.index, n, ctx.excluded, order=ctx.view.popular_order)
+
+
+SOURCE = CandidateSource(NAME, propose)

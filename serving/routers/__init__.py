@@ -1,0 +1,12 @@
+"""The API's routes, one router per resource; `serving.app.create_app` includes them.
+
+| module | routes | scope |
+|---|---|---|
+| `ingest.py` | `POST /v1/events`, `POST /v1/tracks` | write, admin |
+| `recommend.py` | recommendations, rank, similar (`read`); seed (`write`) | read, write |
+| `profile.py` | `GET /v1/users/{user_id}/profile` | read |
+| `serving/ops.py` | lag, summary, metrics (`admin`); `/readyz`, `/healthz`, `/ops` | admin, none |
+
+Each router declares its key scope and its error responses once; `serving.deps` holds the typed
+dependencies and the request parameters.
+"""

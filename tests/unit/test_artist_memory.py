@@ -1,0 +1,113 @@
+"""Artist memory: the per-user history, the per-artist rows, their flow steps, and the cosine scores."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from itertools import combinations
+
+import pytest
+
+from flows.artist_state import ArtistMemoryLogic, artist_signals_of
+from flows.progress import Position
+from flows.user_state import ProfileWrite
+from online_models.artist_memory import ArtistHistory, ArtistMemoryConfig, ArtistRow
+from ranking.collaborative import artist_scores
+from schemas.events import Event
+
+
+def event(kind: str, ts: int = 0) -> Event:
+    return Event(event_id=f"e{ts}{kind}", user_id="u", track_id="t", type=kind, ts=ts)
+
+
+def test_only_positive_events_enter_the_history() -> None:
+    history = ArtistHistory()
+    assert history.learn_one(event("skip"), "A") is None
+    assert history.learn_one(event("play"), "A") is None
+    assert history.learn_one(event("dislike"), "A") is None
+    assert history.learn_one(event("complete"), "A") == []
+    assert history.learn_one(event("like"), "B") == ["A"]
+    assert history.learn_one(event("like"), None) is None
+
+
+def test_the_history_is_bounded_and_keeps_the_most_recent() -> None:
+    history = ArtistHistory(config=ArtistMemoryConfig(history_size=3))
+    for name in "ABCD":
+        history.learn_one(event("like"), name)
+    assert list(history.artists) == ["B", "C", "D"]
+    history.learn_one(event("like"), "B")  # seen again: moves to the end, no pairs
+    assert list(history.artists) == ["C", "D", "B"]
+    assert history.learn_one(event("like"), "E") == ["C", "D", "B"]
+    assert list(history.artists) == ["D", "B", "E"]
+
+
+def exact_counts(histories: list[list[str]]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    listeners: dict[str, int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    for artists in histories:
+        for a in set(artists):
+            listeners[a] = listeners.get(a, 0) + 1
+        for a, b in combinations(sorted(set(artists)), 2):
+            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    return listeners, pairs
+
+
+def write_of(entered: list[tuple[str, list[str]]]) -> ProfileWrite:
+    return ProfileWrite(1, b"", Position("events", 0, 0, 0), 1, 0, [], entered)
+
+
+def test_flow_steps_equal_the_exact_co_occurrence_in_any_batching() -> None:
+    rng = random.Random(3)
+    names = [f"artist{i}" for i in range(12)]
+    histories = [[rng.choice(names) for _ in range(rng.randint(1, 8))] for _ in range(40)]
+    listeners, pairs = exact_counts(histories)
+    for batch_size in (1, 7, 40):
+        rows: dict[str, ArtistMemoryLogic] = {}
+        outputs = []
+        for artists in histories:
+            history = ArtistHistory()
+            entered = []
+            for name in artists:
+                partners = history.learn_one(event("like"), name)
+                if partners is not None:
+                    entered.append((name, partners))
+            outputs.append(("u", write_of(entered)))
+        for start in range(0, len(outputs), batch_size):
+            for artist, signal in artist_signals_of(outputs[start : start + batch_size]):
+                logic = rows.get(artist)
+                if logic is None:
+                    logic = rows[artist] = ArtistMemoryLogic(None)
+                else:  # a crash and resume between batches changes nothing
+                    logic = rows[artist] = ArtistMemoryLogic(logic.snapshot())
+                logic.on_batch([signal])
+        for artist, n in listeners.items():
+            assert rows[artist].row.listeners == n
+        for (a, b), n in pairs.items():
+            assert rows[a].row.counts[b] == n and rows[b].row.counts[a] == n
+        assert sum(len(r.row.counts) for r in rows.values()) == 2 * len(pairs)
+
+
+def test_a_full_row_is_cut_to_its_strongest_partners() -> None:
+    row = ArtistRow(config=ArtistMemoryConfig(row_capacity=3))
+    row.learn_one(1, {"a": 5, "b": 4, "c": 3, "d": 2, "e": 1})
+    row.learn_one(0, {"f": 1})  # reaches 2 × 3 partners: cut to the 3 strongest
+    assert row.counts == {"a": 5, "b": 4, "c": 3}
+    assert row.top(2) == [("a", 5), ("b", 4)]
+    assert pickle.loads(pickle.dumps(row)).counts == row.counts
+
+
+def test_scores_are_cosine_over_the_liked_artists() -> None:
+    rows = {"A": [("X", 2.0), ("Y", 2.0)], "B": [("X", 1.5)]}
+    listeners = {"A": 4.0, "B": 1.0, "X": 4.0, "Y": 16.0}
+    scores, via = artist_scores({"A": 2.0, "B": 2.0, "Z": -1.0}, rows, listeners, scale=2.0,
+                                normalise_rows=False)
+    w = math.tanh(1.0)
+    assert scores["X"] == pytest.approx(w * 2 / math.sqrt(4 * 4) + w * 1.5 / math.sqrt(1 * 4))
+    assert scores["Y"] == pytest.approx(w * 2 / math.sqrt(4 * 16))
+    assert scores["X"] > scores["Y"]  # the popular partner does not win by popularity
+    assert via == {"X": "B", "Y": "A"}
+    assert artist_scores({"A": -2.0}, rows, listeners) == ({}, {})
+    # Normalised rows: each liked artist's best partner gets its full vote.
+    scores, _ = artist_scores({"A": 2.0, "B": 2.0}, rows, listeners, scale=2.0)
+    assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
