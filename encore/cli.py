@@ -284,11 +284,12 @@ def run_bench(name: str, options: list[str]) -> int:
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+    from encore.catalog_csv import DEFAULT_SAMPLE, read_playlists, read_spotify_csv
     from encore.simulate import ListenerSimulation
 
-    simulation = ListenerSimulation(read_spotify_csv(args.catalog or DEFAULT_SAMPLE), args.users,
-                                    seed=args.seed)
+    catalog = args.catalog or DEFAULT_SAMPLE
+    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users, seed=args.seed,
+                                    playlists=read_playlists(catalog))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

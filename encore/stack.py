@@ -144,7 +144,7 @@ def _print_endpoints(settings: Settings, log_dir: Path, processes: int = 1) -> N
 
 
 def _run_demo(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> None:
-    from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+    from encore.catalog_csv import DEFAULT_SAMPLE, read_playlists, read_spotify_csv
     from encore.catalog_loader import load_catalog
     from encore.simulate import ListenerSimulation
 
@@ -154,7 +154,7 @@ def _run_demo(settings: Settings, args: argparse.Namespace, stop: threading.Even
                          kafka_config=settings.kafka_config)
     print(f"demo: loaded {count} tracks from {catalog}", flush=True)
     _wait_for_catalog(settings.api_url, stop)
-    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users)
+    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users, playlists=read_playlists(catalog))
     watched = simulation.users[0]
     print(f"demo: {args.users} simulated listeners at {args.rate:.0f} events/s; watching "
           f"{watched.user_id} (favourite genre: {watched.genre})", flush=True)

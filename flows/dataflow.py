@@ -3,7 +3,8 @@
 ```
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
-                                                     │                          │                   └─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   └─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
                                                      │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
@@ -48,6 +49,7 @@ from flows.global_steps import (
     key_by_partition,
     key_for_merger,
 )
+from flows.ranker_step import RankerLogic, RankerSink, ranker_examples_of
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
@@ -101,6 +103,11 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
     artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
     op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
+    # The learned ranker: every clear outcome, featured as the profile stood before it, progressively
+    # validated (`flows/ranker_step.py`).
+    examples = op.flat_map_batch("ranker_examples", profiles, ranker_examples_of)
+    ranker_states = op.stateful_batch("learn_ranker", examples, RankerLogic)
+    op.output("write_ranker", ranker_states, RankerSink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis

@@ -79,6 +79,8 @@ class RankingConfig:
     candidates: artists that listeners with the same taste enjoy."""
     collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
+    collaborative_normalise_rows: bool = True
+    """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
     mood: float = 0.5
     """× fit to an explicit mood or activity target."""
     time_of_day: float = 0.2
@@ -89,6 +91,10 @@ class RankingConfig:
     """Width, in catalog standard deviations, of the taste similarity kernel."""
     affinity_scale: float = 2.0
     """Affinity scores are squashed as tanh(score / scale)."""
+
+    ranker_prior_examples: int = 5_000
+    """Learned examples after which the flow's learned ranker counts as much as the hand weights of
+    the terms it covers (taste, genre, artist, popularity, engagement)."""
 
     # Candidates.
     sources: tuple[str, ...] = SOURCE_ORDER

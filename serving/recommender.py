@@ -37,7 +37,14 @@ from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
-from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import (
+    RankerState,
+    decode_neighbours,
+    decode_ranker,
+    decode_rates,
+    decode_seed,
+    is_model_weights,
+)
 from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
@@ -97,6 +104,7 @@ class ReadSignals:
     neighbours: dict[str, list[tuple[str, float]]]
     trending: list[tuple[str, float]]
     artist_rows: dict[str, list[tuple[str, float]]]
+    popular: list[tuple[str, float]]
 
 
 async def read_signals(
@@ -113,6 +121,8 @@ async def read_signals(
         pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
     for artist in artists:
         pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
+    pipe.zrevrange(keys.stream_popular, 0, config.quota("popular") + config.popular_cold_quota - 1,
+                   withscores=True)
     pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
@@ -121,10 +131,27 @@ async def read_signals(
                   for track_id, row in zip(seeds, replies, strict=False) if row}
     artist_rows = {artist: decode_neighbours(row)
                    for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
+    popular = decode_neighbours(replies[len(seeds) + len(artists)])
     trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds) + len(artists):]:
+    for row in replies[len(seeds) + len(artists) + 1:]:
         trending.extend(decode_neighbours(row))
-    return ReadSignals(neighbours, trending, artist_rows)
+    return ReadSignals(neighbours, trending, artist_rows, popular)
+
+
+class RankerCache:
+    """The flow's learned ranker, re-read at most every `refresh_s` (it moves a little per batch)."""
+
+    def __init__(self, refresh_s: float = 5.0) -> None:
+        self.refresh_s = refresh_s
+        self.state: RankerState | None = None
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> RankerState | None:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            self.state = decode_ranker(await client.get(keys.ranker)) or self.state
+        return self.state
 
 
 class ArtistListenersCache:
@@ -266,6 +293,7 @@ class Recommender:
         self.cache = cache
         self.global_model = global_model
         self.artist_listeners = ArtistListenersCache()
+        self.ranker = RankerCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
@@ -282,8 +310,10 @@ class Recommender:
         if read.artist_rows:
             listeners = await self.artist_listeners.get(client, self.keys)
             liked = liked_artists(profile, config.collaborative_artists)
-            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
+            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale,
+                                        config.collaborative_normalise_rows)
+        ranker = await self.ranker.get(client, self.keys)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:

@@ -111,3 +111,25 @@ def test_scores_are_cosine_over_the_liked_artists() -> None:
     # Normalised rows: each liked artist's best partner gets its full vote.
     scores, _ = artist_scores({"A": 2.0, "B": 2.0}, rows, listeners, scale=2.0)
     assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
+
+
+def test_the_ranker_features_of_the_flow_equal_the_api_s() -> None:
+    import numpy as np
+
+    from ranking.ranker import features, features_one
+    from schemas.profile_codec import UserProfile
+
+    rng = random.Random(5)
+    profile = UserProfile("u", taste=[rng.random() for _ in range(9)], genres={"rock": 1.5, "pop": -2.0},
+                          artists={"Muse": 0.7})
+    rows, genres, artists, pops, ps = [], [], [], [], []
+    for _ in range(20):
+        rows.append([rng.random() for _ in range(9)])
+        genres.append(rng.choice([("rock",), ("pop", "rock"), (), ("jazz",)]))
+        artists.append(rng.choice(["Muse", "Blur", None]))
+        pops.append(rng.random())
+        ps.append(rng.random())
+    vectorised = features(profile, np.array(rows, np.float32), genres, artists, np.array(pops), np.array(ps))
+    for j in range(20):
+        one = features_one(profile, rows[j], genres[j], artists[j], pops[j], ps[j])
+        assert one == pytest.approx(vectorised[j].tolist(), abs=1e-5)
