@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     from encore.lag_cli import add_arguments as add_lag_arguments
 
     add_lag_arguments(commands.add_parser("lag", help="the flow's lag per partition (messages, seconds)"))
+
+    from encore.healthcheck import add_arguments as add_healthcheck_arguments
+
+    add_healthcheck_arguments(commands.add_parser(
+        "healthcheck", help="exit 0 if the flow here is alive (heartbeat, Bytewax API), else 1"))
     return parser
 
 
@@ -126,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         if args.command == "up":
             from encore.stack import run_stack
@@ -148,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from encore.lag_cli import run_lag
 
             return run_lag(settings, args)
+        if args.command == "healthcheck":
+            from encore.healthcheck import run_healthcheck
+
+            return run_healthcheck(settings, args)
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
@@ -228,8 +237,11 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     os.environ.update(settings.to_env())
+    # Encore's own access log (serving/request_log.py) replaces uvicorn's; log_config=None sends
+    # uvicorn's lines through Encore's handler, in ENCORE_LOG_FORMAT.
     uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
-                workers=args.workers, log_level=settings.log_level.lower(), access_log=False)
+                workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
+                log_config=None)
     return 0
 
 
@@ -238,7 +250,7 @@ def run_topics_create(settings: Settings, partitions: int | None) -> int:
     from schemas.topics import Topics
 
     created = create_topics(settings.require_kafka(), Topics(settings.namespace).all(),
-                            partitions or settings.partitions)
+                            partitions or settings.partitions, settings.kafka_config)
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
@@ -248,7 +260,7 @@ def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
         print(f"encore: no such file: {path}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit)
+    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit, settings.kafka_config)
     print(f"loaded {count} tracks into {settings.namespace}.tracks in {time.monotonic() - started:.1f}s")
     return 0
 

@@ -84,7 +84,8 @@ def run_stack(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.with_(partitions=partitions, api_port=port,
                                   api_url=f"http://127.0.0.1:{port}", data_dir=run_dir)
         assert settings.kafka_bootstrap is not None
-        create_topics(settings.kafka_bootstrap, Topics(settings.namespace).all(), partitions)
+        create_topics(settings.kafka_bootstrap, Topics(settings.namespace).all(), partitions,
+                      settings.kafka_config)
 
         env = settings.to_env()
         flow_processes = args.processes or settings.flow_processes
@@ -149,7 +150,8 @@ def _run_demo(settings: Settings, args: argparse.Namespace, stop: threading.Even
 
     catalog = args.catalog or DEFAULT_SAMPLE
     assert settings.kafka_bootstrap is not None
-    count = load_catalog(settings.kafka_bootstrap, settings.namespace, catalog)
+    count = load_catalog(settings.kafka_bootstrap, settings.namespace, catalog,
+                         kafka_config=settings.kafka_config)
     print(f"demo: loaded {count} tracks from {catalog}", flush=True)
     _wait_for_catalog(settings.api_url, stop)
     simulation = ListenerSimulation(read_spotify_csv(catalog), args.users, playlists=read_playlists(catalog))

@@ -30,6 +30,8 @@ Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
@@ -38,7 +40,7 @@ from flows.artist_state import ArtistMemoryLogic, ArtistMemorySink, artist_signa
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
-from flows.decode import decode_event_message, decode_track_message, is_valid
+from flows.decode import SourcedEvent, SourceItem, decode_event_message, decode_track_message, is_valid
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
     GlobalMergerLogic,
@@ -55,6 +57,15 @@ from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
 from flows.user_state import UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
+
+
+def _event_decoder(config: FlowConfig) -> Callable[[SourceItem], SourcedEvent | DeadLetter]:
+    """decode_event_message, with a span per traced event when tracing is on (flows/tracing.py)."""
+    if not config.tracing:
+        return decode_event_message
+    from flows.tracing import traced_decode
+
+    return traced_decode(decode_event_message)
 
 
 def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
@@ -77,7 +88,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    events = op.map("decode_event", raw_events, decode_event_message)
+    events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
@@ -123,6 +134,6 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
-              KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+              KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
     op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow
