@@ -79,6 +79,9 @@ class RankingConfig:
     candidates: artists that listeners with the same taste enjoy."""
     collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
+    collaborative_session: float = 1.5
+    """Added to the seed weight of the artist of each of the latest positives (× session_recency per
+    step back): a listener who switches taste turns the collaborative scores at once."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
     mood: float = 0.5
@@ -133,6 +136,8 @@ class RankingConfig:
     """MMR λ when the request does not say."""
     max_per_artist: int = 2
     """Most tracks of one artist in a list."""
+    artist_repeat_penalty: float = 0.0
+    """Taken off a candidate's scaled relevance (0–1) per track of its artist already picked."""
 
     # Similar tracks.
     similar_co_listening: float = 0.5

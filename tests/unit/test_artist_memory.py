@@ -100,17 +100,37 @@ def test_a_full_row_is_cut_to_its_strongest_partners() -> None:
 def test_scores_are_cosine_over_the_liked_artists() -> None:
     rows = {"A": [("X", 2.0), ("Y", 2.0)], "B": [("X", 1.5)]}
     listeners = {"A": 4.0, "B": 1.0, "X": 4.0, "Y": 16.0}
-    scores, via = artist_scores({"A": 2.0, "B": 2.0, "Z": -1.0}, rows, listeners, scale=2.0,
-                                normalise_rows=False)
     w = math.tanh(1.0)
+    scores, via = artist_scores({"A": w, "B": w, "Z": -1.0}, rows, listeners, normalise_rows=False)
     assert scores["X"] == pytest.approx(w * 2 / math.sqrt(4 * 4) + w * 1.5 / math.sqrt(1 * 4))
     assert scores["Y"] == pytest.approx(w * 2 / math.sqrt(4 * 16))
     assert scores["X"] > scores["Y"]  # the popular partner does not win by popularity
     assert via == {"X": "B", "Y": "A"}
     assert artist_scores({"A": -2.0}, rows, listeners) == ({}, {})
-    # Normalised rows: each liked artist's best partner gets its full vote.
-    scores, _ = artist_scores({"A": 2.0, "B": 2.0}, rows, listeners, scale=2.0)
+    # Normalised rows: each seed artist's best partner gets its full vote.
+    scores, _ = artist_scores({"A": w, "B": w}, rows, listeners)
     assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
+
+
+def test_seed_artists_are_the_liked_ones_plus_the_latest_positives() -> None:
+    from ranking.catalog_index import CatalogIndex
+    from ranking.collaborative import seed_artists
+    from ranking.config import RankingConfig
+    from schemas.events import EventType
+    from schemas.profile_codec import RecentTrack, UserProfile
+    from schemas.tracks import Track
+
+    index = CatalogIndex.build([Track(track_id=f"t{i}", artist=f"New {i}") for i in range(3)])
+    profile = UserProfile("u", artists={"Old": 4.0, "Weak": 0.1, "Hated": -3.0},
+                          recent=[RecentTrack("t0", EventType.LIKE, 1), RecentTrack("t1", EventType.SKIP, 2),
+                                  RecentTrack("t2", EventType.COMPLETE, 3)])
+    config = RankingConfig(collaborative_session=1.5, session_recency=0.4, affinity_scale=2.0)
+    seeds = seed_artists(profile, index, config)
+    assert seeds == pytest.approx({"Old": math.tanh(2.0), "New 2": 1.5, "New 0": 1.5 * 0.4,
+                                   "Weak": math.tanh(0.05)})
+    assert list(seeds)[:2] == ["New 2", "Old"]
+    assert "Hated" not in seeds and "New 1" not in seeds  # a dislike, a skip: no seeds
+    assert seed_artists(None, index) == {}
 
 
 def test_the_ranker_features_of_the_flow_equal_the_api_s() -> None:
