@@ -443,23 +443,27 @@ def method_table(off: Offline, params: dict[str, dict[str, object]]) -> dict[str
     return methods
 
 
-TUNED = ("item-kNN, tracks", "item-kNN, artists", "EASE, artists", "ALS, artists", "ALS, tracks")
+TUNED = ("item-kNN, tracks", "item-kNN, artists", "EASE, artists", "EASE, tracks", "ALS, artists",
+         "ALS, tracks")
 
 
 def grids() -> dict[str, list[dict[str, object]]]:
     """The hyper-parameter grids searched (see docs/quality.md)."""
     knn = [{"alpha": a, "shrink": s, "neighbours": k, "weighted": w}
-           for a in (0.3, 0.5, 0.7, 0.9) for s in (0.0, 10.0) for k in (None, 100)
+           for a in (0.1, 0.3, 0.5, 0.7, 0.9) for s in (0.0, 10.0, 50.0) for k in (None, 50, 200)
            for w in (False, True)]
     return {
         "item-kNN, tracks": knn,
         "item-kNN, artists": knn,
-        "EASE, artists": [{"lam": lam} for lam in (5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
+        "EASE, artists": [{"lam": lam}
+                          for lam in (5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)],
+        "EASE, tracks": [{"lam": lam} for lam in (20.0, 100.0, 500.0, 2000.0)],
         "ALS, artists": [{"factors": f, "regularization": r, "alpha": a, "log_values": lv}
-                         for f in (32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0)
+                         for f in (16, 32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0, 50.0)
                          for lv in (False, True)],
         "ALS, tracks": [{"factors": f, "regularization": r, "alpha": a, "log_values": False}
-                        for f in (64, 128, 256) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0)],
+                        for f in (32, 64, 128, 256) for r in (0.01, 0.1, 1.0)
+                        for a in (5.0, 20.0, 50.0, 100.0)],
     }
 
 
@@ -486,6 +490,7 @@ class Split:
     train: Offline
     rows: np.ndarray  # training rows of the scored listeners
     held_out: list[set[int]]
+    histories: list[list[tuple[int, str]]] = field(default_factory=list)  # every listener's training events
 
     def history(self) -> sp.csr_matrix:
         return self.train.X_track[self.rows]
@@ -504,9 +509,10 @@ class Split:
 
 
 def evaluation_split(scenario: Scenario) -> Split:
-    X = history_matrix([lst.events for lst in scenario.listeners], scenario.catalog.n_tracks)
+    histories = [lst.events for lst in scenario.listeners]
+    X = history_matrix(histories, scenario.catalog.n_tracks)
     return Split(Offline(scenario.catalog, X), np.array(scenario.evaluated),
-                 [set(scenario.listeners[i].held_out) for i in scenario.evaluated])
+                 [set(scenario.listeners[i].held_out) for i in scenario.evaluated], histories)
 
 
 def validation_split(scenario: Scenario, n: int, seed: int) -> Split:
@@ -524,7 +530,7 @@ def validation_split(scenario: Scenario, n: int, seed: int) -> Split:
         out = {int(a) for a in rng.choice(artists, size=len(artists) // HOLD_OUT, replace=False)}
         held.append(out)
         histories[i] = [(t, kind) for t, kind in histories[i] if int(cat.artist_of[t]) not in out]
-    return Split(Offline(cat, history_matrix(histories, cat.n_tracks)), np.array(chosen), held)
+    return Split(Offline(cat, history_matrix(histories, cat.n_tracks)), np.array(chosen), held, histories)
 
 
 def tune(val: Split, metric: str = "ndcg@20", say: Callable[[str], None] = print,
@@ -604,6 +610,7 @@ def offline_adaptation(scenario: Scenario, methods: dict[str, Recommend], off: O
 class StackResult:
     lists: dict[int, list[int]]  # evaluated listener -> API top DEPTH (streamed tracks excluded)
     deep: dict[int, list[int]]  # evaluated listener -> API top 100 (streamed tracks excluded)
+    raw: dict[int, list[int]]  # evaluated listener -> API top DEPTH without `exclude`
     adaptation: dict[int, dict[int, list[int]]]  # step -> switching listener -> API top 10
     seconds: dict[str, float]
 
@@ -662,6 +669,8 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
                               for i in scenario.evaluated}, index)
         deep = _read(stack, {i: (listeners[i].user_id, quality.MAX_API_K, played[i],
                                  version[listeners[i].user_id]) for i in scenario.evaluated}, index)
+        raw = _read(stack, {i: (listeners[i].user_id, DEPTH, [], version[listeners[i].user_id])
+                            for i in scenario.evaluated}, index)
         seconds["reads"] = time.perf_counter() - t2
         adaptation: dict[int, dict[int, list[int]]] = {}
         sent = 0
@@ -689,7 +698,7 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         seconds["adaptation"] = time.perf_counter() - t3
         bar.close()
         ok = True
-        return StackResult(lists, deep, adaptation, seconds)
+        return StackResult(lists, deep, raw, adaptation, seconds)
     finally:
         tear_down(processes, workdir, finished=ok)
 
@@ -716,14 +725,19 @@ class Results:
     encore_short: float = 0.0  # Encore's mean list length after dropping streamed artists (of 20)
 
 
-def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, float]], float,
-                                                                  dict[int, dict[str, dict[str, float]]]]:
+Metrics = dict[str, float]
+
+
+def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, Metrics]], float,
+                                                                  dict[int, dict[str, Metrics]]]:
     cat = scenario.catalog
     drop: dict[int, list[int]] = {}
     for i in scenario.evaluated:
         known = scenario.listeners[i].streamed_artists(cat)
         drop[i] = [t for t in res.deep[i] if int(cat.artist_of[t]) not in known][:DEPTH]
-    cont = {False: summarise(res.lists, scenario), True: summarise(drop, scenario)}
+    cont = {False: {"Encore": summarise(res.lists, scenario),
+                    "Encore, no exclude= (raw)": summarise(res.raw, scenario)},
+            True: {"Encore": summarise(drop, scenario)}}
     short = float(np.mean([len(v) for v in drop.values()]))
     adapt: dict[int, dict[str, dict[str, float]]] = {}
     for step, lists in res.adaptation.items():
@@ -773,7 +787,7 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
         seconds.update(res.seconds)
         cont, results.encore_short, adapt = encore_results(scenario, res)
         for d in (False, True):
-            results.continuation[d] = {"Encore": cont[d], **results.continuation[d]}
+            results.continuation[d] = {**cont[d], **results.continuation[d]}
         for step in adaptation:
             adaptation[step] = {**adapt.get(step, {}), **adaptation[step]}
     seconds["total"] = time.perf_counter() - t0
