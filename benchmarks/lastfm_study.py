@@ -48,11 +48,13 @@ from benchmarks.lastfm import (
     Offline,
     Recommend,
     Split,
+    adaptation_metrics,
     evaluation_split,
     fit_one,
     join,
     make_scenario,
     read_lastfm,
+    switch_histories,
     validation_split,
 )
 from encore.catalog_csv import read_spotify_csv
@@ -399,7 +401,49 @@ def run(lastfm: Path, catalog_csv: Path, seed: int, n_eval: int, quick: bool,
                 nnz_as + nnz_ts))
     for d in (False, True):
         say(f"chosen for rule {'B' if d else 'A'}: stage 1 {chosen[d][0]}, stage 2 {chosen[d][1]}")
+
+    # (d) recency: history weights decayed by the events since (half-life in events), on the exact
+    # artist memory with rule A's stage-1 scorer; continuation, then adaptation after a taste switch.
+    sc_a = chosen[False][0]
+    if sc_a.weighting != "events":
+        sc_a = Scoring("events", sc_a.row_max, sc_a.idf)
+    for half_life in (None, 100.0, 40.0, 20.0, 10.0, 5.0):
+        def rec(d: bool, hl: float | None = half_life) -> Recommend:
+            base = recommender(ev.train, (sa_ev, na_ev), None, sc_a if not d else
+                               Scoring("events", chosen[d][0].row_max, chosen[d][0].idf))
+
+            def recommend(_H: sp.csr_matrix, users: np.ndarray | None, drop: bool,
+                          n: int) -> list[np.ndarray]:
+                rows_ = [scenario.listeners[int(u)].events for u in users]  # type: ignore[union-attr]
+                return base(recency_matrix(rows_, catalog.n_tracks, hl), users, drop, n)
+            return recommend
+        metrics = {d: ev.evaluate(rec(d), d) for d in (False, True)}
+        shares = []
+        base_a = recommender(ev.train, (sa_ev, na_ev), None, sc_a)
+        for step in (1, 3, 5, 10):
+            who, histories = switch_histories(scenario, step)
+            lists = base_a(recency_matrix(histories, catalog.n_tracks, half_life), None, False, 10)
+            per = [adaptation_metrics(lst, scenario.listeners[scenario.listeners[i].switch_to],  # type: ignore[index]
+                                      catalog) for lst, i in zip(lists, who, strict=True)]
+            shares.append(float(np.mean([p["b_genre0"] for p in per])))
+        add(Row(f"(d) exact artists, {sc_a.label()}, recency half-life {half_life or 'inf'} events", metrics,
+                nnz_a, note="adaptation, first genre = new: " + " / ".join(f"{x:.2f}" for x in shares)))
     return rows
+
+
+def recency_matrix(histories: Sequence[Sequence[tuple[int, str]]], n_tracks: int,
+                   half_life: float | None) -> sp.csr_matrix:
+    """Like `history_matrix`, each event's weight multiplied by 0.5^(events after it / half_life)."""
+    rows, cols, vals = [], [], []
+    for r, events in enumerate(histories):
+        last = len(events) - 1
+        for pos, (t, kind) in enumerate(events):
+            w = EVENT_WEIGHT.get(kind, 0.0)
+            if w:
+                rows.append(r)
+                cols.append(t)
+                vals.append(w * (0.5 ** ((last - pos) / half_life) if half_life else 1.0))
+    return sp.csr_matrix((np.array(vals), (rows, cols)), shape=(len(histories), n_tracks))
 
 
 def _line(row: Row) -> str:
