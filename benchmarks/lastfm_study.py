@@ -44,6 +44,7 @@ from benchmarks.lastfm import (
     DEFAULT_LASTFM,
     DEFAULT_SEED,
     EVENT_WEIGHT,
+    TUNED_DEFAULTS,
     Catalog,
     Offline,
     Recommend,
@@ -51,9 +52,11 @@ from benchmarks.lastfm import (
     adaptation_metrics,
     evaluation_split,
     fit_one,
+    history_matrix,
     join,
     make_scenario,
     read_lastfm,
+    summarise,
     switch_histories,
     validation_split,
 )
@@ -337,11 +340,9 @@ def run(lastfm: Path, catalog_csv: Path, seed: int, n_eval: int, quick: bool,
         rows.append(row)
         say(_line(row))
 
-    # Reference: the tuned offline baselines of benchmarks.lastfm (validation-tuned on seed 7).
-    knn_a = {"alpha": 0.3, "shrink": 10.0, "neighbours": None, "weighted": True}
-    knn_b = {"alpha": 0.5, "shrink": 0.0, "neighbours": 100, "weighted": True}
-    for name, params in (("EASE, artists", ({"lam": 500.0}, {"lam": 50.0})),
-                         ("item-kNN, artists", (knn_a, knn_b))):
+    # Reference: the tuned offline baselines of benchmarks.lastfm (TUNED_DEFAULTS, per rule).
+    for name in ("EASE, artists", "item-kNN, artists", "ALS, artists"):
+        params = (TUNED_DEFAULTS[False][name], TUNED_DEFAULTS[True][name])
         metrics = {d: ev.evaluate(fit_one(name, ev.train, params[d]), d) for d in (False, True)}
         add(Row(f"reference: {name} (tuned per rule)", metrics, note=f"A {params[0]}, B {params[1]}"))
 
@@ -398,7 +399,8 @@ def run(lastfm: Path, catalog_csv: Path, seed: int, n_eval: int, quick: bool,
         add(Row(f"(c) streaming H={h}: artists M={ma} + tracks M={mt}, stage-2 mix of the rule",
                 both(lambda d, sa=sa, na=na, st=st, nt=nt: recommender(ev.train, (sa, na), (st, nt),
                                                                       chosen[d][1])),
-                nnz_as + nnz_ts))
+                nnz_as + nnz_ts,
+                note=f"artist rows {nnz_as:,}, track rows {nnz_ts:,} (used only with beta > 0)"))
     for d in (False, True):
         say(f"chosen for rule {'B' if d else 'A'}: stage 1 {chosen[d][0]}, stage 2 {chosen[d][1]}")
 
@@ -428,7 +430,38 @@ def run(lastfm: Path, catalog_csv: Path, seed: int, n_eval: int, quick: bool,
             shares.append(float(np.mean([p["b_genre0"] for p in per])))
         add(Row(f"(d) exact artists, {sc_a.label()}, recency half-life {half_life or 'inf'} events", metrics,
                 nnz_a, note="adaptation, first genre = new: " + " / ".join(f"{x:.2f}" for x in shares)))
+
+    # (e) a session term: the last `last` positives weigh `lam` times more (on top of the decayed
+    # long-term weights); same memory and scorer as (d).
+    base_a = recommender(ev.train, (sa_ev, na_ev), None, sc_a)
+    base_b = recommender(ev.train, (sa_ev, na_ev), None,
+                         Scoring("events", chosen[True][0].row_max, chosen[True][0].idf))
+    for last, lam, half_life in ((3, 3.0, None), (3, 10.0, None), (3, 3.0, 20.0), (3, 10.0, 20.0),
+                                 (5, 10.0, 20.0)):
+        hist = [scenario.listeners[i].events for i in scenario.evaluated]
+        H = session_matrix(hist, catalog.n_tracks, last, lam, half_life)
+        metrics = {}
+        for d, base in ((False, base_a), (True, base_b)):
+            lists = base(H, None, d, 20)
+            metrics[d] = summarise(dict(zip(scenario.evaluated, lists, strict=True)), scenario)
+        shares = []
+        for step in (1, 3, 5, 10):
+            who, histories = switch_histories(scenario, step)
+            lists = base_a(session_matrix(histories, catalog.n_tracks, last, lam, half_life), None, False, 10)
+            per = [adaptation_metrics(lst, scenario.listeners[scenario.listeners[i].switch_to],  # type: ignore[index]
+                                      catalog) for lst, i in zip(lists, who, strict=True)]
+            shares.append(float(np.mean([p["b_genre0"] for p in per])))
+        add(Row(f"(e) as (d), half-life {half_life or 'inf'}, last {last} positives x{lam:g}", metrics, nnz_a,
+                note="adaptation, first genre = new: " + " / ".join(f"{x:.2f}" for x in shares)))
     return rows
+
+
+def session_matrix(histories: Sequence[Sequence[tuple[int, str]]], n_tracks: int, last: int, lam: float,
+                   half_life: float | None) -> sp.csr_matrix:
+    """`recency_matrix` plus lam x the weights of each history's last `last` events."""
+    H = recency_matrix(histories, n_tracks, half_life)
+    recent = [list(events[-last:]) for events in histories]
+    return (H + lam * history_matrix(recent, n_tracks)).tocsr()
 
 
 def recency_matrix(histories: Sequence[Sequence[tuple[int, str]]], n_tracks: int,
