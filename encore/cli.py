@@ -25,9 +25,10 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
                "throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
                "Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness probes "
                "inside 10,000 events/s of load."),
-    "quality": ("quality", "recommendation quality on real playlists vs baselines (own stack)",
-                "Runs benchmarks.quality: playlist continuation and adaptation through the real stack, "
-                "against popularity and item-kNN baselines."),
+    "quality": ("quality", "recommendation quality on real playlists or listeners vs baselines (own stack)",
+                "Runs benchmarks.quality: --scenario playlists (default; playlist continuation and "
+                "adaptation), lastfm (Last.fm listeners' held-out artists, benchmarks.lastfm) or all, "
+                "through the real stack, against popularity, item-kNN, EASE and ALS baselines."),
     "serve": ("serve_bench", "API latency at fixed request rates while the flow ingests (own stack)",
               "Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, while "
               "5,000 events/s are ingested, on the real 28k-track catalog and a synthetic 1M-track one."),
