@@ -29,31 +29,45 @@ from ranking.catalog_index import CatalogIndex
 from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.event_types import is_positive
 from schemas.profile_codec import UserProfile
+from schemas.tracks import Track
 
 
 def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
                  config: RankingConfig = RANKING_CONFIG) -> dict[str, float]:
     """The listener's seed artists and their weights, strongest first: tanh(affinity / scale) of the
-    `collaborative_artists` strongest liked artists, plus `collaborative_session` × recency^i for the
-    artist of each of the latest `session_positives` positives (i = 0 for the newest)."""
+    `collaborative_artists` strongest liked artists, plus `collaborative_session` × novelty ×
+    recency^i for the artist of each of the latest `session_positives` positives (i = 0 for the
+    newest). Novelty (`session_novelty`) is how far those positives sit outside the genres the
+    listener usually plays: a listener who switches taste turns the collaborative scores at once,
+    one who keeps listening as usual keeps their whole history's."""
     if profile is None:
         return {}
     liked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
     weights = {a: math.tanh(v / config.affinity_scale) for a, v in liked[: config.collaborative_artists]}
     if index is not None and config.collaborative_session > 0:
-        rank = 0
+        latest = []
         for item in reversed(profile.recent):
-            if rank >= config.session_positives:
+            if len(latest) >= config.session_positives:
                 break
             i = index.position.get(item.track_id)
-            if i is None or not is_positive(item.type):
-                continue
-            artist = index.tracks[i].artist
-            if artist:
-                boost = config.collaborative_session * config.session_recency**rank
-                weights[artist] = weights.get(artist, 0.0) + boost
-            rank += 1
+            if i is not None and is_positive(item.type):
+                latest.append(index.tracks[i])
+        novelty = session_novelty(profile, latest)
+        for rank, track in enumerate(latest):
+            if track.artist and novelty > 0:
+                boost = config.collaborative_session * novelty * config.session_recency**rank
+                weights[track.artist] = weights.get(track.artist, 0.0) + boost
     return dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def session_novelty(profile: UserProfile, latest: Sequence[Track]) -> float:
+    """1 − (mean over the latest positives of their best genre affinity) / the profile's best genre
+    affinity, in [0, 1]: 0 when they are in the listener's top genre, 1 in genres never played."""
+    top = max((v for v in profile.genres.values() if v > 0), default=0.0)
+    if top <= 0 or not latest:
+        return 0.0
+    fit = [max((max(profile.genres.get(g, 0.0), 0.0) for g in t.genres), default=0.0) / top for t in latest]
+    return min(1.0, max(0.0, 1.0 - sum(fit) / len(fit)))
 
 
 def artist_scores(

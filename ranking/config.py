@@ -79,9 +79,10 @@ class RankingConfig:
     candidates: artists that listeners with the same taste enjoy."""
     collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
-    collaborative_session: float = 1.5
-    """Added to the seed weight of the artist of each of the latest positives (× session_recency per
-    step back): a listener who switches taste turns the collaborative scores at once."""
+    collaborative_session: float = 3.0
+    """Added to the seed weight of the artist of each of the latest positives (× their novelty ×
+    session_recency per step back, `ranking.collaborative.seed_artists`): a listener who switches
+    taste turns the collaborative scores at once."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
     mood: float = 0.5

@@ -112,7 +112,7 @@ def test_scores_are_cosine_over_the_liked_artists() -> None:
     assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
 
 
-def test_seed_artists_are_the_liked_ones_plus_the_latest_positives() -> None:
+def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:
     from ranking.catalog_index import CatalogIndex
     from ranking.collaborative import seed_artists
     from ranking.config import RankingConfig
@@ -120,16 +120,23 @@ def test_seed_artists_are_the_liked_ones_plus_the_latest_positives() -> None:
     from schemas.profile_codec import RecentTrack, UserProfile
     from schemas.tracks import Track
 
-    index = CatalogIndex.build([Track(track_id=f"t{i}", artist=f"New {i}") for i in range(3)])
-    profile = UserProfile("u", artists={"Old": 4.0, "Weak": 0.1, "Hated": -3.0},
+    index = CatalogIndex.build([Track(track_id="t0", artist="New 0", genres=["rock"]),
+                                Track(track_id="t1", artist="New 1", genres=["jazz"]),
+                                Track(track_id="t2", artist="New 2", genres=["jazz"])])
+    profile = UserProfile("u", genres={"rock": 4.0}, artists={"Old": 4.0, "Weak": 0.1, "Hated": -3.0},
                           recent=[RecentTrack("t0", EventType.LIKE, 1), RecentTrack("t1", EventType.SKIP, 2),
                                   RecentTrack("t2", EventType.COMPLETE, 3)])
-    config = RankingConfig(collaborative_session=1.5, session_recency=0.4, affinity_scale=2.0)
+    config = RankingConfig(collaborative_session=3.0, session_recency=0.4, affinity_scale=2.0)
+    # The latest positives: t2 (jazz, never played: novel) and t0 (rock, the top genre): novelty ½.
     seeds = seed_artists(profile, index, config)
-    assert seeds == pytest.approx({"Old": math.tanh(2.0), "New 2": 1.5, "New 0": 1.5 * 0.4,
+    assert seeds == pytest.approx({"Old": math.tanh(2.0), "New 2": 1.5, "New 0": 3.0 * 0.5 * 0.4,
                                    "Weak": math.tanh(0.05)})
     assert list(seeds)[:2] == ["New 2", "Old"]
     assert "Hated" not in seeds and "New 1" not in seeds  # a dislike, a skip: no seeds
+    # Listening as usual (the latest positives in the top genre): the liked artists alone.
+    profile.genres["jazz"] = 4.0
+    usual = seed_artists(profile, index, config)
+    assert usual == pytest.approx({"Old": math.tanh(2.0), "Weak": math.tanh(0.05)})
     assert seed_artists(None, index) == {}
 
 
