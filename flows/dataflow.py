@@ -36,7 +36,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
-from flows.artist_state import ArtistMemoryLogic, ArtistMemorySink, artist_signals_of
+from flows.artist_state import ArtistMemoryLogic, artist_memory_sink, artist_signals_of
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
@@ -49,7 +49,7 @@ from flows.global_steps import (
     key_by_partition,
     key_for_merger,
 )
-from flows.ranker_step import RankerLogic, RankerSink, ranker_examples_of
+from flows.ranker_step import RankerLogic, ranker_examples_of, ranker_sink
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
@@ -102,12 +102,12 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     # Artist co-occurrence in listeners' whole histories → per-artist rows → full-state writes.
     artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
     artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
-    op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
+    op.output("write_artist_memory", artist_rows, artist_memory_sink(config.redis_url, keys))
     # The learned ranker: every clear outcome, featured as the profile stood before it, progressively
     # validated (`flows/ranker_step.py`).
     examples = op.flat_map_batch("ranker_examples", profiles, ranker_examples_of)
     ranker_states = op.stateful_batch("learn_ranker", examples, RankerLogic)
-    op.output("write_ranker", ranker_states, RankerSink(config.redis_url, keys))
+    op.output("write_ranker", ranker_states, ranker_sink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis

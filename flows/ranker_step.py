@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
+from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from flows.redis_io import connect, pipelined
+from flows.redis_io import PipelineSink
 from flows.user_state import ProfileWrite
 from online_models.ranker import OnlineRanker
 from ranking.ranker import FEATURES, prior_weights
@@ -55,24 +55,9 @@ class RankerLogic(StatefulBatchLogic[list[Example], RankerState, bytes]):
         return pickle.dumps(self.ranker, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class _RankerPartition(StatelessSinkPartition[tuple[str, RankerState]]):
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._client = connect(url)
-        self._keys = keys
-
-    def write_batch(self, items: list[tuple[str, RankerState]]) -> None:
-        if items:
-            value = encode_ranker(items[-1][1])
-            pipelined(self._client, lambda pipe: pipe.set(self._keys.ranker, value), "ranker write")
-
-    def close(self) -> None:
-        self._client.close()
+def fill_ranker(pipe: Any, keys: KeyLayout, items: list[tuple[str, RankerState]]) -> None:
+    pipe.set(keys.ranker, encode_ranker(items[-1][1]))
 
 
-class RankerSink(DynamicSink[tuple[str, RankerState]]):
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._url = url
-        self._keys = keys
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RankerPartition:
-        return _RankerPartition(self._url, self._keys)
+def ranker_sink(url: str, keys: KeyLayout) -> PipelineSink:
+    return PipelineSink(url, keys, fill_ranker, "ranker write")
