@@ -63,13 +63,16 @@ from confluent_kafka import Producer
 from benchmarks.baselines import ALS, EASE, rank_items
 from benchmarks.common import BenchError, command_line, stop_on_sigterm, tear_down
 from benchmarks.flow_bench import profile_version
+from encore.catalog_csv import read_playlists as read_catalog_playlists
 from encore.catalog_csv import read_spotify_csv
 from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
+from encore.simulate import ListenerSimulation
 from schemas.keys import KeyLayout
 from schemas.topics import Topics
 from schemas.tracks import Track
+from schemas.values import RankerState, decode_ranker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "spotify-songs-tidytuesday" / "spotify_songs.csv"
@@ -459,6 +462,9 @@ class Results:
     eligible: int
     seconds: float
     stack_seconds: float
+    ranker: RankerState | None = None
+    """The learned ranker after the live-outcomes phase (progressive AUC and log loss)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 CONT_METHODS = ("Encore", "global popularity", "genre popularity", "subgenre popularity",
@@ -476,7 +482,7 @@ evaluated listeners themselves is reported (it favours the baselines, on purpose
 def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED, k: int = 10,
         min_tracks: int = DEFAULT_MIN_TRACKS, steps: Sequence[int] = DEFAULT_STEPS,
         progress: bool = True, say: callable = print,  # type: ignore[valid-type]
-        diversity: float | None = None) -> Results:
+        diversity: float | None = None, outcome_seconds: float = 0.0) -> Results:
     """The whole benchmark: start the stack, replay, read, score; stops everything it started."""
     t_start = time.perf_counter()
     steps = sorted(set(steps))
@@ -598,12 +604,43 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
                     per[method]["b_genre0"].append(
                         sum(1 for t in r[:k] if baselines.tracks[t].genres[:1] == [b.playlist.genre]) / k)
             adapt[step] = per
+        # Live outcomes: simulated listeners (tastes from real playlists) play, skip, like and
+        # dislike through the API; the flow's learned ranker learns each outcome after scoring it.
+        ranker, outcomes = live_outcomes(stack, tracks, data, outcome_seconds)
         bar.close()
         ok = True
         return Results(cont, adapt, len(listeners), len(adapting), len(tracks), eligible,
-                       time.perf_counter() - t_start, stack_s)
+                       time.perf_counter() - t_start, stack_s, ranker, outcomes)
     finally:
         tear_down(processes, workdir, finished=ok)
+
+
+OUTCOME_RATE = 300.0
+"""Events per second of the live-outcomes phase."""
+
+
+def live_outcomes(stack: Stack, tracks: Sequence[Track], data: Path,
+                  seconds: float) -> tuple[RankerState | None, dict[str, int]]:
+    """Simulated listeners through the API for `seconds`; the ranker as the flow then publishes it."""
+    if seconds <= 0:
+        return None, {}
+    simulation = ListenerSimulation(tracks, 200, seed=11, user_prefix="outcome-",
+                                    playlists=read_catalog_playlists(data))
+    def applied() -> int:
+        return int(stack.client.hget(stack.keys.ops_counters, "events_applied") or 0)
+
+    before = applied()
+    report = simulation.run(stack.api, OUTCOME_RATE, seconds)
+    expected = before + report.sent
+    deadline = time.monotonic() + 60
+    state = None
+    while time.monotonic() < deadline:  # until the flow has learned what the API acknowledged
+        state = decode_ranker(stack.client.get(stack.keys.ranker))
+        if state is not None and applied() >= expected:
+            break
+        time.sleep(0.5)
+    time.sleep(2.0)  # the ranker's write follows the profiles' by a batch
+    return decode_ranker(stack.client.get(stack.keys.ranker)) or state, report.outcomes
 
 
 def mean(values: Sequence[float]) -> float:
@@ -641,12 +678,28 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
             cells = "".join(f"{mean(per[method][metric]):>9.3f}" for per in results.adaptation.values())
             lines.append(f"  {method:<28}{cells}")
     lines += ["", "  (Encore's top k excludes every played track client-side; so do the baselines.)"]
+    if results.ranker is not None and results.ranker.metrics:
+        auc, loss = results.ranker.metrics.get("auc", {}), results.ranker.metrics.get("log_loss", {})
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(results.outcomes.items()))
+        lines += ["", f"Learned ranker, progressive validation (each outcome scored before it is learned), "
+                  f"{results.ranker.examples:,} examples from every phase; live phase: {outcomes}",
+                  f"  {'model':<28}{'AUC':>10}{'log loss':>10}",
+                  f"  {'learned (River LR)':<28}{auc.get('learned', float('nan')):>10.3f}"
+                  f"{loss.get('learned', float('nan')):>10.3f}",
+                  f"  {'hand-weighted prior':<28}{auc.get('prior', float('nan')):>10.3f}"
+                  f"{loss.get('prior', float('nan')):>10.3f}",
+                  "  weights: " + ", ".join(f"{f} {w:+.2f}" for f, w in
+                                            zip(results.ranker.features, results.ranker.weights,
+                                                strict=True))]
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="encore bench quality", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--outcome-seconds", type=float, default=30.0,
+                        help="seconds of simulated live outcomes (plays, skips, likes) after adaptation, "
+                             "for the learned ranker's progressive AUC (0: none)")
     parser.add_argument("--playlists", type=int, default=DEFAULT_PLAYLISTS, help="listeners (playlists)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Spotify songs CSV")
@@ -725,7 +778,7 @@ def main_playlists(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(args.data, args.playlists, args.seed, args.k, args.min_tracks, args.steps,
                       progress=not args.no_progress, say=lambda s: print(s, flush=True),
-                      diversity=args.diversity)
+                      diversity=args.diversity, outcome_seconds=args.outcome_seconds)
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1
