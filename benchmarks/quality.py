@@ -472,8 +472,9 @@ CONT_METHODS = ("Encore", "global popularity", "genre popularity", "subgenre pop
 ADAPT_METHODS = ("Encore", "Encore before the switch", "global popularity", "genre popularity",
                  "item-kNN (hourly refit)", "EASE (nightly refit)", "ALS (nightly refit)")
 GRIDS: dict[str, list[tuple]] = {
-    "EASE": [(10.0,), (50.0,), (200.0,), (500.0,)],
-    "ALS": [(32, 10.0, 0.05), (64, 10.0, 0.05), (64, 20.0, 0.01), (128, 5.0, 0.1)],
+    "EASE": [(10.0,), (50.0,), (200.0,), (500.0,), (1000.0,), (3000.0,)],
+    "ALS": [(16, 10.0, 0.05), (32, 10.0, 0.05), (32, 20.0, 0.1), (64, 10.0, 0.05), (64, 20.0, 0.01),
+            (128, 5.0, 0.1)],
 }
 """EASE λ; ALS (factors, alpha, regularisation). The value with the best continuation NDCG@k on the
 evaluated listeners themselves is reported (it favours the baselines, on purpose)."""
