@@ -27,6 +27,7 @@ def serving_config(settings: Settings) -> ServingConfig:
         recs_cache_ttl_s=settings.recs_cache_ttl_s,
         repeat_cooldown_s=settings.repeat_cooldown_s,
         ranking=settings.ranking_config,
+        search_embeddings=settings.search_embeddings,
     )
 
 

@@ -24,6 +24,7 @@
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
+| `ENCORE_SEARCH_EMBEDDINGS` | `on` | `on`: search compares the query with every track by sentence embedding (WordLlama, loaded from its wheel; computed per catalog version); `off`: the other search terms only. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
 
@@ -148,6 +149,8 @@ class Settings:
     repeat_cooldown_s: int = 21_600
     ranking_overrides: str | None = None
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
+    search_embeddings: bool = True
+    """`ENCORE_SEARCH_EMBEDDINGS`."""
     log_level: str = "INFO"
 
     @property
@@ -190,6 +193,7 @@ class Settings:
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
             repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
             ranking_overrides=_ranking_overrides(env),
+            search_embeddings=_switch(env, "ENCORE_SEARCH_EMBEDDINGS", True),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -213,6 +217,7 @@ class Settings:
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
             "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
+            "ENCORE_SEARCH_EMBEDDINGS": "on" if self.search_embeddings else "off",
             "ENCORE_LOG_LEVEL": self.log_level,
         }
         if self.ranking_overrides:

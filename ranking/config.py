@@ -132,6 +132,32 @@ class RankingConfig:
     similar_co_listening: float = 0.5
     """`similar`: × co-listening count / the row's top count, added to the audio kernel."""
 
+    # Search (`ranking.search`; docs/search.md).
+    search_target: float = 2.0
+    """× fit to the query's audio target (its moods, activities, times of day, feature words)."""
+    search_genre: float = 1.5
+    """A track of a genre the query names (also a filter, while it leaves any track)."""
+    search_era: float = 1.5
+    """A track released in the era the query names (also a filter, while it leaves any track)."""
+    search_artist: float = 3.0
+    """A track by the artist the query names (also a filter)."""
+    search_title: float = 4.0
+    """The track whose title the query is."""
+    search_lexical: float = 1.5
+    """× share of the query's other words (idf-weighted) found in the title or artist."""
+    search_semantic: float = 0.5
+    """× cosine between the query's and the track's sentence embeddings (when above 0)."""
+    search_popularity: float = 0.3
+    """× catalog popularity: among equally fitting tracks, the known ones first."""
+    search_taste: float = 0.5
+    """With `user_id`: × the listener's own ranking score of the track (taste, affinities, model)."""
+    search_pool: int = 400
+    """Best tracks by the query alone that the listener's score re-ranks."""
+    search_taste_pool: int = 100
+    """Tracks nearest the listener's taste among those the query allows, added to the pool."""
+    search_min_similarity: float = 0.5
+    """An unknown word is read as the nearest concept word when their cosine is at least this."""
+
     def quota(self, source: str) -> int:
         return int(self.quotas.get(source, DEFAULT_QUOTAS.get(source, 0)))
 

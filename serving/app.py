@@ -31,7 +31,8 @@ from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
-from serving.routers import ingest, profile, recommend
+from serving.routers import ingest, profile, recommend, search
+from serving.search_index import LiveSearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,15 @@ def create_app(config: ServingConfig) -> FastAPI:
             config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache())
         with contextlib.suppress(RedisError, OSError):
             await app.state.catalog.refresh()
+        app.state.search_index = LiveSearchIndex(app.state.catalog, config.search_embeddings)
         refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
+        search_refresher = asyncio.create_task(app.state.search_index.keep_fresh(config.catalog_refresh_s))
         ops = open_ops(app, config)
         try:
             yield
         finally:
             refresher.cancel()
+            search_refresher.cancel()
             ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()
@@ -68,7 +72,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_security(app, config)
     install_ops(app)
 
-    for router in (ingest.router, recommend.router, profile.router):
+    for router in (ingest.router, recommend.router, profile.router, search.router):
         app.include_router(router)
     _document_body_models(app)
     return app

@@ -30,6 +30,8 @@ class ServingConfig:
     recs_cache_ttl_s: float = 5.0
     repeat_cooldown_s: int = 21_600
     """The repeat policy's cool-down, in the listener's event time (`ranking.config.ExclusionRules`)."""
+    search_embeddings: bool = True
+    """Sentence embeddings in search (`ENCORE_SEARCH_EMBEDDINGS`); off: the other terms only."""
     ranking: RankingConfig = RANKING_CONFIG
     """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
 

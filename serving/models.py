@@ -150,3 +150,39 @@ class Profile(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class SearchTrack(RecommendedTrack):
+    release_year: int | None = None
+    matched: list[str] = Field(
+        default_factory=list,
+        description="The parts of the query the track satisfies: target, genre, era, artist, title, words.")
+
+
+class Interpretation(BaseModel):
+    moods: list[str] = Field(description="Moods read from the query (canonical names).")
+    activities: list[str]
+    times_of_day: list[str]
+    features: list[str] = Field(description="Audio-feature words: acoustic, fast, instrumental, ...")
+    genres: list[str] = Field(description="Catalog genres the query names (also a filter).")
+    era: dict[str, int] | None = Field(description="`{from, to}` release years (also a filter).")
+    artists: list[str] = Field(description="Catalog artists the query names (also a filter).")
+    title: str | None = Field(default=None, description="The title looked up, when the query is one.")
+    words: list[str] = Field(description="Other words matched against titles and artists.")
+    by_similarity: dict[str, str] = Field(
+        default_factory=dict, description="Unknown words read by sentence embedding: word → concept.")
+    ignored: list[str] = Field(description="Words that carry no meaning here.")
+    relaxed: list[str] = Field(
+        default_factory=list, description="Filters dropped because no track satisfied them all.")
+    semantic: bool = Field(description="Whether sentence embeddings took part.")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    understood: list[str] = Field(description="The words of the query that were understood, in order.")
+    interpretation: Interpretation
+    user_id: str | None = None
+    personalised: bool = Field(description="True when the listener's live taste shaped the order.")
+    profile_version: int | None = None
+    request_id: str
+    items: list[SearchTrack]
