@@ -292,9 +292,8 @@ def _reasons(
             matched.append("words")
     if mine and listener is not None and max(mine.values()) > MIN_CONTRIBUTION:
         own = explain(track, mine, taste_words=taste_words, liked_genres=profile.genres if profile else {},
-                      similar_via=listener.signals.artist_via.get(track.artist or ""), limit=1)
-        if own and own[0] not in reasons:
-            reasons.append(own[0])
+                      similar_via=listener.signals.artist_via.get(track.artist or ""), limit=2)
+        reasons.extend(r for r in own if r not in reasons)
     if not reasons and query.get("semantic", 0) > 0.1:
         reasons.append("close in meaning to what you asked for")
     if not reasons:
