@@ -78,6 +78,10 @@ def test_search_understands_words_blends_a_listeners_taste_and_follows_the_catal
 
         # The catalog changes: the search index follows (rebuilt in the background, not per request).
         api.post("/v1/tracks", json=[track("zz", "pop", 0.5, title="Zebra Crossing Serenade")])
-        found = wait_for(lambda: [i for i in api.get("/v1/search", params={"q": "zebra crossing serenade"})
-                                  .json()["items"] if i["track_id"] == "zz"], 30, "the new track in search")
+
+        def new_track() -> list[dict]:
+            answer = api.get("/v1/search", params={"q": "zebra crossing serenade"}).json()
+            return [i for i in answer.get("items", []) if i["track_id"] == "zz"]
+
+        found = wait_for(new_track, 30, "the new track in search")
         assert found[0]["reasons"][0].startswith("the title you asked for")
