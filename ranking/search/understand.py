@@ -43,6 +43,8 @@ from ranking.search.lexicon import ENGLISH, KOREAN, KOREAN_STOPWORDS, STOPWORDS
 MAX_PHRASE = 4
 """Longest lexicon or genre phrase, in words."""
 MAX_QUERY_CHARS = 256
+FILTERS = frozenset({"genre", "era", "artist"})
+"""Concept kinds that also filter the answer."""
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _DECADE_2 = re.compile(r"^(\d0)s$")
@@ -196,7 +198,11 @@ def understand(text: str, index: SearchIndex, config: RankingConfig = RANKING_CO
             parsed.concepts.append(Concept("artist", artist, normalise(artist)))
             normal = words  # the artist is read already; the title's words may still say more
     tokens = normal.split()
-    whole_artist = index.artists.get(normal) if title is None else None
+    whole_artist = index.artists.get(normal)  # a query that is an artist's name means the artist
+    if whole_artist is not None and title is not None and title[1] is None:
+        title = None
+        parsed.title_positions = []
+        parsed.concepts = [c for c in parsed.concepts if c.kind != "title"]
     i = 0
     korean_run: list[str] = []
 
@@ -220,9 +226,12 @@ def understand(text: str, index: SearchIndex, config: RankingConfig = RANKING_CO
             phrase = " ".join(tokens[i : i + n])
             if n <= MAX_PHRASE and phrase in _ENGLISH:
                 kind, value = _ENGLISH[phrase]
-                if _add(parsed, index, kind, value, phrase):
+                # A title's own words ("Kings of the Mountain") name no filter, only soft targets.
+                if (title is None or kind not in FILTERS) and _add(parsed, index, kind, value, phrase):
                     taken = n
                     break
+            if title is not None:
+                continue
             if n <= MAX_PHRASE and phrase in index.genres:
                 _add(parsed, index, "genre", index.genres[phrase], phrase)
                 taken = n
@@ -237,7 +246,7 @@ def understand(text: str, index: SearchIndex, config: RankingConfig = RANKING_CO
         if taken:
             i += taken
             continue
-        era = _era_of(token)
+        era = _era_of(token) if title is None else None
         if era is not None:
             _add(parsed, index, "era", era, token)
         elif token in STOPWORDS or len(token) < 2:
