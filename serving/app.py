@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 from schemas.events import Event
@@ -31,7 +32,7 @@ from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
-from serving.routers import ingest, profile, recommend, search
+from serving.routers import ingest, listen, profile, recommend, search
 from serving.search_index import LiveSearchIndex
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_security(app, config)
     install_ops(app)
 
-    for router in (ingest.router, recommend.router, profile.router, search.router):
+    for router in (ingest.router, recommend.router, profile.router, search.router, listen.router):
         app.include_router(router)
+    app.mount("/listen/static", StaticFiles(directory=listen.STATIC_DIR), name="listen-static")
     _document_body_models(app)
     return app
 
