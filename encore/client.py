@@ -6,8 +6,9 @@ with a network error or a 5xx is retried with backoff; since each event carries 
 
 >>> client = EncoreClient("http://127.0.0.1:8000", autostart=False)
 >>> event_id = client.like("alice", "track-1")
->>> len(client.pending())
-1
+>>> _ = client.complete("alice", "track-2", request_id="9f2c~ranker=b", context={"device": "phone"})
+>>> len(client.pending()), client.pending()[1]["context"]
+(2, {'device': 'phone', 'request_id': '9f2c~ranker=b'})
 """
 
 from __future__ import annotations
@@ -83,9 +84,15 @@ class EncoreClient:
 
     # -- emitting ---------------------------------------------------------------------------
     def emit(self, user_id: str, track_id: str, type: str, *, ts: int | None = None,
-             event_id: str | None = None, **fields: Any) -> str:
+             event_id: str | None = None, request_id: str | None = None, **fields: Any) -> str:
         """Queue one event; returns its event_id. Extra fields: position_ms, duration_ms,
-        session_id, context."""
+        session_id, context.
+
+        `request_id`: the `request_id` of the recommendation (or search) answer the track was played
+        from; it goes into `context.request_id`, so the outcome counts for that answer's experiment
+        variant. Pass it with every event of a recommended track (play, complete, skip, like...)."""
+        if request_id is not None:
+            fields["context"] = {**(fields.get("context") or {}), "request_id": request_id}
         event = {"event_id": event_id or new_event_id(), "user_id": user_id, "track_id": track_id,
                  "type": type, "ts": ts if ts is not None else now_ms(), **fields}
         with self._lock:

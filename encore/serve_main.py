@@ -28,6 +28,7 @@ def serving_config(settings: Settings) -> ServingConfig:
         repeat_cooldown_s=settings.repeat_cooldown_s,
         ranking=settings.ranking_config,
         search_embeddings=settings.search_embeddings,
+        experiments=settings.experiments,
     )
 
 

@@ -24,6 +24,7 @@
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
+| `ENCORE_EXPERIMENTS` | unset | A/B experiments of ranking variants as JSON: `[{"name", "variants": [{"name", "share", "overrides": {RankingConfig fields}}]}]` (`ranking/experiments.py`); a mistake refuses to start. |
 | `ENCORE_SEARCH_EMBEDDINGS` | `on` | `on`: search compares the query with every track by sentence embedding (WordLlama, loaded from its wheel; computed per catalog version); `off`: the other search terms only. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 """
@@ -38,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.experiments import Experiment, ExperimentConfigError, parse_experiments
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
 
@@ -100,6 +102,18 @@ def _ranking_overrides(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _experiments(env: Mapping[str, str], ranking: str | None) -> str | None:
+    raw = (env.get("ENCORE_EXPERIMENTS") or "").strip()
+    if not raw:
+        return None
+    base = RankingConfig.with_overrides(json.loads(ranking)) if ranking else RANKING_CONFIG
+    try:
+        parse_experiments(raw, base)
+    except (ValueError, ExperimentConfigError) as exc:
+        raise SettingsError(f"ENCORE_EXPERIMENTS: {exc}") from None
+    return raw
+
+
 def _api_keys(env: Mapping[str, str]) -> str | None:
     path = env.get("ENCORE_API_KEYS_FILE")
     if path:
@@ -151,7 +165,13 @@ class Settings:
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
     search_embeddings: bool = True
     """`ENCORE_SEARCH_EMBEDDINGS`."""
+    experiments_json: str | None = None
+    """`ENCORE_EXPERIMENTS` (checked at start)."""
     log_level: str = "INFO"
+
+    @property
+    def experiments(self) -> tuple[Experiment, ...]:
+        return parse_experiments(self.experiments_json, self.ranking_config) if self.experiments_json else ()
 
     @property
     def ranking_config(self) -> RankingConfig:
@@ -170,6 +190,7 @@ class Settings:
                 parse_redis_url(redis_url)
             except RedisUrlError as exc:
                 raise SettingsError(f"ENCORE_REDIS_URL: {exc}") from None
+        ranking_overrides = _ranking_overrides(env)
         return cls(
             kafka_bootstrap=env.get("ENCORE_KAFKA_BOOTSTRAP") or None,
             redis_url=redis_url,
@@ -192,7 +213,8 @@ class Settings:
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
             repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
-            ranking_overrides=_ranking_overrides(env),
+            ranking_overrides=ranking_overrides,
+            experiments_json=_experiments(env, ranking_overrides),
             search_embeddings=_switch(env, "ENCORE_SEARCH_EMBEDDINGS", True),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
         )
@@ -222,6 +244,8 @@ class Settings:
         }
         if self.ranking_overrides:
             env["ENCORE_RANKING_CONFIG"] = self.ranking_overrides
+        if self.experiments_json:
+            env["ENCORE_EXPERIMENTS"] = self.experiments_json
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:

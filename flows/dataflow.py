@@ -3,7 +3,8 @@
 ```
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
-                                                     │                          │                   └─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   └─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
                                                      │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
@@ -17,6 +18,8 @@ recovered state and emits the track's full state (`flows/user_state.py`, `flows/
 `learn_global` keeps one global-model replica per events partition and `merge_global` (one key)
 publishes the merged model of each period (`flows/global_steps.py`); with `warm_start`,
 `update_profile` reads it back from Redis as the prior of new listeners (`flows/global_priors.py`).
+`count_experiments` (keyed by experiment) counts the outcomes of recommended tracks per variant,
+from the request ids the events cite (`flows/experiment_state.py`).
 `enrich_tracks` (one key) gives tracks without audio features predicted ones
 (`flows/catalog_enrichment.py`).
 
@@ -38,6 +41,7 @@ from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
 from flows.decode import decode_event_message, decode_track_message, is_valid
+from flows.experiment_state import ExperimentLogic, ExperimentSink, experiment_signals_of
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
     GlobalMergerLogic,
@@ -90,6 +94,10 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
     artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
     op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
+    # Outcomes of recommended tracks per experiment variant (the request ids the events cite).
+    experiment_signals = op.flat_map_batch("experiment_signals", profiles, experiment_signals_of)
+    experiment_counts = op.stateful_batch("count_experiments", experiment_signals, ExperimentLogic)
+    op.output("write_experiments", experiment_counts, ExperimentSink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis

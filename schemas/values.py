@@ -6,6 +6,8 @@
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
+| request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...` |
+| experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
 
 The flow writes them, the API and the benchmarks read them, through these functions only.
 
@@ -17,11 +19,17 @@ True
 (('t1',), ('Muse',))
 >>> decode_neighbours([(b"t2", 3.0)])
 [('t2', 3.0)]
+>>> rid = encode_request_id("9f2c01", [("ranker", "treatment")])
+>>> rid, decode_request_id(rid), decode_request_id("some-other-id")
+('9f2c01~ranker=treatment', [('ranker', 'treatment')], [])
+>>> decode_outcomes({b"control:like": b"3", b"control:play": b"10", b"junk": b"1"})
+{'control': {'like': 3, 'play': 10}}
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 import orjson
 
@@ -68,3 +76,47 @@ def is_model_weights(raw: bytes | None) -> bool:
 def decode_neighbours(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
     """A co-listening row as `ZRANGE ... WITHSCORES` returns it → `[(track_id, count)]`."""
     return [(member.decode(), float(value)) for member, value in flat]
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+"""Experiment and variant names: letters, digits, `_` and `-`, at most 40."""
+EXPERIMENT_COUNTERS: tuple[str, ...] = ("play", "complete", "like", "skip", "early_skip", "dislike")
+"""What the flow counts per variant: events of each type carrying the variant's request id, and the
+skips among them that were early (`online_models.feedback.is_early_skip`)."""
+
+
+def encode_request_id(nonce: str, assignments: Sequence[tuple[str, str]]) -> str:
+    """A request id that carries the experiment variants its answer was ranked with, so the flow can
+    attribute the plays that cite it without asking the API (they meet only in Kafka and Redis)."""
+    return nonce + "".join(f"~{experiment}={variant}" for experiment, variant in assignments)
+
+
+def decode_request_id(request_id: str | None) -> list[tuple[str, str]]:
+    """The (experiment, variant) pairs a request id carries; [] for any other id (never an error)."""
+    if not request_id or "~" not in request_id:
+        return []
+    out = []
+    for part in request_id.split("~")[1:]:
+        experiment, _, variant = part.partition("=")
+        if NAME_PATTERN.match(experiment) and NAME_PATTERN.match(variant):
+            out.append((experiment, variant))
+    return out
+
+
+def outcome_field(variant: str, counter: str) -> str:
+    return f"{variant}:{counter}"
+
+
+def decode_outcomes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, dict[str, int]]:
+    """An experiment's outcomes hash → variant → counter → count (foreign fields are skipped)."""
+    out: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        field = key.decode() if isinstance(key, bytes) else key
+        variant, _, counter = field.rpartition(":")
+        if not variant or counter not in EXPERIMENT_COUNTERS:
+            continue
+        try:
+            out.setdefault(variant, {})[counter] = int(value)
+        except ValueError:
+            continue
+    return out

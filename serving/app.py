@@ -27,12 +27,13 @@ from serving.auth import Authenticator
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import install_error_handlers
+from serving.experiments import served_counter
 from serving.limits import BodySizeLimit
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
-from serving.routers import ingest, listen, profile, recommend, search
+from serving.routers import experiments, ingest, listen, profile, recommend, search
 from serving.search_index import LiveSearchIndex
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
+    app.state.experiment_answers = served_counter(app.state.ops_registry)
 
-    for router in (ingest.router, recommend.router, profile.router, search.router, listen.router):
+    for router in (ingest.router, recommend.router, profile.router, search.router, listen.router,
+                   experiments.router):
         app.include_router(router)
     app.mount("/listen/static", StaticFiles(directory=listen.STATIC_DIR), name="listen-static")
     _document_body_models(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.experiments import Experiment
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
 from serving.auth import ApiKey
@@ -34,6 +35,8 @@ class ServingConfig:
     """Sentence embeddings in search (`ENCORE_SEARCH_EMBEDDINGS`); off: the other terms only."""
     ranking: RankingConfig = RANKING_CONFIG
     """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
+    experiments: tuple[Experiment, ...] = ()
+    """A/B experiments of ranking variants (`ENCORE_EXPERIMENTS`, `ranking.experiments`)."""
 
     @property
     def topics(self) -> Topics:

@@ -36,6 +36,12 @@ class Recommendations(BaseModel):
     seeded: bool = Field(default=False, description="True when declared favourites (seed) were used.")
     target: str | None = Field(
         default=None, description="The mood / activity / time-of-day target applied, if any.")
+    request_id: str = Field(
+        default="", description="This answer's id; players send it back as `context.request_id` with the "
+        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
+    variant: str | None = Field(
+        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[RecommendedTrack]
 
 
@@ -61,6 +67,12 @@ class RankResponse(BaseModel):
     profile_version: int
     as_of: str | None
     target: str | None = None
+    request_id: str = Field(
+        default="", description="This answer's id; players send it back as `context.request_id` with the "
+        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
+    variant: str | None = Field(
+        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[RecommendedTrack] = Field(description="The known tracks, best first.")
     unknown: list[str] = Field(
         description="Given ids the catalog does not know (reported, not dropped silently).")
@@ -185,4 +197,6 @@ class SearchResponse(BaseModel):
     personalised: bool = Field(description="True when the listener's live taste shaped the order.")
     profile_version: int | None = None
     request_id: str
+    variant: str | None = None
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[SearchTrack]

@@ -3,8 +3,6 @@ listener (their live taste blends in, their exclusions apply). `ranking.search` 
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,8 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from ranking.pipeline import RecommendRequest
 from ranking.search import Listener, SearchResult, search, understand
 from serving.auth import require
-from serving.deps import CatalogDep, ConfigDep, RecommenderDep, RecommendParams, RedisDep
+from serving.deps import CatalogDep, ConfigDep, RecommenderDep, RecommendParams, RedisDep, ServedDep
 from serving.errors import ERROR_RESPONSES, ApiError
+from serving.experiments import assigned_for
 from serving.models import Interpretation, SearchResponse, SearchTrack
 from serving.routers.shared import catalog_view, listener, redis_call
 from serving.search_index import LiveSearchIndex
@@ -47,7 +46,7 @@ def _interpretation(result: SearchResult) -> Interpretation:
 async def search_tracks(
     request: Request,
     q: Annotated[str, Query(max_length=256, description=_Q_HELP)],
-    client: RedisDep, catalog: CatalogDep, cfg: ConfigDep, recommender: RecommenderDep,
+    client: RedisDep, catalog: CatalogDep, cfg: ConfigDep, recommender: RecommenderDep, served: ServedDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
                                          description=_USER_HELP)] = None,
     k: Annotated[int, Query(ge=1, le=100, description="How many tracks.")] = 10,
@@ -67,7 +66,9 @@ async def search_tracks(
     catalog_view(catalog)  # 503 while the catalog is empty
     live: LiveSearchIndex = await get_search_index(request)
     index = await live.current()
-    parsed = understand(q, index, cfg.ranking)
+    assigned = assigned_for(cfg, user_id, served)
+    config = assigned.config
+    parsed = understand(q, index, config)
     if not parsed.intelligible:
         raise ApiError(422, "query_not_understood",
                        f"nothing in {q!r} names a mood, activity, genre, era, artist, title or word of the "
@@ -77,14 +78,14 @@ async def search_tracks(
     state = None
     if user_id is not None:
         state = await listener(client, cfg, user_id)
-        base: RecommendRequest = RecommendParams().request(cfg)
+        base: RecommendRequest = RecommendParams().request(cfg, config=config)
         view = index.view
         seed = recommender.seed_profile(view, state)
         signals = await redis_call(lambda: recommender.signals(client, state.profile, seed, base))
         person = Listener(state.profile, seed, signals, base)
-        result = search(index, parsed, k, cfg.ranking, person)
+        result = search(index, parsed, k, config, person)
     else:
-        result = search(index, parsed, k, cfg.ranking)
+        result = search(index, parsed, k, config)
     tracks = index.view.index.tracks
     items = []
     for hit in result.hits:
@@ -96,5 +97,6 @@ async def search_tracks(
     return SearchResponse(
         query=q, understood=parsed.understood, interpretation=_interpretation(result), user_id=user_id,
         personalised=result.personalised, profile_version=profile.version if profile else None,
-        request_id=f"s-{int(time.time() * 1000):x}-{uuid.uuid4().hex[:12]}", items=items,
+        request_id=assigned.request_id, variant=assigned.variant, experiments=assigned.experiments,
+        items=items,
     )
