@@ -36,9 +36,10 @@ def test_two_variants_simulated_listeners_prefer_one_and_the_report_names_it(env
     api, url = start_api(settings, log_dir)
     try:
         load_catalog(env.services.bootstrap, settings.namespace, DEFAULT_SAMPLE)
-        wait_for(lambda: httpx.get(f"{url}/v1/users/x/recommendations", timeout=5).status_code == 200, 60,
-                 "the API with its catalog")
-        simulation = ListenerSimulation(read_spotify_csv(DEFAULT_SAMPLE), 40, seed=3, recommendation_share=0.7,
+        answers = f"{url}/v1/users/x/recommendations"
+        wait_for(lambda: httpx.get(answers, timeout=5).status_code == 200, 60, "the API with its catalog")
+        simulation = ListenerSimulation(read_spotify_csv(DEFAULT_SAMPLE), 40, seed=3,
+                                        recommendation_share=0.7,
                                         refresh_after_s=0.5, refresh_probability=0.5)
         ran = simulation.run(url, rate=150, duration_s=20)
         assert ran.failed == 0 and ran.rejected == 0 and ran.sent > 1500, ran.summary()
