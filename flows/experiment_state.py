@@ -8,7 +8,9 @@ not counted), decodes their request ids and sums, per experiment, `(variant, cou
 `ExperimentLogic` (keyed by experiment) holds the integer counts in recovered state and emits
 their full state once per batch; `ExperimentSink` overwrites the experiment's hash. Integer sums
 and full-state writes: a replay after a crash rewrites exactly the values of an uninterrupted run.
-The flow needs no experiment configuration: the request ids say everything.
+The flow needs no experiment configuration: the request ids say everything. Exploration slots
+(`ranking.explore`) are counted the same way, as the arms of the pseudo-experiment `_explore`, for
+the events whose track is the slot's (`schemas.values.track_tag`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from flows.redis_io import connect, pipelined
 from flows.user_state import ProfileWrite
 from online_models.feedback import is_early_skip
 from schemas.keys import KeyLayout
-from schemas.values import decode_request_id, outcome_field
+from schemas.values import EXPLORE_KEY, decode_explore, decode_request_id, outcome_field, track_tag
 
 Counts = dict[tuple[str, str], int]
 """(variant, counter) → count."""
@@ -37,7 +39,12 @@ def experiment_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[s
             context = event.context
             if context is None or not context.request_id:
                 continue
-            for experiment, variant in decode_request_id(context.request_id):
+            cited = decode_request_id(context.request_id)
+            slots = decode_explore(context.request_id)
+            if slots:  # an exploration slot's outcome counts for its arm when the track is the slot's
+                tag = track_tag(event.track_id)
+                cited += [(EXPLORE_KEY, arm) for arm, slot_tag in slots if slot_tag == tag]
+            for experiment, variant in cited:
                 counts = by_experiment.setdefault(experiment, {})
                 key = (variant, str(event.type))
                 counts[key] = counts.get(key, 0) + 1

@@ -132,6 +132,20 @@ class RankingConfig:
     similar_co_listening: float = 0.5
     """`similar`: × co-listening count / the row's top count, added to the audio kernel."""
 
+    # Exploration (`ranking.explore`; docs/ranking.md, "Explore").
+    explore_share: float = 0.0
+    """Share of a list's slots (round(k × share)) given to tracks the listener's sources rarely
+    surface, one bandit arm per slot; 0 = off (turn it on here, or for a share of listeners with an
+    experiment)."""
+    explore_arms: tuple[str, ...] = ("adjacent", "new_genres", "long_tail", "trending")
+    """The bandit's arms: candidate sources the exploration slots are drawn from."""
+    explore_quota: int = 30
+    """Candidates each arm proposes."""
+    explore_band: tuple[float, float] = (0.3, 0.6)
+    """`adjacent`: the taste-kernel band of "a step away from your taste"."""
+    explore_min_k: int = 5
+    """Lists shorter than this get no exploration slot."""
+
     # Search (`ranking.search`; docs/search.md).
     search_target: float = 2.0
     """× fit to the query's audio target (its moods, activities, times of day, feature words)."""
@@ -172,8 +186,10 @@ class RankingConfig:
                 raise ValueError(f"unknown ranking setting {name!r}")
             if name == "quotas":
                 value = MappingProxyType({**base.quotas, **{str(k): int(v) for k, v in value.items()}})
-            elif name == "sources":
+            elif name in ("sources", "explore_arms"):
                 value = tuple(str(s) for s in value)
+            elif name == "explore_band":
+                value = (float(value[0]), float(value[1]))
             else:
                 value = type(getattr(base, name))(value)
             changes[name] = value

@@ -92,8 +92,9 @@ def parse_experiments(text: str | Sequence[Mapping[str, Any]],
         if not isinstance(entry, Mapping):
             raise ExperimentConfigError(f"experiment #{i} must be an object")
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise ExperimentConfigError(f"experiment #{i}: name must be 1-40 letters, digits, '_' or '-'")
+        if not isinstance(name, str) or not NAME_PATTERN.match(name) or name.startswith("_"):
+            raise ExperimentConfigError(f"experiment #{i}: name must be 1-40 letters, digits, '_' or '-', "
+                                        "not starting with '_'")
         variants = entry.get("variants")
         if not isinstance(variants, list) or len(variants) < 2:
             raise ExperimentConfigError(f"experiment {name!r} needs at least two variants")

@@ -6,7 +6,7 @@
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
-| request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...` |
+| request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...[~x:<arm>=<track tag>]...` |
 | experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
 
 The flow writes them, the API and the benchmarks read them, through these functions only.
@@ -22,12 +22,16 @@ True
 >>> rid = encode_request_id("9f2c01", [("ranker", "treatment")])
 >>> rid, decode_request_id(rid), decode_request_id("some-other-id")
 ('9f2c01~ranker=treatment', [('ranker', 'treatment')], [])
+>>> rid = encode_explore(rid, [("long_tail", "t9")])
+>>> rid, decode_request_id(rid), decode_explore(rid) == [("long_tail", track_tag("t9"))]
+('9f2c01~ranker=treatment~x:long_tail=26c08b', [('ranker', 'treatment')], True)
 >>> decode_outcomes({b"control:like": b"3", b"control:play": b"10", b"junk": b"1"})
 {'control': {'like': 3, 'play': 10}}
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -119,4 +123,39 @@ def decode_outcomes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, dict[st
             out.setdefault(variant, {})[counter] = int(value)
         except ValueError:
             continue
+    return out
+
+
+EXPLORE_KEY = "_explore"
+"""The outcomes hash name (`KeyLayout.experiment_outcomes`) of the exploration arms; experiment names
+may not start with `_`."""
+MAX_REQUEST_ID = 128
+"""A request id fits an event's `context.request_id` (an `Identifier`)."""
+
+
+def track_tag(track_id: str) -> str:
+    """6 hex digits standing for a track in a request id (enough to tell a list's tracks apart)."""
+    return hashlib.blake2b(track_id.encode(), digest_size=3).hexdigest()
+
+
+def encode_explore(request_id: str, slots: Sequence[tuple[str, str]]) -> str:
+    """`request_id` plus each exploration slot's arm and track tag, as long as it fits."""
+    for arm, track_id in slots:
+        part = f"~x:{arm}={track_tag(track_id)}"
+        if len(request_id) + len(part) > MAX_REQUEST_ID:
+            break
+        request_id += part
+    return request_id
+
+
+def decode_explore(request_id: str | None) -> list[tuple[str, str]]:
+    """The (arm, track tag) pairs of a request id's exploration slots."""
+    if not request_id or "~x:" not in request_id:
+        return []
+    out = []
+    for part in request_id.split("~")[1:]:
+        if part.startswith("x:"):
+            arm, _, tag = part[2:].partition("=")
+            if NAME_PATTERN.match(arm) and len(tag) == 6:
+                out.append((arm, tag))
     return out

@@ -26,6 +26,9 @@ class RecommendedTrack(BaseModel):
     engagement: float | None = Field(
         default=None,
         description="P(like or complete) from the listener's engagement model (else the global model).")
+    explore: str | None = Field(
+        default=None,
+        description="Set on an exploration slot: the candidate source (bandit arm) it came from.")
 
 
 class Recommendations(BaseModel):

@@ -31,13 +31,21 @@ import numpy as np
 from ranking.catalog_view import CatalogView
 from ranking.collaborative import artist_scores
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.explore import outcome_stats
 from ranking.listener import recent_positives
 from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
 from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
-from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import (
+    EXPLORE_KEY,
+    decode_neighbours,
+    decode_outcomes,
+    decode_rates,
+    decode_seed,
+    is_model_weights,
+)
 from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
@@ -165,6 +173,24 @@ async def read_rates(client: Any, keys: KeyLayout, track_ids: Sequence[str]) -> 
     return parse_rates(track_ids, await client.hmget(keys.item_rates, list(track_ids)))
 
 
+class ExploreStatsCache:
+    """The exploration arms' outcomes over all listeners (the flow's `_explore` counts), re-read at
+    most every `refresh_s`: the bandit learns at that pace, and a request costs no extra read."""
+
+    def __init__(self, refresh_s: float = 2.0) -> None:
+        self.refresh_s = refresh_s
+        self.stats: dict[str, tuple[float, float]] = {}
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> dict[str, tuple[float, float]]:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            raw = await client.hgetall(keys.experiment_outcomes(EXPLORE_KEY))
+            self.stats = outcome_stats(decode_outcomes(raw))
+        return self.stats
+
+
 class GlobalModelCache:
     """The newest published global engagement model, re-read at most every `refresh_s`."""
 
@@ -266,6 +292,7 @@ class Recommender:
         self.cache = cache
         self.global_model = global_model
         self.artist_listeners = ArtistListenersCache()
+        self.explore_stats = ExploreStatsCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
@@ -283,7 +310,8 @@ class Recommender:
             listeners = await self.artist_listeners.get(client, self.keys)
             liked = liked_artists(profile, config.collaborative_artists)
             scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
+        explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, explore)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:

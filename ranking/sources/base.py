@@ -32,6 +32,8 @@ class Signals:
     """Artist → collaborative score for this listener (`ranking.collaborative.artist_scores`)."""
     artist_via: Mapping[str, str] = field(default_factory=dict)
     """Artist → the liked artist that contributed most to its score."""
+    explore_stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Exploration arm → (successes, failures) of its past slots, over all listeners (`ranking.explore`)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ranking.pipeline import RecommendRequest
 from ranking.seeds import SeedFavourites, seed_of
 from ranking.similar import similar_to
 from schemas.keys import NEIGHBOURS_KEPT
+from schemas.values import encode_explore
 from serving.auth import require
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
@@ -60,7 +61,8 @@ async def recommendations_for(
         cold_start=answer.cold_start,
         seeded=answer.seeded,
         target=answer.target,
-        request_id=assigned.request_id,
+        request_id=encode_explore(assigned.request_id, [(item.explore, item.track_id) for item in answer.items
+                                                        if item.explore]),
         variant=assigned.variant,
         experiments=assigned.experiments,
         items=[track_out(view, item) for item in answer.items],
