@@ -137,8 +137,9 @@ class RankingConfig:
     """Share of a list's slots (round(k × share)) given to tracks the listener's sources rarely
     surface, one bandit arm per slot; 0 = off (turn it on here, or for a share of listeners with an
     experiment)."""
-    explore_arms: tuple[str, ...] = ("adjacent", "new_genres", "long_tail", "trending")
-    """The bandit's arms: candidate sources the exploration slots are drawn from."""
+    explore_arms: tuple[str, ...] = ("adjacent", "new_genres", "long_tail")
+    """The bandit's arms: candidate sources the exploration slots are drawn from (any `SOURCES` name;
+    `trending` works too, but shows every listener the same tracks)."""
     explore_quota: int = 30
     """Candidates each arm proposes."""
     explore_band: tuple[float, float] = (0.3, 0.6)

@@ -6,6 +6,8 @@ A new source is one module here (a `propose(context, n)` and a `SOURCE`) plus on
 >>> from ranking.config import RankingConfig
 >>> sorted(SOURCES) == sorted({*RankingConfig().sources, *RankingConfig().explore_arms})
 True
+>>> set(RankingConfig().explore_arms) <= set(SOURCES)
+True
 """
 
 from __future__ import annotations

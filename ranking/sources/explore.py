@@ -4,7 +4,7 @@ bandit each (with `trending`).
 
 | source | proposes |
 |---|---|
-| `adjacent` | well-known tracks a step away from the taste: taste kernel within `explore_band` |
+| `adjacent` | tracks a step away from the taste: taste kernel within `explore_band`, the nearest first |
 | `new_genres` | tracks of genres the listener has no affinity for yet, nearest the taste first |
 | `long_tail` | tracks less popular than the catalog's median, nearest the taste first |
 """
@@ -42,8 +42,7 @@ def propose_adjacent(ctx: SourceContext, n: int) -> SourceCandidates | None:
     kernel = ctx.view.space.kernel(taste, ctx.config.taste_bandwidth)
     low, high = ctx.config.explore_band
     inside = (kernel >= low) & (kernel <= high) & ctx.view.index.has_features
-    scores = np.where(inside, ctx.view.index.popularity, -np.inf)
-    return _best(ctx, ADJACENT, scores, n)
+    return _best(ctx, ADJACENT, np.where(inside, kernel, -np.inf), n)
 
 
 def propose_new_genres(ctx: SourceContext, n: int) -> SourceCandidates | None:
