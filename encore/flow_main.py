@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import replace
 
 from bytewax.dataflow import Dataflow
 
 from encore.logs import configure_logging
 from encore.settings import Settings
+from encore.tracing import configure_tracing
 from flows.config import FlowConfig
 from flows.dataflow import build_flow
 from flows.heartbeat import start_heartbeat
@@ -28,6 +30,7 @@ def flow_config(settings: Settings) -> FlowConfig:
         batch_size=settings.flow_batch_size,
         catalog_refresh_s=settings.catalog_refresh_s,
         fetch_wait_ms=settings.kafka_fetch_wait_ms,
+        kafka_config=settings.kafka_config,
     )
 
 
@@ -43,8 +46,11 @@ def tune_garbage_collector() -> None:
 def flow() -> Dataflow:
     settings = Settings.from_env()
     process_id = os.environ.get("BYTEWAX_PROCESS_ID")  # set by `encore flow` for a multi-process flow
-    configure_logging(settings.log_level, tag=f"flow[{process_id}]" if process_id else "")
+    configure_logging(settings.log_level, tag=f"flow[{process_id}]" if process_id else "",
+                      log_format=settings.log_format)
     config = flow_config(settings)
+    if configure_tracing(settings, "encore-flow"):
+        config = replace(config, tracing=True)
     start_heartbeat(config.redis_url, config.keys)
     if process_id in (None, "", "0"):
         start_offset_committer(config.brokers, config.redis_url, config.keys,

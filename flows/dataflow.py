@@ -4,6 +4,7 @@
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
                                                      │                          │                   └─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
                                                      │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
@@ -32,16 +33,18 @@ Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
-from flows.artist_state import ArtistMemoryLogic, ArtistMemorySink, artist_signals_of
+from flows.artist_state import ArtistMemoryLogic, artist_memory_sink, artist_signals_of
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
-from flows.decode import decode_event_message, decode_track_message, is_valid
-from flows.experiment_state import ExperimentLogic, ExperimentSink, experiment_signals_of
+from flows.decode import SourcedEvent, SourceItem, decode_event_message, decode_track_message, is_valid
+from flows.experiment_state import ExperimentLogic, experiment_signals_of, experiment_sink
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
     GlobalMergerLogic,
@@ -50,6 +53,7 @@ from flows.global_steps import (
     key_by_partition,
     key_for_merger,
 )
+from flows.ranker_step import RankerLogic, ranker_examples_of, ranker_sink
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
@@ -57,6 +61,15 @@ from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
 from flows.user_state import UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
+
+
+def _event_decoder(config: FlowConfig) -> Callable[[SourceItem], SourcedEvent | DeadLetter]:
+    """decode_event_message, with a span per traced event when tracing is on (flows/tracing.py)."""
+    if not config.tracing:
+        return decode_event_message
+    from flows.tracing import traced_decode
+
+    return traced_decode(decode_event_message)
 
 
 def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
@@ -79,7 +92,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    events = op.map("decode_event", raw_events, decode_event_message)
+    events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
@@ -93,11 +106,16 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     # Artist co-occurrence in listeners' whole histories → per-artist rows → full-state writes.
     artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
     artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
-    op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
+    op.output("write_artist_memory", artist_rows, artist_memory_sink(config.redis_url, keys))
+    # The learned ranker: every clear outcome, featured as the profile stood before it, progressively
+    # validated (`flows/ranker_step.py`).
+    examples = op.flat_map_batch("ranker_examples", profiles, ranker_examples_of)
+    ranker_states = op.stateful_batch("learn_ranker", examples, RankerLogic)
+    op.output("write_ranker", ranker_states, ranker_sink(config.redis_url, keys))
     # Outcomes of recommended tracks per experiment variant (the request ids the events cite).
     experiment_signals = op.flat_map_batch("experiment_signals", profiles, experiment_signals_of)
     experiment_counts = op.stateful_batch("count_experiments", experiment_signals, ExperimentLogic)
-    op.output("write_experiments", experiment_counts, ExperimentSink(config.redis_url, keys))
+    op.output("write_experiments", experiment_counts, experiment_sink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis
@@ -124,6 +142,6 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
-              KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+              KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
     op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow

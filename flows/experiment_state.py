@@ -6,7 +6,7 @@ reads the *applied* events of a batch of per-user outputs (so a duplicate the us
 not counted), decodes their request ids and sums, per experiment, `(variant, counter)` → count
 (`schemas.values.EXPERIMENT_COUNTERS`: the event's type, and `early_skip` for an early skip).
 `ExperimentLogic` (keyed by experiment) holds the integer counts in recovered state and emits
-their full state once per batch; `ExperimentSink` overwrites the experiment's hash. Integer sums
+their full state once per batch; `experiment_sink` overwrites the experiment's hash. Integer sums
 and full-state writes: a replay after a crash rewrites exactly the values of an uninterrupted run.
 The flow needs no experiment configuration: the request ids say everything. Exploration slots
 (`ranking.explore`) are counted the same way, as the arms of the pseudo-experiment `_explore`, for
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
+from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from flows.redis_io import connect, pipelined
+from flows.redis_io import PipelineSink
 from flows.user_state import ProfileWrite
 from online_models.feedback import is_early_skip
 from schemas.keys import KeyLayout
@@ -71,34 +71,13 @@ class ExperimentLogic(StatefulBatchLogic[Counts, Counts, bytes]):
         return pickle.dumps(self.counts, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class _ExperimentPartition(StatelessSinkPartition[tuple[str, Counts]]):
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._client = connect(url)
-        self._keys = keys
-
-    def write_batch(self, items: list[tuple[str, Counts]]) -> None:
-        latest = dict(items)  # a later state of the same experiment supersedes an earlier one
-        if not latest:
-            return
-        keys = self._keys
-
-        def fill(pipe) -> None:
-            for experiment, counts in latest.items():
-                pipe.hset(keys.experiment_outcomes(experiment),
-                          mapping={outcome_field(v, c): n for (v, c), n in counts.items()})
-
-        pipelined(self._client, fill, f"experiment outcomes of {len(latest)} experiments")
-
-    def close(self) -> None:
-        self._client.close()
+def fill_experiments(pipe: Any, keys: KeyLayout, items: list[tuple[str, Counts]]) -> None:
+    """Each touched experiment's counts, full state (a later state of one experiment supersedes)."""
+    for experiment, counts in dict(items).items():
+        pipe.hset(keys.experiment_outcomes(experiment),
+                  mapping={outcome_field(v, c): n for (v, c), n in counts.items()})
 
 
-class ExperimentSink(DynamicSink[tuple[str, Counts]]):
-    """Writes each touched experiment's counts (full state: the hash's fields are overwritten)."""
-
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._url = url
-        self._keys = keys
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ExperimentPartition:
-        return _ExperimentPartition(self._url, self._keys)
+def experiment_sink(url: str, keys: KeyLayout) -> PipelineSink:
+    """Writes each touched experiment's counts (the hash's fields are overwritten: full state)."""
+    return PipelineSink(url, keys, fill_experiments, "experiment outcomes write")

@@ -37,6 +37,7 @@ from online_models.drift import DriftDetector
 from online_models.logistic import OnlineLogisticRegression
 from online_models.taste import TasteLearner
 from online_models.user_model import UserModel
+from ranking.ranker import features_one
 from schemas.events import Event
 from schemas.profile_codec import UserProfile, encode_profile
 from schemas.tracks import Track
@@ -47,6 +48,12 @@ of the global model to copy (`UserModel.from_prior`; the period is stored as the
 `prior_period`), or None for a model of zeros. It must give the same answer for the same time on a
 replay (the global-model wiring serves immutable per-period models for this; see
 `online_models.global_model`). It is called once per listener, on the worker that owns them."""
+
+
+def ranker_features_before(profile: UserProfile, track: Track) -> tuple[float, ...]:
+    """The learned ranker's features of `track` but the engagement one (`ranking.ranker`)."""
+    popularity = track.popularity / 100.0 if track.popularity is not None else 0.5
+    return features_one(profile, track.feature_vector(), track.genres, track.artist, popularity, 0.5)[:-1]
 
 
 def no_prior(ts_ms: int) -> None:
@@ -69,6 +76,9 @@ class ProfileWrite:
     """The applied events, each with its track and the co-listening pairs it made: the track signals
     `track_signals_of` sums."""
     artists_entered: list[tuple[str, list[str]]] = field(default_factory=list)
+    examples: list[tuple[tuple[float, ...], int, float]] = field(default_factory=list)
+    """The learned ranker's examples of this batch: (features before the event, label, weight)
+    (`flows.ranker_step`)."""
     """Artists that entered the listener's history in this batch, each with the artists already
     there (`ArtistHistory.learn_one`): what `flows.artist_state.artist_signals_of` sums."""
 
@@ -190,18 +200,25 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
         history = state.artists
         learned: list[tuple[Event, Track | None, list[PairIncrement]]] = []
         entered: list[tuple[str, list[str]]] = []
+        examples: list[tuple[tuple[float, ...], int, float]] = []
         applied = 0
         newest = values[0][2]
         for event, track, position in values:
             if position.offset > newest.offset:
                 newest = position
             m = drift.lr_multiplier
+            # The ranker's features as the profile stands before the event (a duplicate is
+            # dropped below, before they are used).
+            before = ranker_features_before(profile, track) if track is not None else None
             if not learn_taste(profile, event, track, m):
                 continue  # a duplicate: it teaches nothing
             applied += 1
             engagement = model.learn_event(event, track, m)
             if engagement is not None:
                 drift.update(engagement.surprise, event.ts)
+                if before is not None:
+                    examples.append(((*before, 2.0 * (engagement.predicted - 0.5)), engagement.label,
+                                     engagement.weight))
             learned.append((event, track, window.learn_one(event)))
             if track is not None and track.artist:
                 partners = history.learn_one(event, track.artist)
@@ -212,7 +229,8 @@ class UserProfileLogic(StatefulBatchLogic[tuple[Event, Track | None, Position], 
             blob: bytes | None = encode_profile(profile)
         else:
             blob = None
-        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied, learned, entered)
+        write = ProfileWrite(profile.version, blob, newest, applied, len(values) - applied, learned, entered,
+                             examples)
         return ([write], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:

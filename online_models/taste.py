@@ -58,9 +58,10 @@ class TasteConfig:
     affinity_half_life_ms: int = 30 * _DAY_MS
     """Genre and artist scores halve after this much event time without reinforcement."""
     skip_rate_alpha: float = 0.05
-    max_genres: int = 16
-    max_artists: int = 20
-    recent_size: int = 24
+    max_genres: int = 14
+    max_artists: int = 32
+    """Artists kept (by |score|): the liked ones are also the artist-level collaborative memory's seeds."""
+    recent_size: int = 20
     dedupe_size: int = 24
     """How many of a user's latest event ids are remembered to drop duplicates."""
 

@@ -212,7 +212,7 @@ def pick(
         regular = np.array([j for j in range(len(positions)) if j not in scored.explore_only], dtype=np.int64)
         picked = diversify(scored.scores[regular], view.space.z[positions[regular]],
                            index.artist_of[positions[regular]], request.k, request.diversity, max_per_artist,
-                           scored.clusters)
+                           scored.clusters, artist_repeat_penalty=request.config.artist_repeat_penalty)
         order = [int(regular[j]) for j in picked]
     else:
         order = [int(j) for j in np.lexsort((positions, -scored.scores))][: request.k]

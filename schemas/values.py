@@ -6,6 +6,7 @@
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
+| learned ranker | `{model}:ranker` | JSON `{"features": [...], "weights": [...], "intercept": f, "examples": n, "metrics": {"auc": {"learned": f, "prior": f}, "log_loss": {...}}}` |
 | request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...[~x:<arm>=<track tag>]...` |
 | experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -70,6 +72,35 @@ def decode_seed(raw: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...]] | 
         data = orjson.loads(raw)
         return tuple(data.get("track_ids", ())), tuple(data.get("artists", ()))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class RankerState:
+    """The learned ranker as the flow publishes it and the API reads it."""
+
+    features: tuple[str, ...]
+    weights: list[float]
+    intercept: float
+    examples: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """`{"auc": {"learned": .., "prior": ..}, "log_loss": {...}}`: progressive, rolling."""
+
+
+def encode_ranker(state: RankerState) -> bytes:
+    return orjson.dumps({"features": list(state.features), "weights": state.weights,
+                         "intercept": state.intercept, "examples": state.examples, "metrics": state.metrics})
+
+
+def decode_ranker(raw: bytes | None) -> RankerState | None:
+    """The published ranker, or None for a missing or unreadable value."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+        return RankerState(tuple(data["features"]), [float(w) for w in data["weights"]],
+                           float(data["intercept"]), int(data["examples"]), dict(data.get("metrics", {})))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
 

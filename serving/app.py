@@ -33,6 +33,7 @@ from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
+from serving.request_log import install_request_log
 from serving.routers import experiments, ingest, listen, profile, recommend, search
 from serving.search_index import LiveSearchIndex
 
@@ -74,6 +75,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_security(app, config)
     install_ops(app)
     app.state.experiment_answers = served_counter(app.state.ops_registry)
+    install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
     for router in (ingest.router, recommend.router, profile.router, search.router, listen.router,
                    experiments.router):

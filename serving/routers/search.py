@@ -81,7 +81,7 @@ async def search_tracks(
         base: RecommendRequest = RecommendParams().request(cfg, config=config)
         view = index.view
         seed = recommender.seed_profile(view, state)
-        signals = await redis_call(lambda: recommender.signals(client, state.profile, seed, base))
+        signals = await redis_call(lambda: recommender.signals(client, view, state.profile, seed, base))
         person = Listener(state.profile, seed, signals, base)
         result = search(index, parsed, k, config, person)
     else:

@@ -261,10 +261,10 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
         taste_weight=1234.5,
         skip_rate=0.27,
         counts=dict.fromkeys(EventType, 100_000),
-        genres={f"genre-name-{i:04d}": 1.0 + i for i in range(16)},  # 15 chars each
-        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(20)},  # 15 chars each
+        genres={f"genre-name-{i:04d}": 1.0 + i for i in range(14)},  # 15 chars each
+        artists={f"artist-name-{i:03d}": -1.0 + i for i in range(32)},  # 15 chars each
         recent=[RecentTrack(f"spotify-track-{i:08d}", EventType.PLAY, 1_795_248_000_000 - i * 60_000)
-                for i in range(24)],  # 22 chars
+                for i in range(20)],  # 22 chars
         recent_event_ids=[2**64 - 1 - i for i in range(24)],
         tod_counts=[1_000] * 6,
         model_weights=bytes(312),
@@ -275,7 +275,7 @@ def test_realistic_full_profile_fits_in_2_kib() -> None:
     assert all(len(r.track_id) == 22 for r in profile.recent)
     data = encode_profile(profile)
     print(f"realistic full profile: {len(data)} bytes")
-    # 16 genres, 20 artists and 24 recent tracks (TasteConfig's limits), all long names, plus the
+    # 14 genres, 32 artists and 20 recent tracks (TasteConfig's limits), all long names, plus the
     # 312-byte model: the saturated worst case; typical listeners stay far below.
     assert len(data) <= 2048
     assert decode_profile(data, profile.user_id) == rounded(profile)

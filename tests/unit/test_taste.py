@@ -271,13 +271,13 @@ def test_recent_is_bounded_newest_last() -> None:
     assert profile.recent[1].type is EventType.SKIP
 
 
-def test_default_recent_size_is_24() -> None:
+def test_default_recent_size_is_20() -> None:
     learner, profile, ev = TasteLearner(), UserProfile("u1"), Events()
     for i in range(40):
         learner.learn_one(profile, ev("play", f"t{i}"), None)
-    assert len(profile.recent) == 24
+    assert len(profile.recent) == 20
     assert profile.recent[-1].track_id == "t39"
-    assert profile.recent[0].track_id == "t16"
+    assert profile.recent[0].track_id == "t20"
 
 
 # -- affinities --------------------------------------------------------------------------------
@@ -360,8 +360,8 @@ def test_default_limits_on_genres_and_artists() -> None:
     for i in range(40):
         t = track(f"t{i}", MID, genres=(f"g{i}",), artist=f"artist {i}")
         learner.learn_one(profile, ev("complete" if i % 3 else "like", t.track_id, ts=T0), t)
-    assert len(profile.genres) == config.max_genres == 16
-    assert len(profile.artists) == config.max_artists == 20
+    assert len(profile.genres) == config.max_genres == 14
+    assert len(profile.artists) == config.max_artists == 32
     # The likes (every third, weight 1.0) outrank the completes (0.6).
     likes = {f"g{i}" for i in range(0, 40, 3)}
     assert likes <= set(profile.genres)
