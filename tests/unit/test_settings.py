@@ -231,6 +231,6 @@ def test_log_format_and_tracing_settings() -> None:
 
 
 def test_a_mistaken_experiment_refuses_to_start() -> None:
-    with pytest.raises(SettingsError, match="ENCORE_EXPERIMENTS: .*unknown ranking setting"):
+    with pytest.raises(SettingsError, match=r"ENCORE_EXPERIMENTS: .*unknown ranking setting"):
         Settings.from_env({"ENCORE_EXPERIMENTS": '[{"name": "x", "variants": [{"name": "a", "share": 0.5},'
                                                  ' {"name": "b", "share": 0.5, "overrides": {"nope": 1}}]}]'})
