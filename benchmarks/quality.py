@@ -336,7 +336,7 @@ def check_alive(*processes: ManagedProcess) -> None:
 
 
 def start_stack(workdir: Path, data: Path, run_id: str, processes: list[ManagedProcess],
-                say: callable) -> Stack:  # type: ignore[valid-type]
+                say: callable, explore: float | None = None) -> Stack:  # type: ignore[valid-type]
     broker, bootstrap = start_broker(workdir / "logs")
     processes.append(broker)
     redis_server, redis_url = start_redis(workdir / "redis")
@@ -347,6 +347,8 @@ def start_stack(workdir: Path, data: Path, run_id: str, processes: list[ManagedP
     settings = Settings.from_env({}).with_(
         kafka_bootstrap=bootstrap, redis_url=redis_url, namespace=namespace, partitions=PARTITIONS,
         data_dir=workdir / namespace, api_port=port, api_url=f"http://127.0.0.1:{port}", log_level="WARNING")
+    if explore is not None:  # the exploration slots' share (ranking/explore.py)
+        settings = settings.with_(ranking_overrides=orjson.dumps({"explore_share": explore}).decode())
     topics, keys = Topics(namespace), KeyLayout(namespace)
     create_topics(bootstrap, topics.all(), PARTITIONS)
     t0 = time.perf_counter()
@@ -462,6 +464,11 @@ class Results:
     eligible: int
     seconds: float
     stack_seconds: float
+    coverage: int = 0
+    """Distinct tracks in Encore's continuation top k over all listeners."""
+    beyond: dict[str, float] = field(default_factory=dict)
+    """Encore's top k: share of less known tracks (popularity rank in the catalog's lower half) and of
+    tracks with no genre of the listener's replayed half (what exploration buys)."""
     ranker: RankerState | None = None
     """The learned ranker after the live-outcomes phase (progressive AUC and log loss)."""
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -483,7 +490,8 @@ evaluated listeners themselves is reported (it favours the baselines, on purpose
 def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED, k: int = 10,
         min_tracks: int = DEFAULT_MIN_TRACKS, steps: Sequence[int] = DEFAULT_STEPS,
         progress: bool = True, say: callable = print,  # type: ignore[valid-type]
-        diversity: float | None = None, outcome_seconds: float = 0.0) -> Results:
+        diversity: float | None = None, explore: float | None = None,
+        outcome_seconds: float = 0.0) -> Results:
     """The whole benchmark: start the stack, replay, read, score; stops everything it started."""
     t_start = time.perf_counter()
     steps = sorted(set(steps))
@@ -505,7 +513,7 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
     processes: list[ManagedProcess] = []
     ok = False
     try:
-        stack = start_stack(workdir, data, run_id, processes, say)
+        stack = start_stack(workdir, data, run_id, processes, say, explore)
         if diversity is not None:
             stack.params["diversity"] = diversity
         stack_s = time.perf_counter() - t_start
@@ -532,6 +540,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
         bar.show("continuation: read", done)
 
         cont: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in CONT_METHODS}
+        covered: set[str] = set()
+        beyond: dict[str, list[float]] = defaultdict(list)
         before: dict[str, list[str]] = {}
         tuned: dict[str, tuple] = {}
         for name, grid in GRIDS.items():
@@ -554,6 +564,12 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
                 "ALS (nightly refit)": baselines.factorised("ALS", tuned["ALS"], lst.replay, depth),
             }
             before[lst.user_id] = [t for t in encore_lists[lst.user_id] if t not in seen]
+            covered.update(ranked["Encore"][:k])
+            liked_genres = {g for t in lst.replay for g in baselines.tracks[t].genres}
+            top = ranked["Encore"][:k]
+            beyond["long tail"].append(sum(baselines.pop_rank[t] >= len(tracks) // 2 for t in top) / k)
+            new = sum(not set(baselines.tracks[t].genres) & liked_genres for t in top)
+            beyond["new genres"].append(new / k)
             held = set(lst.held_out)
             for method, r in ranked.items():
                 cont[method]["hr"].append(hit(r, held, k))
@@ -611,7 +627,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
         bar.close()
         ok = True
         return Results(cont, adapt, len(listeners), len(adapting), len(tracks), eligible,
-                       time.perf_counter() - t_start, stack_s, ranker, outcomes)
+                       time.perf_counter() - t_start, stack_s, len(covered),
+                       {name: mean(values) for name, values in beyond.items()}, ranker, outcomes)
     finally:
         tear_down(processes, workdir, finished=ok)
 
@@ -660,6 +677,7 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         f"  machine     {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}",
         f"  runtime     {results.seconds:.0f} s (stack start + catalog {results.stack_seconds:.0f} s)",
         f"  API reads   diversity = {'the API default' if args.diversity is None else args.diversity}",
+        f"  explore     share = {'the default' if args.explore is None else args.explore}",
         "",
         f"Playlist continuation (replayed half -> held-out half), mean over {results.listeners} listeners",
         f"  {'method':<28}{'HR@' + str(k):>10}{'NDCG@' + str(k):>10}{'R-prec':>10}{'Recall@' + str(k):>11}",
@@ -667,6 +685,10 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
     for method, m in results.continuation.items():
         lines.append(f"  {method:<28}{mean(m['hr']):>10.3f}{mean(m['ndcg']):>10.3f}{mean(m['rprec']):>10.3f}"
                      f"{mean(m['recall']):>11.3f}")
+    lines.append(f"  catalog coverage: Encore's top {k} holds {results.coverage:,} distinct "
+                 f"tracks ({results.coverage / max(1, results.catalog):.1%} of the catalog); of its slots "
+                 f"{results.beyond.get('long tail', 0):.1%} less known (lower half by popularity), "
+                 f"{results.beyond.get('new genres', 0):.1%} in genres the listener did not play")
     lines += ["", f"Adaptation (listener of playlist A switches to B of another genre), "
               f"mean over {results.adapting} listeners, after n events of B"]
     methods = next(iter(results.adaptation.values())).keys() if results.adaptation else []
@@ -711,6 +733,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="events of B after which adaptation is measured")
     parser.add_argument("--diversity", type=float, default=None,
                         help="the API's diversity parameter (0..1; default: the API's default)")
+    parser.add_argument("--explore", type=float, default=None,
+                        help="exploration slots' share (RankingConfig.explore_share; default: the config's)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--scenario", choices=SCENARIOS, default="playlists",
                         help="playlists (this module), lastfm (benchmarks.lastfm: real listeners' held-out "
@@ -779,7 +803,7 @@ def main_playlists(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(args.data, args.playlists, args.seed, args.k, args.min_tracks, args.steps,
                       progress=not args.no_progress, say=lambda s: print(s, flush=True),
-                      diversity=args.diversity, outcome_seconds=args.outcome_seconds)
+                      diversity=args.diversity, explore=args.explore, outcome_seconds=args.outcome_seconds)
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1

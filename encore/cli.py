@@ -29,6 +29,10 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
                 "Runs benchmarks.quality: --scenario playlists (default; playlist continuation and "
                 "adaptation), lastfm (Last.fm listeners' held-out artists, benchmarks.lastfm) or all, "
                 "through the real stack, against popularity, item-kNN, EASE and ALS baselines."),
+    "search": ("search_quality", "search quality on the catalog's own labels (in process)",
+               "Runs benchmarks.search_quality: mood, activity, genre, decade and artist queries (share "
+               "of the top 10 that satisfies them), exact artist and title lookups, Korean queries, "
+               "against sentence-embedding search alone."),
     "serve": ("serve_bench", "API latency at fixed request rates while the flow ingests (own stack)",
               "Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, while "
               "5,000 events/s are ingested, on the real 28k-track catalog and a synthetic 1M-track one."),

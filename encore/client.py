@@ -13,8 +13,9 @@ statistics (`_ClientCore`); only the waiting and the HTTP call differ.
 
 >>> client = EncoreClient("http://127.0.0.1:8000", autostart=False)
 >>> event_id = client.like("alice", "track-1")
->>> len(client.pending())
-1
+>>> _ = client.complete("alice", "track-2", request_id="9f2c~ranker=b", context={"device": "phone"})
+>>> len(client.pending()), client.pending()[1]["context"]
+(2, {'device': 'phone', 'request_id': '9f2c~ranker=b'})
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class _ClientCore:
     # -- emitting ---------------------------------------------------------------------------
     def _queue(self, user_id: str, track_id: str, type: str, ts: int | None, event_id: str | None,
                fields: dict[str, Any]) -> tuple[str, bool]:
+        request_id = fields.pop("request_id", None)
+        if request_id is not None:  # the answer the track was played from (experiments, exploration)
+            fields["context"] = {**(fields.get("context") or {}), "request_id": request_id}
         event = {"event_id": event_id or new_event_id(), "user_id": user_id, "track_id": track_id,
                  "type": type, "ts": ts if ts is not None else now_ms(), **fields}
         with self._lock:
@@ -141,7 +145,10 @@ class _ClientCore:
     def emit(self, user_id: str, track_id: str, type: str, *, ts: int | None = None,
              event_id: str | None = None, **fields: Any) -> str:
         """Queue one event; returns its event_id. Extra fields: position_ms, duration_ms,
-        session_id, context."""
+        session_id, context, and `request_id`: the `request_id` of the recommendation (or search)
+        answer the track was played from; it goes into `context.request_id`, so the outcome counts
+        for that answer's experiment variant (and exploration slot). Pass it with every event of a
+        recommended track (play, complete, skip, like...)."""
         event_id, _full = self._queue(user_id, track_id, type, ts, event_id, fields)
         return event_id
 

@@ -31,6 +31,8 @@ def serving_config(settings: Settings) -> ServingConfig:
         ranking=settings.ranking_config,
         kafka_config=settings.kafka_config,
         access_log=settings.access_log,
+        search_embeddings=settings.search_embeddings,
+        experiments=settings.experiments,
     )
 
 

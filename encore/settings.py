@@ -26,6 +26,8 @@
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
+| `ENCORE_EXPERIMENTS` | unset | A/B experiments of ranking variants as JSON: `[{"name", "variants": [{"name", "share", "overrides": {RankingConfig fields}}]}]` (`ranking/experiments.py`); a mistake refuses to start. |
+| `ENCORE_SEARCH_EMBEDDINGS` | `on` | `on`: search compares the query with every track by sentence embedding (WordLlama, loaded from its wheel; computed per catalog version); `off`: the other search terms only. |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
 | `ENCORE_LOG_FORMAT` | `text` | `json`: one JSON object per log line (time, level, logger, message, and fields such as `request_id`, `route`, `status`, `latency_ms`); `text`: readable lines. |
 | `ENCORE_ACCESS_LOG` | `on` | One log line per API request (method, route, status, latency, request id); `off` turns it off. |
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.experiments import Experiment, ExperimentConfigError, parse_experiments
 from schemas.kafka_config import KafkaClientConfig, KafkaConfigError
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
@@ -128,6 +131,18 @@ def _ranking_overrides(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _experiments(env: Mapping[str, str], ranking: str | None) -> str | None:
+    raw = (env.get("ENCORE_EXPERIMENTS") or "").strip()
+    if not raw:
+        return None
+    base = RankingConfig.with_overrides(json.loads(ranking)) if ranking else RANKING_CONFIG
+    try:
+        parse_experiments(raw, base)
+    except (ValueError, ExperimentConfigError) as exc:
+        raise SettingsError(f"ENCORE_EXPERIMENTS: {exc}") from None
+    return raw
+
+
 def _api_keys(env: Mapping[str, str]) -> str | None:
     path = env.get("ENCORE_API_KEYS_FILE")
     if path:
@@ -207,6 +222,10 @@ class Settings:
     repeat_cooldown_s: int = 21_600
     ranking_overrides: str | None = None
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
+    search_embeddings: bool = True
+    """`ENCORE_SEARCH_EMBEDDINGS`."""
+    experiments_json: str | None = None
+    """`ENCORE_EXPERIMENTS` (checked at start)."""
     log_level: str = "INFO"
     log_format: str = "text"
     """`text` or `json` (ENCORE_LOG_FORMAT)."""
@@ -214,6 +233,10 @@ class Settings:
     otel_endpoint: str | None = None
     """Where traces go (OTLP over HTTP); None: tracing off."""
     service_name: str | None = None
+
+    @property
+    def experiments(self) -> tuple[Experiment, ...]:
+        return parse_experiments(self.experiments_json, self.ranking_config) if self.experiments_json else ()
 
     @property
     def ranking_config(self) -> RankingConfig:
@@ -232,6 +255,7 @@ class Settings:
                 parse_redis_url(redis_url)
             except RedisUrlError as exc:
                 raise SettingsError(f"ENCORE_REDIS_URL: {exc}") from None
+        ranking_overrides = _ranking_overrides(env)
         return cls(
             kafka_bootstrap=env.get("ENCORE_KAFKA_BOOTSTRAP") or None,
             redis_url=redis_url,
@@ -255,7 +279,9 @@ class Settings:
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
             repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
-            ranking_overrides=_ranking_overrides(env),
+            ranking_overrides=ranking_overrides,
+            experiments_json=_experiments(env, ranking_overrides),
+            search_embeddings=_switch(env, "ENCORE_SEARCH_EMBEDDINGS", True),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
             log_format=_choice(env, "ENCORE_LOG_FORMAT", ("text", "json"), "text"),
             access_log=_switch(env, "ENCORE_ACCESS_LOG", True),
@@ -283,6 +309,7 @@ class Settings:
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
             "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
+            "ENCORE_SEARCH_EMBEDDINGS": "on" if self.search_embeddings else "off",
             "ENCORE_LOG_LEVEL": self.log_level,
             "ENCORE_LOG_FORMAT": self.log_format,
             "ENCORE_ACCESS_LOG": "on" if self.access_log else "off",
@@ -293,6 +320,8 @@ class Settings:
             env["ENCORE_SERVICE_NAME"] = self.service_name
         if self.ranking_overrides:
             env["ENCORE_RANKING_CONFIG"] = self.ranking_overrides
+        if self.experiments_json:
+            env["ENCORE_EXPERIMENTS"] = self.experiments_json
         if self.kafka_bootstrap:
             env["ENCORE_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         if self.redis_url:

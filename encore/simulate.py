@@ -35,6 +35,8 @@ class SimulatedUser:
     playlist: tuple[str, ...] = ()
     """The real playlist this listener's taste comes from (empty: a blurred track)."""
     artists: frozenset[str] = frozenset()
+    request_id: str | None = None
+    """The `request_id` of the answer `recommended` came from (sent back with its plays)."""
 
 
 def _across_genres(playlists: Sequence[Playlist]) -> list[Playlist]:
@@ -72,7 +74,8 @@ class SimulationReport:
 class ListenerSimulation:
     def __init__(self, tracks: Sequence[Track], users: int, *, seed: int = 7,
                  user_prefix: str = "sim-user-", recommendation_share: float = 0.2,
-                 playlists: Sequence[Playlist] = ()) -> None:
+                 playlists: Sequence[Playlist] = (), refresh_after_s: float = 5.0,
+                 refresh_probability: float = 0.05) -> None:
         self._rng = random.Random(seed)
         self.tracks = [t for t in tracks if t.has_features and t.genres]
         if not self.tracks:
@@ -94,6 +97,8 @@ class ListenerSimulation:
             centre = [min(1.0, max(0.0, x + self._rng.gauss(0, 0.05))) for x in anchor]
             self.users.append(SimulatedUser(f"{user_prefix}{i}", genre, centre))
         self.recommendation_share = recommendation_share
+        self.refresh_after_s = refresh_after_s
+        self.refresh_probability = refresh_probability
         self.outcomes: dict[str, int] = {}
 
     def _from_playlist(self, user_id: str, playlist: Playlist) -> SimulatedUser:
@@ -115,23 +120,30 @@ class ListenerSimulation:
         return math.exp(-distance2 / 0.6) * genre_match
 
     def pick_track(self, user: SimulatedUser) -> Track:
+        return self.pick(user)[0]
+
+    def pick(self, user: SimulatedUser) -> tuple[Track, str | None]:
+        """The next track, and the request id of the answer it came from (None: not recommended)."""
         roll = self._rng.random()
         if user.recommended and roll < self.recommendation_share:
             track = self.by_id.get(self._rng.choice(user.recommended))
             if track is not None:
-                return track
+                return track, user.request_id
         if user.playlist and roll < self.recommendation_share + 0.3:
-            return self.by_id[self._rng.choice(user.playlist)]
+            return self.by_id[self._rng.choice(user.playlist)], None
         if roll < 0.65:
-            return self._rng.choice(self.by_genre[user.genre])
-        return self._rng.choice(self.tracks)
+            return self._rng.choice(self.by_genre[user.genre]), None
+        return self._rng.choice(self.tracks), None
 
     def listen(self, client: EncoreClient, user: SimulatedUser) -> int:
         """One listening decision; returns how many events it emitted."""
-        track = self.pick_track(user)
+        track, request_id = self.pick(user)
         a = self.affinity(user, track)
         duration = 180_000 + self._rng.randrange(60_000)
-        session = {"context": {"source": "simulator", "device": "sim"}}
+        context = {"source": "recommendations" if request_id else "simulator", "device": "sim"}
+        if request_id:
+            context["request_id"] = request_id
+        session = {"context": context}
         if a < 0.3:
             if self._rng.random() < 0.1:
                 client.dislike(user.user_id, track.track_id, **session)
@@ -159,7 +171,9 @@ class ListenerSimulation:
         try:
             response = http.get(f"/v1/users/{user.user_id}/recommendations", params={"k": 20})
             if response.status_code == 200:
-                user.recommended = [item["track_id"] for item in response.json()["items"]]
+                body = response.json()
+                user.recommended = [item["track_id"] for item in body["items"]]
+                user.request_id = body.get("request_id") or None
         except httpx.HTTPError:
             pass
         user.recommended_at = time.monotonic()
@@ -185,7 +199,8 @@ class ListenerSimulation:
                     continue
                 for _ in range(min(due, 10_000)):
                     user = self._rng.choice(self.users)
-                    if time.monotonic() - user.recommended_at > 5.0 and self._rng.random() < 0.05:
+                    if (time.monotonic() - user.recommended_at > self.refresh_after_s
+                            and self._rng.random() < self.refresh_probability):
                         self.refresh_recommendations(http, user)
                     emitted += self.listen(client, user)
                 if progress is not None:

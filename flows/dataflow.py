@@ -4,7 +4,8 @@
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
-                                                     │                          │                   └─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
+                                                     │                          │                   ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
+                                                     │                          │                   └─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
                                                      │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐
 encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
@@ -18,6 +19,8 @@ recovered state and emits the track's full state (`flows/user_state.py`, `flows/
 `learn_global` keeps one global-model replica per events partition and `merge_global` (one key)
 publishes the merged model of each period (`flows/global_steps.py`); with `warm_start`,
 `update_profile` reads it back from Redis as the prior of new listeners (`flows/global_priors.py`).
+`count_experiments` (keyed by experiment) counts the outcomes of recommended tracks per variant,
+from the request ids the events cite (`flows/experiment_state.py`).
 `enrich_tracks` (one key) gives tracks without audio features predicted ones
 (`flows/catalog_enrichment.py`).
 
@@ -41,6 +44,7 @@ from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
 from flows.decode import SourcedEvent, SourceItem, decode_event_message, decode_track_message, is_valid
+from flows.experiment_state import ExperimentLogic, experiment_signals_of, experiment_sink
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
     GlobalMergerLogic,
@@ -108,6 +112,10 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     examples = op.flat_map_batch("ranker_examples", profiles, ranker_examples_of)
     ranker_states = op.stateful_batch("learn_ranker", examples, RankerLogic)
     op.output("write_ranker", ranker_states, ranker_sink(config.redis_url, keys))
+    # Outcomes of recommended tracks per experiment variant (the request ids the events cite).
+    experiment_signals = op.flat_map_batch("experiment_signals", profiles, experiment_signals_of)
+    experiment_counts = op.stateful_batch("count_experiments", experiment_signals, ExperimentLogic)
+    op.output("write_experiments", experiment_counts, experiment_sink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis

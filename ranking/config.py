@@ -146,6 +146,47 @@ class RankingConfig:
     similar_co_listening: float = 0.5
     """`similar`: × co-listening count / the row's top count, added to the audio kernel."""
 
+    # Exploration (`ranking.explore`; docs/ranking.md, "Explore").
+    explore_share: float = 0.0
+    """Share of a list's slots (round(k × share)) given to tracks the listener's sources rarely
+    surface, one bandit arm per slot; 0 = off (turn it on here, or for a share of listeners with an
+    experiment)."""
+    explore_arms: tuple[str, ...] = ("adjacent", "new_genres", "long_tail")
+    """The bandit's arms: candidate sources the exploration slots are drawn from (any `SOURCES` name;
+    `trending` works too, but shows every listener the same tracks)."""
+    explore_quota: int = 30
+    """Candidates each arm proposes."""
+    explore_band: tuple[float, float] = (0.3, 0.6)
+    """`adjacent`: the taste-kernel band of "a step away from your taste"."""
+    explore_min_k: int = 5
+    """Lists shorter than this get no exploration slot."""
+
+    # Search (`ranking.search`; docs/search.md).
+    search_target: float = 2.0
+    """× fit to the query's audio target (its moods, activities, times of day, feature words)."""
+    search_genre: float = 1.5
+    """A track of a genre the query names (also a filter, while it leaves any track)."""
+    search_era: float = 1.5
+    """A track released in the era the query names (also a filter, while it leaves any track)."""
+    search_artist: float = 3.0
+    """A track by the artist the query names (also a filter)."""
+    search_title: float = 4.0
+    """The track whose title the query is."""
+    search_lexical: float = 1.5
+    """× share of the query's other words (idf-weighted) found in the title or artist."""
+    search_semantic: float = 0.5
+    """× cosine between the query's and the track's sentence embeddings (when above 0)."""
+    search_popularity: float = 0.3
+    """× catalog popularity: among equally fitting tracks, the known ones first."""
+    search_taste: float = 0.5
+    """With `user_id`: × the listener's own ranking score of the track (taste, affinities, model)."""
+    search_pool: int = 400
+    """Best tracks by the query alone that the listener's score re-ranks."""
+    search_taste_pool: int = 100
+    """Tracks nearest the listener's taste among those the query allows, added to the pool."""
+    search_min_similarity: float = 0.5
+    """An unknown word is read as the nearest concept word when their cosine is at least this."""
+
     def quota(self, source: str) -> int:
         return int(self.quotas.get(source, DEFAULT_QUOTAS.get(source, 0)))
 
@@ -160,9 +201,9 @@ class RankingConfig:
                 raise ValueError(f"unknown ranking setting {name!r}")
             if name == "quotas":
                 value = MappingProxyType({**base.quotas, **{str(k): int(v) for k, v in value.items()}})
-            elif name == "sources":
+            elif name in ("sources", "explore_arms"):
                 value = tuple(str(s) for s in value)
-            elif isinstance(getattr(base, name), tuple):
+            elif isinstance(getattr(base, name), tuple):  # explore_band, collaborative_switch
                 value = tuple(type(x)(v) for x, v in zip(getattr(base, name), value, strict=True))
             else:
                 value = type(getattr(base, name))(value)

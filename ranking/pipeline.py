@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ranking import explore as exploration
 from ranking import scoring
 from ranking.candidates import Candidate, SourceCandidates, merge_candidates
 from ranking.catalog_view import CatalogView
@@ -40,7 +41,7 @@ from ranking.listener import excluded_positions, listener_clusters, recent_posit
 from ranking.moods import MoodTarget, resolve_target
 from ranking.scoring import Scored, describe_taste
 from ranking.seeds import SeedProfile, effective_profile
-from ranking.sources import SourceContext, propose_all
+from ranking.sources import SOURCES, SourceContext, propose_all
 from ranking.sources.base import Signals
 from ranking.sources.co_listening import co_listening_neighbours
 from ranking.sources.familiar import NAME as FAMILIAR
@@ -92,6 +93,9 @@ class Gathered:
     excluded: set[int]
     clusters: TasteClusters | None
     cold_start: bool
+    explore: dict[str, list[int]] = field(default_factory=dict)
+    """Exploration arm → indices of the candidates it proposed (`ranking.explore`)."""
+    explore_only: frozenset[int] = frozenset()
 
 
 def gather(
@@ -113,7 +117,39 @@ def gather(
                         clusters, session_of(view, profile, config), cold)
     merged = merge_candidates(propose_all(ctx), quotas=config.quotas, limit=config.merge_limit,
                               exclude=excluded)
-    return Gathered(merged, excluded, clusters, cold)
+    arms: dict[str, list[int]] = {}
+    only: set[int] = set()
+    if not cold and exploration.slots(request.k, config.explore_share, config.explore_min_k):
+        arms, only = _explore_candidates(ctx, merged)
+    return Gathered(merged, excluded, clusters, cold, arms, frozenset(only))
+
+
+def _explore_candidates(ctx: SourceContext, merged: list[Candidate]) -> tuple[dict[str, list[int]], set[int]]:
+    """Each exploration arm's proposals, as indices into `merged` (new candidates appended to it)."""
+    by_position = {c.position: j for j, c in enumerate(merged)}
+    arms: dict[str, list[int]] = {}
+    only: set[int] = set()
+    for arm in ctx.config.explore_arms:
+        source = SOURCES.get(arm)
+        if source is None:
+            raise ValueError(f"unknown exploration arm {arm!r}; known: {', '.join(sorted(SOURCES))}")
+        proposed = source.propose(ctx, ctx.config.explore_quota)
+        if proposed is None:
+            continue
+        indices = []
+        for i, value in zip(proposed.positions.tolist(), proposed.scores.tolist(), strict=True):
+            if i in ctx.excluded:
+                continue
+            j = by_position.get(i)
+            if j is None:
+                j = by_position[i] = len(merged)
+                merged.append(Candidate(i))
+                only.add(j)
+            merged[j].sources.setdefault(arm, float(value))
+            indices.append(j)
+        if indices:
+            arms[arm] = indices
+    return arms, only
 
 
 def score(
@@ -125,8 +161,11 @@ def score(
     request: RecommendRequest,
 ) -> Scored:
     """Every term for every candidate, and their sum (`ranking.scoring.score`)."""
+    arms: dict[str, list[int]] = {}
+    only: frozenset[int] = frozenset()
     if isinstance(gathered, Gathered):
         candidates, clusters, cold = gathered.candidates, gathered.clusters, gathered.cold_start
+        arms, only = gathered.explore, gathered.explore_only
     else:
         candidates, clusters, cold = list(gathered), None, False
     scoring_profile = effective_profile(profile, seed, config=request.config)
@@ -135,7 +174,7 @@ def score(
         view, profile, scoring_profile, candidates, signals, request.now_ms, request.context, target,
         request.discovery, request.config)
     return Scored(candidates, positions, total, terms, engagement, scoring_profile, target, clusters, cold,
-                  own_share >= 0.5, signals.artist_via)
+                  own_share >= 0.5, signals.artist_via, arms, only, signals.explore_stats)
 
 
 @dataclass
@@ -146,6 +185,8 @@ class RankedTrack:
     reasons: list[str]
     sources: list[str]
     engagement: float | None
+    explore: str | None = None
+    """The exploration arm that filled this slot (`ranking.explore`), else None."""
 
 
 def pick(
@@ -168,13 +209,21 @@ def pick(
     if scored.cold_start and diversify_list:
         order = _turns_across_genres(view, scored, request.k, max_per_artist)
     elif diversify_list:
-        order = diversify(scored.scores, view.space.z[positions], index.artist_of[positions], request.k,
-                          request.diversity, max_per_artist, scored.clusters,
-                          artist_repeat_penalty=request.config.artist_repeat_penalty)
+        regular = np.array([j for j in range(len(positions)) if j not in scored.explore_only], dtype=np.int64)
+        picked = diversify(scored.scores[regular], view.space.z[positions[regular]],
+                           index.artist_of[positions[regular]], request.k, request.diversity, max_per_artist,
+                           scored.clusters, artist_repeat_penalty=request.config.artist_repeat_penalty)
+        order = [int(regular[j]) for j in picked]
     else:
         order = [int(j) for j in np.lexsort((positions, -scored.scores))][: request.k]
     if request.familiar > 0:
         order = _with_familiar(scored, order, request)
+    explored: dict[int, str] = {}
+    n_slots = exploration.slots(request.k, request.config.explore_share, request.config.explore_min_k)
+    if n_slots and scored.explore and diversify_list and not scored.cold_start and profile is not None:
+        rng = exploration.rng_for(profile.user_id, profile.version)
+        order, explored = exploration.choose(order, scored.scores, scored.explore, request.k, n_slots,
+                                             scored.explore_stats, rng)
     scoring_profile = scored.profile
     has_taste = scoring_profile is not None and scoring_profile.taste
     taste_words = describe_taste(index, scoring_profile.taste) if has_taste else []
@@ -196,10 +245,15 @@ def pick(
         reasons = explain(track, contributions, via=index.tracks[via] if via is not None else None,
                           taste_words=taste_words, liked_genres=liked_genres, mood_label=label,
                           similar_via=scored.artist_via.get(track.artist or ""))
+        arm = explored.get(j)
+        if arm is not None:
+            new = exploration.reason(arm, track, liked_genres)
+            reasons = [new, *(r for r in reasons if not r.startswith("something new"))][:3]
         out.append(RankedTrack(
             position=i, track_id=track.track_id, score=round(float(scored.scores[j]), 6), reasons=reasons,
             sources=sorted(candidate.sources),
             engagement=round(float(scored.engagement[j]), 6) if scored.engagement is not None else None,
+            explore=arm,
         ))
     return out
 

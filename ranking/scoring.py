@@ -91,6 +91,12 @@ class Scored:
     """True when `engagement` is mostly the listener's own model (not the global one)."""
     artist_via: Mapping[str, str] = field(default_factory=dict)
     """Artist → the liked artist behind its collaborative score (for reasons)."""
+    explore: Mapping[str, list[int]] = field(default_factory=dict)
+    """Exploration arm → the candidate indices it proposed (`ranking.explore`)."""
+    explore_only: frozenset[int] = frozenset()
+    """Candidates only an exploration arm proposed: they fill exploration slots, not regular ones."""
+    explore_stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Arm → (successes, failures) of past exploration slots, for the bandit."""
 
 
 def engagement_of(

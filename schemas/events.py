@@ -51,6 +51,9 @@ class EventContext(BaseModel):
     device: Label | None = None
     mood: Label | None = None
     activity: Label | None = None
+    request_id: Identifier | None = Field(
+        default=None, description="The `request_id` of the recommendation (or search) answer the track was "
+        "played from: the flow attributes the outcome to that answer's experiment variant.")
 
 
 class Event(BaseModel):

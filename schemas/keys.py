@@ -19,6 +19,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
 | `{ns}:v1:{model}:global:latest` | string (int) | the newest published period |
 | `{ns}:v1:{model}:ranker` | string (JSON) | the learned ranker: weights, examples seen, progressive AUC and log loss (`schemas.values.encode_ranker`) |
+| `{ns}:v1:{x:<experiment>}:outcomes` | hash | outcomes of recommended tracks per variant of an experiment: `<variant>:<counter>` → count (`schemas.values.EXPERIMENT_COUNTERS`), full state |
 | `{ns}:v1:{catalog}:tracks` | hash | track_id → track JSON (`schemas.tracks.Track`) |
 | `{ns}:v1:{catalog}:version` | string (int) | bumped on every catalog write; readers reload on change |
 | `{ns}:v1:{ops}:offsets` | sorted set | `<topic>:<partition>` → next offset the flow will process (processed + 1), only ever raised |
@@ -107,6 +108,9 @@ class KeyLayout:
     @property
     def global_model_latest(self) -> str:
         return f"{self._root}:{{model}}:global:latest"
+
+    def experiment_outcomes(self, experiment: str) -> str:
+        return f"{self._root}:{{x:{experiment}}}:outcomes"
 
     @property
     def catalog_tracks(self) -> str:

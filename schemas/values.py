@@ -7,6 +7,8 @@
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
 | learned ranker | `{model}:ranker` | JSON `{"features": [...], "weights": [...], "intercept": f, "examples": n, "metrics": {"auc": {"learned": f, "prior": f}, "log_loss": {...}}}` |
+| request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...[~x:<arm>=<track tag>]...` |
+| experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
 
 The flow writes them, the API and the benchmarks read them, through these functions only.
 
@@ -18,11 +20,21 @@ True
 (('t1',), ('Muse',))
 >>> decode_neighbours([(b"t2", 3.0)])
 [('t2', 3.0)]
+>>> rid = encode_request_id("9f2c01", [("ranker", "treatment")])
+>>> rid, decode_request_id(rid), decode_request_id("some-other-id")
+('9f2c01~ranker=treatment', [('ranker', 'treatment')], [])
+>>> rid = encode_explore(rid, [("long_tail", "t9")])
+>>> rid, decode_request_id(rid), decode_explore(rid) == [("long_tail", track_tag("t9"))]
+('9f2c01~ranker=treatment~x:long_tail=26c08b', [('ranker', 'treatment')], True)
+>>> decode_outcomes({b"control:like": b"3", b"control:play": b"10", b"junk": b"1"})
+{'control': {'like': 3, 'play': 10}}
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -99,3 +111,82 @@ def is_model_weights(raw: bytes | None) -> bool:
 def decode_neighbours(flat: Sequence[tuple[bytes, float]]) -> list[tuple[str, float]]:
     """A co-listening row as `ZRANGE ... WITHSCORES` returns it → `[(track_id, count)]`."""
     return [(member.decode(), float(value)) for member, value in flat]
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+"""Experiment and variant names: letters, digits, `_` and `-`, at most 40."""
+EXPERIMENT_COUNTERS: tuple[str, ...] = ("play", "complete", "like", "skip", "early_skip", "dislike")
+"""What the flow counts per variant: events of each type carrying the variant's request id, and the
+skips among them that were early (`online_models.feedback.is_early_skip`)."""
+
+
+def encode_request_id(nonce: str, assignments: Sequence[tuple[str, str]]) -> str:
+    """A request id that carries the experiment variants its answer was ranked with, so the flow can
+    attribute the plays that cite it without asking the API (they meet only in Kafka and Redis)."""
+    return nonce + "".join(f"~{experiment}={variant}" for experiment, variant in assignments)
+
+
+def decode_request_id(request_id: str | None) -> list[tuple[str, str]]:
+    """The (experiment, variant) pairs a request id carries; [] for any other id (never an error)."""
+    if not request_id or "~" not in request_id:
+        return []
+    out = []
+    for part in request_id.split("~")[1:]:
+        experiment, _, variant = part.partition("=")
+        if NAME_PATTERN.match(experiment) and NAME_PATTERN.match(variant):
+            out.append((experiment, variant))
+    return out
+
+
+def outcome_field(variant: str, counter: str) -> str:
+    return f"{variant}:{counter}"
+
+
+def decode_outcomes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, dict[str, int]]:
+    """An experiment's outcomes hash → variant → counter → count (foreign fields are skipped)."""
+    out: dict[str, dict[str, int]] = {}
+    for key, value in raw.items():
+        field = key.decode() if isinstance(key, bytes) else key
+        variant, _, counter = field.rpartition(":")
+        if not variant or counter not in EXPERIMENT_COUNTERS:
+            continue
+        try:
+            out.setdefault(variant, {})[counter] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+EXPLORE_KEY = "_explore"
+"""The outcomes hash name (`KeyLayout.experiment_outcomes`) of the exploration arms; experiment names
+may not start with `_`."""
+MAX_REQUEST_ID = 128
+"""A request id fits an event's `context.request_id` (an `Identifier`)."""
+
+
+def track_tag(track_id: str) -> str:
+    """6 hex digits standing for a track in a request id (enough to tell a list's tracks apart)."""
+    return hashlib.blake2b(track_id.encode(), digest_size=3).hexdigest()
+
+
+def encode_explore(request_id: str, slots: Sequence[tuple[str, str]]) -> str:
+    """`request_id` plus each exploration slot's arm and track tag, as long as it fits."""
+    for arm, track_id in slots:
+        part = f"~x:{arm}={track_tag(track_id)}"
+        if len(request_id) + len(part) > MAX_REQUEST_ID:
+            break
+        request_id += part
+    return request_id
+
+
+def decode_explore(request_id: str | None) -> list[tuple[str, str]]:
+    """The (arm, track tag) pairs of a request id's exploration slots."""
+    if not request_id or "~x:" not in request_id:
+        return []
+    out = []
+    for part in request_id.split("~")[1:]:
+        if part.startswith("x:"):
+            arm, _, tag = part[2:].partition("=")
+            if NAME_PATTERN.match(arm) and len(tag) == 6:
+                out.append((arm, tag))
+    return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 from schemas.events import Event
@@ -26,13 +27,15 @@ from serving.auth import Authenticator
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import install_error_handlers
+from serving.experiments import served_counter
 from serving.limits import BodySizeLimit
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
 from serving.request_log import install_request_log
-from serving.routers import ingest, profile, recommend
+from serving.routers import experiments, ingest, listen, profile, recommend, search
+from serving.search_index import LiveSearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +51,15 @@ def create_app(config: ServingConfig) -> FastAPI:
             config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache())
         with contextlib.suppress(RedisError, OSError):
             await app.state.catalog.refresh()
+        app.state.search_index = LiveSearchIndex(app.state.catalog, config.search_embeddings)
         refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
+        search_refresher = asyncio.create_task(app.state.search_index.keep_fresh(config.catalog_refresh_s))
         ops = open_ops(app, config)
         try:
             yield
         finally:
             refresher.cancel()
+            search_refresher.cancel()
             ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()
@@ -68,10 +74,13 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
+    app.state.experiment_answers = served_counter(app.state.ops_registry)
     install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
-    for router in (ingest.router, recommend.router, profile.router):
+    for router in (ingest.router, recommend.router, profile.router, search.router, listen.router,
+                   experiments.router):
         app.include_router(router)
+    app.mount("/listen/static", StaticFiles(directory=listen.STATIC_DIR), name="listen-static")
     _document_body_models(app)
     return app
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.experiments import Experiment
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
 from serving.auth import ApiKey
@@ -32,12 +33,16 @@ class ServingConfig:
     recs_cache_ttl_s: float = 5.0
     repeat_cooldown_s: int = 21_600
     """The repeat policy's cool-down, in the listener's event time (`ranking.config.ExclusionRules`)."""
+    search_embeddings: bool = True
+    """Sentence embeddings in search (`ENCORE_SEARCH_EMBEDDINGS`); off: the other terms only."""
     ranking: RankingConfig = RANKING_CONFIG
     """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
     access_log: bool = True
     """One log line per request (serving/request_log.py)."""
     tracing: bool = False
     """Server, Redis and producer spans (serving/tracing.py); on when the shell set up a tracer."""
+    experiments: tuple[Experiment, ...] = ()
+    """A/B experiments of ranking variants (`ENCORE_EXPERIMENTS`, `ranking.experiments`)."""
 
     @property
     def topics(self) -> Topics:

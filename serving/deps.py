@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 import redis.asyncio as aioredis
 from fastapi import Depends, Path, Query, Request
 
-from ranking.config import RANKING_CONFIG, ExclusionRules
+from ranking.config import RANKING_CONFIG, ExclusionRules, RankingConfig
 from ranking.moods import ACTIVITIES, MOODS, known_name
 from ranking.pipeline import RecommendRequest
 from serving.catalog import LiveCatalog
@@ -48,11 +48,17 @@ async def get_recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
+async def get_experiment_counter(request: Request) -> Any:
+    return getattr(request.app.state, "experiment_answers", None)
+
+
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 ProducerDep = Annotated[AckedProducer, Depends(get_producer)]
 CatalogDep = Annotated[LiveCatalog, Depends(get_catalog)]
 ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+ServedDep = Annotated[Any, Depends(get_experiment_counter)]
+"""The Prometheus counter of answers per experiment variant (None before the app starts)."""
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -77,8 +83,10 @@ class RecommendParams:
         names = type(body).model_fields
         return cls(**{f.name: getattr(body, f.name) for f in fields(cls) if f.name in names}, **given)
 
-    def request(self, cfg: ServingConfig, now_ms: int | None = None) -> RecommendRequest:
-        """The pipeline's request: every field as given, the clock, the exclusion settings.
+    def request(self, cfg: ServingConfig, now_ms: int | None = None,
+                config: RankingConfig | None = None) -> RecommendRequest:
+        """The pipeline's request: every field as given, the clock, the exclusion settings, and the
+        ranking config (`config`, e.g. an experiment variant's; default the deployment's).
 
         Raises a 422 `invalid_parameters` for a mood or activity nobody knows (checked here, not when
         the query is parsed, so a route's own checks, e.g. an unknown track, answer first as before).
@@ -94,7 +102,8 @@ class RecommendParams:
         return RecommendRequest(
             **{f.name: getattr(self, f.name) for f in fields(self)},
             now_ms=now_ms, clock_hour=now_ms // 3_600_000 % 24,
-            rules=ExclusionRules(cooldown_s=cfg.repeat_cooldown_s), config=cfg.ranking,
+            rules=ExclusionRules(cooldown_s=cfg.repeat_cooldown_s),
+            config=cfg.ranking if config is None else config,
         )
 
 

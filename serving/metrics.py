@@ -21,7 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ranking.experiments import Experiment, report
 from schemas.keys import KeyLayout
+from schemas.values import decode_outcomes
 from serving.lag import LagMonitor, LagReport, LagUnavailable
 from serving.ops_stats import FlowStats, read_stats
 
@@ -156,6 +158,49 @@ RANKER_METRICS = {
            "(model: learned, or the hand-weighted prior on the same events).",
     "log_loss": "Rolling progressive log loss of the ranker (model: learned, prior).",
 }
+
+
+class ExperimentCollector(Collector):
+    """Each configured experiment's outcomes by variant, read from the flow's counts at scrape time
+    (every replica reports the same numbers)."""
+
+    def __init__(self, client: redis.Redis, keys: KeyLayout, experiments: tuple[Experiment, ...]) -> None:
+        self._client = client
+        self._keys = keys
+        self._experiments = experiments
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if not self._experiments:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for experiment in self._experiments:
+                pipe.hgetall(self._keys.experiment_outcomes(experiment.name))
+            rows = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics: experiment outcomes unavailable: %s", exc)
+            return
+        outcomes = CounterMetricFamily("encore_experiment_outcomes",
+                                       "Events on tracks of an experiment variant's answers, by outcome.",
+                                       labels=["experiment", "variant", "outcome"])
+        plays = GaugeMetricFamily("encore_experiment_plays",
+                                  "Recommended plays of a variant: max(play events, completes + skips).",
+                                  labels=["experiment", "variant"])
+        rates = GaugeMetricFamily("encore_experiment_rate", "Outcomes per recommended play, by variant.",
+                                  labels=["experiment", "variant", "outcome"])
+        for experiment, row in zip(self._experiments, rows, strict=True):
+            for variant in report(experiment, decode_outcomes(row or {}))["variants"]:
+                labels = [experiment.name, variant["name"]]
+                for counter, n in variant["counts"].items():
+                    outcomes.add_metric([*labels, counter], n)
+                plays.add_metric(labels, variant["plays"])
+                for name, value in variant["rates"].items():
+                    if value["rate"] is not None:
+                        rates.add_metric([*labels, name], value["rate"])
+        yield from (outcomes, plays, rates)
 
 
 def request_histogram(registry: CollectorRegistry) -> Histogram:

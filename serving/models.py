@@ -26,6 +26,9 @@ class RecommendedTrack(BaseModel):
     engagement: float | None = Field(
         default=None,
         description="P(like or complete) from the listener's engagement model (else the global model).")
+    explore: str | None = Field(
+        default=None,
+        description="Set on an exploration slot: the candidate source (bandit arm) it came from.")
 
 
 class Recommendations(BaseModel):
@@ -36,6 +39,12 @@ class Recommendations(BaseModel):
     seeded: bool = Field(default=False, description="True when declared favourites (seed) were used.")
     target: str | None = Field(
         default=None, description="The mood / activity / time-of-day target applied, if any.")
+    request_id: str = Field(
+        default="", description="This answer's id; players send it back as `context.request_id` with the "
+        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
+    variant: str | None = Field(
+        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[RecommendedTrack]
 
 
@@ -61,6 +70,12 @@ class RankResponse(BaseModel):
     profile_version: int
     as_of: str | None
     target: str | None = None
+    request_id: str = Field(
+        default="", description="This answer's id; players send it back as `context.request_id` with the "
+        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
+    variant: str | None = Field(
+        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[RecommendedTrack] = Field(description="The known tracks, best first.")
     unknown: list[str] = Field(
         description="Given ids the catalog does not know (reported, not dropped silently).")
@@ -150,3 +165,41 @@ class Profile(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class SearchTrack(RecommendedTrack):
+    release_year: int | None = None
+    matched: list[str] = Field(
+        default_factory=list,
+        description="The parts of the query the track satisfies: target, genre, era, artist, title, words.")
+
+
+class Interpretation(BaseModel):
+    moods: list[str] = Field(description="Moods read from the query (canonical names).")
+    activities: list[str]
+    times_of_day: list[str]
+    features: list[str] = Field(description="Audio-feature words: acoustic, fast, instrumental, ...")
+    genres: list[str] = Field(description="Catalog genres the query names (also a filter).")
+    era: dict[str, int] | None = Field(description="`{from, to}` release years (also a filter).")
+    artists: list[str] = Field(description="Catalog artists the query names (also a filter).")
+    title: str | None = Field(default=None, description="The title looked up, when the query is one.")
+    words: list[str] = Field(description="Other words matched against titles and artists.")
+    by_similarity: dict[str, str] = Field(
+        default_factory=dict, description="Unknown words read by sentence embedding: word → concept.")
+    ignored: list[str] = Field(description="Words that carry no meaning here.")
+    relaxed: list[str] = Field(
+        default_factory=list, description="Filters dropped because no track satisfied them all.")
+    semantic: bool = Field(description="Whether sentence embeddings took part.")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    understood: list[str] = Field(description="The words of the query that were understood, in order.")
+    interpretation: Interpretation
+    user_id: str | None = None
+    personalised: bool = Field(description="True when the listener's live taste shaped the order.")
+    profile_version: int | None = None
+    request_id: str
+    variant: str | None = None
+    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
+    items: list[SearchTrack]

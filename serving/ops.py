@@ -36,7 +36,7 @@ from serving.auth import require
 from serving.config import ServingConfig
 from serving.errors import ApiError, JsonResponse
 from serving.lag import KafkaLogReader, LagMonitor, LagReport, LagUnavailable
-from serving.metrics import OpsCollector, RequestTimer, request_histogram
+from serving.metrics import ExperimentCollector, OpsCollector, RequestTimer, request_histogram
 from serving.models import Health
 from serving.ops_stats import FlowStats, StatsHistory, Window, read_stats_async
 from serving.redis_client import SyncRedis
@@ -64,9 +64,12 @@ class OpsState:
     registry: CollectorRegistry
     collector: OpsCollector
     history: StatsHistory = field(default_factory=StatsHistory)
+    experiments: ExperimentCollector | None = None
 
     def close(self) -> None:
         self.registry.unregister(self.collector)
+        if self.experiments is not None:
+            self.registry.unregister(self.experiments)
         self.reader.close()
         self.client.close()
 
@@ -91,7 +94,9 @@ def open_ops(app: FastAPI, config: ServingConfig) -> OpsState:
     collector = OpsCollector(monitor, client, config.keys,
                              catalog_size=lambda: len(app.state.catalog.index))
     registry.register(collector)
-    state = OpsState(config, client, reader, monitor, registry, collector)
+    experiments = ExperimentCollector(client, config.keys, config.experiments)
+    registry.register(experiments)
+    state = OpsState(config, client, reader, monitor, registry, collector, experiments=experiments)
     app.state.ops = state
     return state
 

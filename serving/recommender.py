@@ -31,6 +31,7 @@ import numpy as np
 from ranking.catalog_view import CatalogView
 from ranking.collaborative import artist_scores, seed_artists
 from ranking.config import RANKING_CONFIG, RankingConfig
+from ranking.explore import outcome_stats
 from ranking.listener import recent_positives
 from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
 from ranking.seeds import SeedFavourites, SeedProfile, seed_of
@@ -38,8 +39,10 @@ from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
 from schemas.values import (
+    EXPLORE_KEY,
     RankerState,
     decode_neighbours,
+    decode_outcomes,
     decode_ranker,
     decode_rates,
     decode_seed,
@@ -184,6 +187,24 @@ async def read_rates(client: Any, keys: KeyLayout, track_ids: Sequence[str]) -> 
     return parse_rates(track_ids, await client.hmget(keys.item_rates, list(track_ids)))
 
 
+class ExploreStatsCache:
+    """The exploration arms' outcomes over all listeners (the flow's `_explore` counts), re-read at
+    most every `refresh_s`: the bandit learns at that pace, and a request costs no extra read."""
+
+    def __init__(self, refresh_s: float = 2.0) -> None:
+        self.refresh_s = refresh_s
+        self.stats: dict[str, tuple[float, float]] = {}
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> dict[str, tuple[float, float]]:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            raw = await client.hgetall(keys.experiment_outcomes(EXPLORE_KEY))
+            self.stats = outcome_stats(decode_outcomes(raw))
+        return self.stats
+
+
 class GlobalModelCache:
     """The newest published global engagement model, re-read at most every `refresh_s`."""
 
@@ -285,6 +306,7 @@ class Recommender:
         self.cache = cache
         self.global_model = global_model
         self.artist_listeners = ArtistListenersCache()
+        self.explore_stats = ExploreStatsCache()
         self.ranker = RankerCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
@@ -306,7 +328,9 @@ class Recommender:
             scores, via = artist_scores(artist_seeds, read.artist_rows, listeners,
                                         config.collaborative_normalise_rows)
         ranker = await self.ranker.get(client, self.keys)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular)
+        explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular,
+                       explore_stats=explore)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:

@@ -4,7 +4,9 @@ configuration (`RankingConfig.sources`, `RankingConfig.quotas`).
 A new source is one module here (a `propose(context, n)` and a `SOURCE`) plus one line below.
 
 >>> from ranking.config import RankingConfig
->>> sorted(SOURCES) == sorted(RankingConfig().sources)
+>>> sorted(SOURCES) == sorted({*RankingConfig().sources, *RankingConfig().explore_arms})
+True
+>>> set(RankingConfig().explore_arms) <= set(SOURCES)
 True
 """
 
@@ -14,6 +16,7 @@ from ranking.candidates import SourceCandidates
 from ranking.sources import (
     artist,
     co_listening,
+    explore,
     familiar,
     genre,
     popular,
@@ -30,6 +33,9 @@ SOURCES: dict[str, CandidateSource] = {
     for source in (taste, session, co_listening, similar_artists, genre, artist, seed, trending, popular,
                    familiar)
 }
+SOURCES.update({source.name: source for source in explore.SOURCES})
+"""Every source by name; the exploration sources (`ranking.sources.explore`) are arms of the
+exploration bandit (`RankingConfig.explore_arms`), not part of the merge."""
 
 
 def propose_all(ctx: SourceContext) -> list[SourceCandidates]:

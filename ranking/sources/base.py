@@ -37,6 +37,8 @@ class Signals:
     """The flow's learned ranker (`ranking.ranker`), as last published."""
     stream_popular: Sequence[tuple[str, float]] = ()
     """The most listened tracks in the stream: (track_id, decayed listens), most first."""
+    explore_stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Exploration arm → (successes, failures) of its past slots, over all listeners (`ranking.explore`)."""
 
 
 @dataclass(frozen=True)

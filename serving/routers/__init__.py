@@ -5,6 +5,9 @@
 | `ingest.py` | `POST /v1/events`, `POST /v1/tracks` | write, admin |
 | `recommend.py` | recommendations, rank, similar (`read`); seed (`write`) | read, write |
 | `profile.py` | `GET /v1/users/{user_id}/profile` | read |
+| `search.py` | `GET /v1/search` | read |
+| `experiments.py` | `GET /v1/experiments` | admin |
+| `listen.py` | `/listen` (none); `GET /v1/catalog/summary`, `GET /v1/listeners` | read |
 | `serving/ops.py` | lag, summary, metrics (`admin`); `/readyz`, `/healthz`, `/ops` | admin, none |
 
 Each router declares its key scope and its error responses once; `serving.deps` holds the typed

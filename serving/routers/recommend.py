@@ -11,6 +11,7 @@ from ranking.pipeline import RecommendRequest
 from ranking.seeds import SeedFavourites, seed_of
 from ranking.similar import similar_to
 from schemas.keys import NEIGHBOURS_KEPT
+from schemas.values import encode_explore
 from serving.auth import require
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
@@ -21,11 +22,13 @@ from serving.deps import (
     RecommendParams,
     RecommendParamsDep,
     RedisDep,
+    ServedDep,
     SimilarParamsDep,
     TrackId,
     UserId,
 )
 from serving.errors import ERROR_RESPONSES, ApiError
+from serving.experiments import Assigned, assigned_for
 from serving.models import (
     RankRequest,
     RankResponse,
@@ -45,7 +48,7 @@ writes = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(requi
 
 async def recommendations_for(
     user_id: str, client: aioredis.Redis, catalog: LiveCatalog, cfg: ServingConfig,
-    recommender: Recommender, request: RecommendRequest,
+    recommender: Recommender, request: RecommendRequest, assigned: Assigned,
 ) -> Recommendations:
     view = catalog_view(catalog)
     state = await listener(client, cfg, user_id)
@@ -58,6 +61,10 @@ async def recommendations_for(
         cold_start=answer.cold_start,
         seeded=answer.seeded,
         target=answer.target,
+        request_id=encode_explore(assigned.request_id, [(item.explore, item.track_id) for item in answer.items
+                                                        if item.explore]),
+        variant=assigned.variant,
+        experiments=assigned.experiments,
         items=[track_out(view, item) for item in answer.items],
     )
 
@@ -65,7 +72,7 @@ async def recommendations_for(
 @reads.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def recommendations(
     user_id: UserId, params: RecommendParamsDep, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
-    recommender: RecommenderDep,
+    recommender: RecommenderDep, served: ServedDep,
 ) -> Recommendations:
     """The best k catalog tracks for this listener right now, each with reasons.
 
@@ -75,16 +82,19 @@ async def recommendations(
     model, live item quality, popularity, mood / time-of-day fit and discovery; the list is
     diversified across the listener's taste clusters with at most two tracks per artist.
     Recently played, skipped and disliked tracks and disliked artists are left out. A listener
-    nobody knows gets popular and trending tracks across genres, marked `cold_start`.
+    nobody knows gets popular and trending tracks across genres, marked `cold_start`. With
+    experiments configured, the listener's variant ranks the list; `request_id` names the answer
+    (players send it back with the plays of its tracks) and `variant` the variant.
     """
-    request = params.request(cfg)
-    return await recommendations_for(user_id, client, catalog, cfg, recommender, request)
+    assigned = assigned_for(cfg, user_id, served)
+    request = params.request(cfg, config=assigned.config)
+    return await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
 
 
 @reads.post("/users/{user_id}/rank", response_model=RankResponse)
 async def rank_tracks(
     user_id: UserId, body: RankRequest, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
-    recommender: RecommenderDep,
+    recommender: RecommenderDep, served: ServedDep,
 ) -> RankResponse:
     """Re-rank the caller's tracks for this listener: scores and reasons, best first.
 
@@ -93,7 +103,8 @@ async def rank_tracks(
     not know are listed in `unknown`.
     """
     view = catalog_view(catalog)
-    request = RecommendParams.from_body(body, k=len(body.track_ids)).request(cfg)
+    assigned = assigned_for(cfg, user_id, served)
+    request = RecommendParams.from_body(body, k=len(body.track_ids)).request(cfg, config=assigned.config)
     state = await listener(client, cfg, user_id)
     items, unknown = await redis_call(lambda: recommender.rank(client, view, state, body.track_ids, request))
     profile = state.profile
@@ -101,6 +112,7 @@ async def rank_tracks(
         user_id=user_id, profile_version=profile.version if profile else 0,
         as_of=iso(profile.as_of_ms) if profile else None,
         target=request.target.name if request.target is not None else None,
+        request_id=assigned.request_id, variant=assigned.variant, experiments=assigned.experiments,
         items=[track_out(view, item) for item in items], unknown=unknown,
     )
 
@@ -128,7 +140,7 @@ async def similar(
 @writes.post("/users/{user_id}/seed", response_model=SeedResponse)
 async def seed(
     user_id: UserId, body: SeedRequest, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
-    recommender: RecommenderDep,
+    recommender: RecommenderDep, served: ServedDep,
 ) -> SeedResponse:
     """Declare a listener's favourites (a few tracks and/or artists) for a cold start.
 
@@ -150,8 +162,9 @@ async def seed(
     stored = SeedFavourites(tuple(known_tracks), tuple(known_artists))
     await redis_call(lambda: client.set(cfg.keys.user_seed(user_id),
                                         encode_seed(stored, int(time.time() * 1000))))
-    request = RecommendParams().request(cfg)
-    recs = await recommendations_for(user_id, client, catalog, cfg, recommender, request)
+    assigned = assigned_for(cfg, user_id, served)
+    request = RecommendParams().request(cfg, config=assigned.config)
+    recs = await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
     return SeedResponse(user_id=user_id, track_ids=known_tracks, artists=known_artists,
                         unknown_tracks=resolved.unknown_tracks, unknown_artists=resolved.unknown_artists,
                         recommendations=recs)

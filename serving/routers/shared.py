@@ -52,4 +52,4 @@ def track_out(view: CatalogView, item: RankedTrack) -> RecommendedTrack:
     track = view.index.tracks[item.position]
     return RecommendedTrack(track_id=track.track_id, score=item.score, title=track.title,
                             artist=track.artist, genres=track.genres, reasons=item.reasons,
-                            sources=item.sources, engagement=item.engagement)
+                            sources=item.sources, engagement=item.engagement, explore=item.explore)

@@ -247,6 +247,31 @@
     body.innerHTML = rows.length ? rows.join("") : '<tr><td colspan="8" class="empty">no partitions</td></tr>';
   }
 
+  // ---- experiments ----------------------------------------------------------------------------
+  function pct(rate) {
+    return rate == null ? "–" : `${(100 * rate.rate).toFixed(1)} %<br><span class="ci">${(100 * rate.ci95[0]).toFixed(1)}–${(100 * rate.ci95[1]).toFixed(1)}</span>`;
+  }
+
+  function renderExperiments(body) {
+    const panel = $("experiments-panel");
+    const list = body ? body.experiments : [];
+    panel.hidden = !list.length;
+    $("experiments").innerHTML = list.map((e) => {
+      const rows = e.variants.map((v) => `<tr data-variant="${escapeHtml(v.name)}" class="${e.verdict.winner === v.name ? "winner" : ""}">`
+        + `<td>${escapeHtml(v.name)}</td><td>${Math.round(v.share * 100)} %</td><td>${fmtInt(v.plays)}</td>`
+        + `<td>${fmtInt(v.counts.complete)}</td><td>${fmtInt(v.counts.like)}</td><td>${fmtInt(v.counts.skip)}</td>`
+        + `<td>${fmtInt(v.counts.early_skip)}</td><td>${fmtInt(v.counts.dislike)}</td>`
+        + `<td>${v.plays ? pct(v.rates.complete) : "–"}</td><td>${v.plays ? pct(v.rates.like) : "–"}</td>`
+        + `<td>${v.plays ? pct(v.rates.early_skip) : "–"}</td><td>${v.plays ? pct(v.rates.dislike) : "–"}</td></tr>`).join("");
+      return `<div class="experiment" data-name="${escapeHtml(e.name)}"><h3>${escapeHtml(e.name)}</h3>`
+        + `<table class="variants"><thead><tr><th>variant</th><th>share</th><th>plays</th><th>completes</th><th>likes</th>`
+        + `<th>skips</th><th>early skips</th><th>dislikes</th><th>complete rate</th><th>like rate</th><th>early skip rate</th>`
+        + `<th>dislike rate</th></tr></thead><tbody>${rows}</tbody></table>`
+        + `<p class="verdict" data-significant="${e.verdict.significant}" data-winner="${escapeHtml(e.verdict.winner || "")}">`
+        + `${escapeHtml(e.verdict.summary)}</p></div>`;
+    }).join("");
+  }
+
   // ---- polling --------------------------------------------------------------------------------
   async function fetchJson(url) {
     const headers = { accept: "application/json" };
@@ -297,7 +322,8 @@
   }
 
   async function tick() {
-    const [summaryResult, lagResult] = await Promise.allSettled([fetchJson("/v1/ops/summary"), fetchJson("/v1/ops/lag")]);
+    const [summaryResult, lagResult, experimentsResult] = await Promise.allSettled([
+      fetchJson("/v1/ops/summary"), fetchJson("/v1/ops/lag"), fetchJson("/v1/experiments")]);
     const banner = $("banner");
     if (summaryResult.status === "rejected" && summaryResult.reason instanceof AuthError) {
       banner.hidden = true;
@@ -327,6 +353,7 @@
     renderStats(summary, lag);
     renderDeadLetters(summary);
     renderPartitions(lag);
+    renderExperiments(experimentsResult.status === "fulfilled" ? experimentsResult.value : null);
     redraw();
     updates += 1;
     document.body.dataset.updates = String(updates);

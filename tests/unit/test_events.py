@@ -246,7 +246,7 @@ def test_unknown_top_level_fields_are_dropped() -> None:
 def test_unknown_context_fields_are_dropped() -> None:
     event = validate_event(payload(context={"source": "radio", "weather": "rain", "lat": 1.5}))
     assert event.model_dump()["context"] == {
-        "source": "radio", "device": None, "mood": None, "activity": None,
+        "source": "radio", "device": None, "mood": None, "activity": None, "request_id": None,
     }
     assert b"weather" not in event.to_json()
 

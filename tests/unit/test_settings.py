@@ -35,6 +35,9 @@ ALL_VARS = {
     "ENCORE_ACCESS_LOG": "off",
     "ENCORE_OTEL_ENDPOINT": "http://otel:4318",
     "ENCORE_SERVICE_NAME": "encore-api-eu",
+    "ENCORE_SEARCH_EMBEDDINGS": "off",
+    "ENCORE_EXPERIMENTS": '[{"name": "x", "variants": [{"name": "a", "share": 0.5},'
+                          ' {"name": "b", "share": 0.5, "overrides": {"artist": 1.2}}]}]',
 }
 
 
@@ -60,6 +63,8 @@ def test_empty_strings_mean_default() -> None:
 
 def test_every_variable_is_parsed() -> None:
     s = Settings.from_env(ALL_VARS)
+    assert s.search_embeddings is False
+    assert [v.config.artist for v in s.experiments[0].variants] == [0.8, 1.2]
     assert s.kafka_bootstrap == "k1:9092,k2:9092"
     assert s.redis_url == "redis://r:6380/2"
     assert s.namespace == "staging"
@@ -223,3 +228,9 @@ def test_log_format_and_tracing_settings() -> None:
     assert endpoint(ENCORE_OTEL_ENDPOINT="http://c:4318", OTEL_EXPORTER_OTLP_ENDPOINT="http://a:4318"
                     ) == "http://c:4318/v1/traces"
     assert Settings.from_env({"OTEL_SERVICE_NAME": "x"}).service_name == "x"
+
+
+def test_a_mistaken_experiment_refuses_to_start() -> None:
+    with pytest.raises(SettingsError, match=r"ENCORE_EXPERIMENTS: .*unknown ranking setting"):
+        Settings.from_env({"ENCORE_EXPERIMENTS": '[{"name": "x", "variants": [{"name": "a", "share": 0.5},'
+                                                 ' {"name": "b", "share": 0.5, "overrides": {"nope": 1}}]}]'})
