@@ -15,6 +15,9 @@
 | `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
 | `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
+| `ENCORE_DEDUPE_HORIZON_S` | `604800` | Event time (7 days) over which the flow remembers each listener's event ids: a repeat within it is applied once; an event older than this before the listener's newest goes to the dead letters as `too_late` (`flows/dedupe.py`). |
+| `ENCORE_HOLD_EVENTS` | `64` | Events the flow keeps per listener while one waits for a track the catalog does not know yet (the held ones and those after them); `0`: such events are applied at once, without their track. |
+| `ENCORE_HOLD_S` | `86400` | Event time an event ahead of the catalog waits for its track at most; then it is applied without it. |
 | `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
 | `ENCORE_API_KEYS` | unset | API keys as JSON: `[{"name", "key" (or "sha256:<hex>"), "scopes": [write, read, admin], "rate_per_s", "burst"}]`. Unset (and no file): demo mode, no auth. |
 | `ENCORE_API_KEYS_FILE` | unset | A file holding the same JSON (takes precedence over `ENCORE_API_KEYS`). |
@@ -139,6 +142,9 @@ class Settings:
     catalog_refresh_s: float = 1.0
     recovery: bool = True
     snapshot_interval_s: int = 5
+    dedupe_horizon_s: int = 7 * 24 * 3600
+    hold_events: int = 64
+    hold_s: int = 24 * 3600
     api_keys: str | None = None
     """The API keys' JSON (a secret: never logged)."""
     max_body_bytes: int = 1_048_576
@@ -182,6 +188,9 @@ class Settings:
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
             snapshot_interval_s=_int(env, "ENCORE_SNAPSHOT_INTERVAL_S", 5),
+            dedupe_horizon_s=_int(env, "ENCORE_DEDUPE_HORIZON_S", 7 * 24 * 3600, minimum=60),
+            hold_events=_int(env, "ENCORE_HOLD_EVENTS", 64, minimum=0, maximum=10_000),
+            hold_s=_int(env, "ENCORE_HOLD_S", 24 * 3600, minimum=1),
             api_keys=_api_keys(env),
             max_body_bytes=_int(env, "ENCORE_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             cors_origins=tuple(o.strip() for o in (env.get("ENCORE_CORS_ORIGINS") or "").split(",")
@@ -208,6 +217,9 @@ class Settings:
             "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
             "ENCORE_RECOVERY": "on" if self.recovery else "off",
             "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
+            "ENCORE_DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
+            "ENCORE_HOLD_EVENTS": str(self.hold_events),
+            "ENCORE_HOLD_S": str(self.hold_s),
             "ENCORE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),

@@ -27,31 +27,41 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
         self._keys = keys
 
     def write_batch(self, items: list[tuple[str, ProfileWrite]]) -> None:
-        # One SET per touched user per batch: the newest version wins.
+        # One SET per touched user per batch: a user's writes come in the step's order, so the last
+        # one wins. A forget deletes the user's keys first; a profile started after it in the same
+        # batch is then written again.
         newest: dict[str, ProfileWrite] = {}
+        forgotten: set[str] = set()
         progress = Progress()
-        applied = duplicates = 0
+        counters = dict.fromkeys(("events_applied", "events_duplicate", "events_held", "events_released",
+                                  "events_forgotten", "users_forgotten"), 0)
         for user_id, write in items:
-            progress.note(write.position)
-            applied += write.applied
-            duplicates += write.duplicates
-            if write.blob is None:
-                continue
-            held = newest.get(user_id)
-            if held is None or write.version >= held.version:
+            if write.position is not None:
+                progress.note(write.position)
+            counters["events_applied"] += write.applied
+            counters["events_duplicate"] += write.duplicates
+            counters["events_held"] += write.held
+            counters["events_released"] += len(write.released)
+            counters["events_forgotten"] += write.forgotten
+            if write.forget:
+                counters["users_forgotten"] += 1
+                forgotten.add(user_id)
+                newest.pop(user_id, None)
+            if write.blob is not None:
                 newest[user_id] = write
         keys = self._keys
-        counters = {"events_applied": applied, "events_duplicate": duplicates,
-                    "profile_writes": len(newest)}
+        counters["profile_writes"] = len(newest)
 
         def fill(pipe) -> None:
+            for user_id in forgotten:
+                pipe.delete(keys.profile(user_id), keys.user_seed(user_id))
             for user_id, write in newest.items():
                 pipe.set(keys.profile(user_id), write.blob)
             progress.record(pipe, keys)
             for name, count in counters.items():
                 if count:
                     pipe.hincrby(keys.ops_counters, name, count)
-            self._record_freshness(pipe, newest.values())
+            self._record_freshness(pipe, [w for w in newest.values() if w.position is not None])
 
         pipelined(self._client, fill, f"profile write of {len(newest)} users")
 
@@ -63,6 +73,7 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
         buckets: dict[str, int] = {}
         total = 0.0
         for write in writes:
+            assert write.position is not None
             age = max(0.0, now_ms - write.position.broker_ts_ms)
             total += age
             bucket = freshness_bucket(age)

@@ -23,6 +23,9 @@ ALL_VARS = {
     "ENCORE_CATALOG_REFRESH_S": "2.5",
     "ENCORE_RECOVERY": "off",
     "ENCORE_SNAPSHOT_INTERVAL_S": "3",
+    "ENCORE_DEDUPE_HORIZON_S": "3600",
+    "ENCORE_HOLD_EVENTS": "8",
+    "ENCORE_HOLD_S": "600",
     "ENCORE_API_KEYS": '[{"name": "p", "key": "0123456789abcdef", "scopes": ["write"]}]',
     "ENCORE_MAX_BODY_BYTES": "2048",
     "ENCORE_CORS_ORIGINS": "https://a.example,https://b.example",
@@ -66,6 +69,7 @@ def test_every_variable_is_parsed() -> None:
     assert s.flow_batch_size == 250
     assert s.flow_processes == 3
     assert s.catalog_refresh_s == 2.5
+    assert (s.dedupe_horizon_s, s.hold_events, s.hold_s) == (3600, 8, 600)
     assert s.log_level == "DEBUG"
 
 
