@@ -21,6 +21,12 @@
 | `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
 | `ENCORE_API_KEYS` | unset | API keys as JSON: `[{"name", "key" (or "sha256:<hex>"), "scopes": [write, read, admin], "rate_per_s", "burst"}]`. Unset (and no file): demo mode, no auth. |
 | `ENCORE_API_KEYS_FILE` | unset | A file holding the same JSON (takes precedence over `ENCORE_API_KEYS`). |
+| `ENCORE_JWT_SECRET` | unset | Shared secret (≥ 32 bytes) for listener tokens signed HS256 (`serving/auth.py`). |
+| `ENCORE_JWT_SECRET_FILE` | unset | A file holding that secret (takes precedence). |
+| `ENCORE_JWT_JWKS` | unset | A JWKS file path or `https://` URL with the public keys of listener tokens (RS/PS/ES/EdDSA; `kid` picks the key). |
+| `ENCORE_JWT_ISSUER` | unset | When set, a listener token's `iss` must equal it. |
+| `ENCORE_JWT_AUDIENCE` | unset | When set, a listener token's `aud` must contain it. |
+| `ENCORE_JWT_RATE_PER_S` | `20` | Requests per second of one listener's tokens per API replica (bursts of twice as many). |
 | `ENCORE_MAX_BODY_BYTES` | `1048576` | Largest request body the API reads; larger answers 413. |
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
@@ -112,6 +118,16 @@ def _api_keys(env: Mapping[str, str]) -> str | None:
     return env.get("ENCORE_API_KEYS") or None
 
 
+def _jwt_secret(env: Mapping[str, str]) -> str | None:
+    path = env.get("ENCORE_JWT_SECRET_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise SettingsError(f"ENCORE_JWT_SECRET_FILE cannot be read: {exc.strerror}") from None
+    return env.get("ENCORE_JWT_SECRET") or None
+
+
 def redact_url(url: str | None) -> str:
     """A URL fit for logs: any password replaced by `***`.
 
@@ -147,6 +163,12 @@ class Settings:
     hold_s: int = 24 * 3600
     api_keys: str | None = None
     """The API keys' JSON (a secret: never logged)."""
+    jwt_secret: str | None = None
+    """The listener tokens' HS256 secret (never logged)."""
+    jwt_jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_rate_per_s: float = 20.0
     max_body_bytes: int = 1_048_576
     cors_origins: tuple[str, ...] = ()
     recs_cache_size: int = 4096
@@ -192,6 +214,11 @@ class Settings:
             hold_events=_int(env, "ENCORE_HOLD_EVENTS", 64, minimum=0, maximum=10_000),
             hold_s=_int(env, "ENCORE_HOLD_S", 24 * 3600, minimum=1),
             api_keys=_api_keys(env),
+            jwt_secret=_jwt_secret(env),
+            jwt_jwks=env.get("ENCORE_JWT_JWKS") or None,
+            jwt_issuer=env.get("ENCORE_JWT_ISSUER") or None,
+            jwt_audience=env.get("ENCORE_JWT_AUDIENCE") or None,
+            jwt_rate_per_s=_float(env, "ENCORE_JWT_RATE_PER_S", 20.0),
             max_body_bytes=_int(env, "ENCORE_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             cors_origins=tuple(o.strip() for o in (env.get("ENCORE_CORS_ORIGINS") or "").split(",")
                                if o.strip()),
@@ -235,6 +262,11 @@ class Settings:
             env["ENCORE_REDIS_URL"] = self.redis_url
         if self.api_keys:
             env["ENCORE_API_KEYS"] = self.api_keys
+        env["ENCORE_JWT_RATE_PER_S"] = str(self.jwt_rate_per_s)
+        for name, value in (("ENCORE_JWT_SECRET", self.jwt_secret), ("ENCORE_JWT_JWKS", self.jwt_jwks),
+                            ("ENCORE_JWT_ISSUER", self.jwt_issuer), ("ENCORE_JWT_AUDIENCE", self.jwt_audience)):
+            if value:
+                env[name] = value
         return env
 
     @property
@@ -244,7 +276,8 @@ class Settings:
 
     def __repr__(self) -> str:
         return (f"Settings(kafka={self.kafka_bootstrap!r}, redis={redact_url(self.redis_url)!r}, "
-                f"namespace={self.namespace!r}, api_keys={'<set>' if self.api_keys else None})")
+                f"namespace={self.namespace!r}, api_keys={'<set>' if self.api_keys else None}, "
+                f"jwt_secret={'<set>' if self.jwt_secret else None})")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

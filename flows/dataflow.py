@@ -74,7 +74,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     dedupe = DedupeConfig(horizon_ms=config.dedupe_horizon_s * 1000)
     hold = HoldConfig(max_events=config.hold_events, max_wait_ms=config.hold_s * 1000,
                       recheck_s=config.catalog_refresh_s)
-    tracks = lookup.tracks if config.hold_events > 0 else None
+    catalog = lookup.tracks if config.hold_events > 0 else None
 
     def source(topic: str) -> KafkaSource:
         consumer_config = {"fetch.wait.max.ms": str(config.fetch_wait_ms), **config.kafka_config}
@@ -90,7 +90,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
         "update_profile", with_tracks,
-        lambda resume: UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=tracks, hold=hold),
+        lambda resume: UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=catalog, hold=hold),
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
     # Item statistics and co-listening of the applied events → per-track state → full-state writes.

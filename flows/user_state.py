@@ -115,8 +115,8 @@ class ProfileWrite:
     blob: bytes | None
     """The encoded profile; None when the batch changed nothing (duplicates, held events only)."""
     position: Position | None
-    """The newest message of the batch: the flow has processed up to here (None for the timer's
-    writes, which process no message)."""
+    """The newest message of the batch: the flow has processed up to here. A timer's write (held
+    events released) carries the listener's newest message seen, or None after a resume."""
     applied: int
     duplicates: int
     learned: list[tuple[Event, Track | None, list[PairIncrement]]]
@@ -341,6 +341,8 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
         self.hold = hold
         # Bytewax builds the logic without its key; the first event names the user.
         self.state = load_user_state(resume_state, dedupe)
+        self.last_position: Position | None = None
+        """The newest message seen since the logic was built: what a timer's write is timed from."""
 
     def _new_model(self, ts_ms: int) -> UserModel:
         prior = self.priors(ts_ms)
@@ -364,6 +366,7 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
                 self._forget(message, out)
             else:
                 self._receive(message, track, position, out)
+        self.last_position = newest
         return ([self._write(out, newest)], StatefulBatchLogic.RETAIN)
 
     def notify_at(self) -> datetime | None:
@@ -375,7 +378,7 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
         out = _Batch()
         if self.state.held is None or not self._release(out):
             return ([], StatefulBatchLogic.RETAIN)
-        return ([self._write(out, None)], StatefulBatchLogic.RETAIN)
+        return ([self._write(out, self.last_position)], StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)

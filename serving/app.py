@@ -76,15 +76,16 @@ def create_app(config: ServingConfig) -> FastAPI:
 
 def install_security(app: FastAPI, config: ServingConfig) -> None:
     """API keys, the body-size cap and CORS; in demo mode (no keys) say so on every response."""
-    app.state.auth = Authenticator(config.api_keys)
+    app.state.auth = Authenticator(config.api_keys, config.tokens, config.listener_rate_per_s)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key",
-                                                                          "Content-Type"])
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     if app.state.auth.demo_mode:
-        log.warning("DEMO MODE: no API keys configured (ENCORE_API_KEYS); anyone who can reach "
-                    "this API can write events and read every profile")
+        log.warning("DEMO MODE: no API keys (ENCORE_API_KEYS) and no listener tokens (ENCORE_JWT_*) "
+                    "configured; anyone who can reach this API can write events, read and forget "
+                    "every profile")
 
         app.add_middleware(DemoModeHeader)
 

@@ -21,6 +21,7 @@ from fastapi import Depends, Path, Query, Request
 from ranking.config import RANKING_CONFIG, ExclusionRules
 from ranking.moods import ACTIVITIES, MOODS, known_name
 from ranking.pipeline import RecommendRequest
+from serving.auth import Principal, current_principal
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import ApiError
@@ -53,6 +54,8 @@ ProducerDep = Annotated[AckedProducer, Depends(get_producer)]
 CatalogDep = Annotated[LiveCatalog, Depends(get_catalog)]
 ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+"""Who the route's `serving.auth.require` let in: a service key, a `Listener`, or None (demo mode)."""
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]

@@ -467,7 +467,7 @@ def test_the_timer_applies_a_held_event_when_its_track_arrives_without_another_e
     assert logic.on_notify() == ([], False)  # not there yet
     catalog.known[t.track_id] = t
     (released,) = logic.on_notify()[0]
-    assert released.applied == 1 and released.released == [t] and released.position is None
+    assert released.applied == 1 and released.released == [t] and released.position == write.position
     profile = decode_profile(released.blob, "u1")
     assert profile.version == 1 and profile.genres == {g: 1.0 for g in t.genres}
     assert logic.notify_at() is None
