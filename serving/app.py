@@ -31,7 +31,7 @@ from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
-from serving.routers import ingest, profile, recommend
+from serving.routers import ingest, profile, recommend, users
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_security(app, config)
     install_ops(app)
 
-    for router in (ingest.router, recommend.router, profile.router):
+    for router in (ingest.router, recommend.router, profile.router, users.router):
         app.include_router(router)
     _document_body_models(app)
     return app
