@@ -49,6 +49,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from schemas._text import is_identifier
 from serving.errors import ApiError
 
 SCOPES = ("write", "read", "admin")
@@ -63,7 +64,6 @@ TOKEN_LEEWAY_S = 30
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
                          "EdDSA")
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-_USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
 
 class ApiKeyConfigError(ValueError):
@@ -214,7 +214,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is not valid: {type(exc).__name__}") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not _USER_ID.match(sub):
+        if not isinstance(sub, str) or not is_identifier(sub):
             raise InvalidToken("the token's sub is not a user id (1-128 characters, no control characters)")
         jti = claims.get("jti")
         return Listener(sub, jti if isinstance(jti, str) else None)
