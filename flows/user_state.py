@@ -204,8 +204,8 @@ class UserState:
     Pickled as the profile plus the models' own exact byte forms (float32 weights, the 24-byte drift
     state, the window's entries, the dedupe's sorted ids), so a resumed flow continues bit for bit."""
 
-    __slots__ = ("artists", "dedupe", "drift", "forgotten_through_ms", "held", "model", "profile",
-                 "window")
+    __slots__ = ("_dedupe_raw", "artists", "dedupe", "drift", "forgotten_through_ms", "held", "model",
+                 "profile", "window")
 
     def __init__(self, profile: UserProfile, model: UserModel | None = None,
                  drift: DriftDetector | None = None, window: ListeningWindow | None = None,
@@ -220,6 +220,8 @@ class UserState:
         self.held: HeldEvents | None = None
         self.forgotten_through_ms = NO_TIME
         """Set by a forget: events up to this event time are from before it."""
+        self._dedupe_raw: bytes | None = None
+        """The dedupe's bytes as unpickled, until `load_user_state` reads them with its horizon."""
 
     @classmethod
     def from_profile(cls, profile: UserProfile, dedupe: DedupeConfig = DEDUPE_CONFIG) -> UserState:
@@ -277,6 +279,7 @@ class UserState:
         self.dedupe = restored.dedupe
         self.held, self.forgotten_through_ms = None, NO_TIME
         if state[0] >= 3:
+            self._dedupe_raw = state[4]
             self.dedupe = EventDedupe.from_bytes(state[4], dedupe)
             self.held = HeldEvents.from_state(state[5]) if state[5] is not None else None
             self.forgotten_through_ms = state[6]
@@ -300,8 +303,9 @@ def load_user_state(resume_state: bytes | None, dedupe: DedupeConfig = DEDUPE_CO
         return UserState(UserProfile(""), dedupe=EventDedupe(dedupe))
     state = pickle.loads(resume_state)
     if isinstance(state, UserState):
-        if dedupe != DEDUPE_CONFIG:  # unpickled with the default; re-read the ids with this horizon
-            state.dedupe = EventDedupe.from_bytes(state.dedupe.to_bytes(), dedupe)
+        if dedupe != DEDUPE_CONFIG and state._dedupe_raw is not None:  # unpickled with the default
+            state.dedupe = EventDedupe.from_bytes(state._dedupe_raw, dedupe)
+        state._dedupe_raw = None
         return state
     return UserState.from_profile(state, dedupe)
 
@@ -516,4 +520,5 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
             state.sync()
             blob = encode_profile(state.profile)
         return ProfileWrite(state.profile.version, blob, position, out.applied, out.duplicates, out.learned,
-                            out.entered, out.letters, out.forget, out.held, out.released, out.forgotten)
+                            artists_entered=out.entered, dead_letters=out.letters, forget=out.forget,
+                            held=out.held, released=out.released, forgotten=out.forgotten)

@@ -186,6 +186,20 @@ def _produce_paced(env: Env, stream: list[dict[str, Any]], rate: float) -> threa
     return thread
 
 
+def _kill_repeatedly(env: Env, flow: Any, crashes: list[int]) -> Any:
+    """SIGKILL the flow `CRASHES` times mid-stream (no shutdown, no final snapshot), restarting it
+    each time; a kill waits until the (re)started flow has made progress, since on a loaded machine
+    a restart can take longer than the interval. Returns the running flow."""
+    for _ in range(CRASHES):
+        last = crashes[-1] if crashes else 0
+        wait_for(lambda last=last: _processed(env) > last + 1_000, 60, "progress before a kill")
+        time.sleep(CRASH_EVERY_S / 2)
+        flow.kill()
+        crashes.append(_processed(env))
+        flow = env.start_flow()
+    return flow
+
+
 def test_profiles_and_track_stats_after_repeated_sigkill_and_resume_equal_a_clean_run(
     env: Env, stream: list[dict[str, Any]], clean: tuple[dict[str, UserProfile], StoredTracks],
     track_ref: TrackReference,
@@ -197,11 +211,7 @@ def test_profiles_and_track_stats_after_repeated_sigkill_and_resume_equal_a_clea
     try:
         _load_catalog(env)
         producer = _produce_paced(env, stream, PACE_EVENTS_PER_S)
-        for _ in range(CRASHES):
-            time.sleep(CRASH_EVERY_S)
-            flow.kill()  # SIGKILL: no shutdown, no final snapshot
-            crashes.append(_processed(env))
-            flow = env.start_flow()
+        flow = _kill_repeatedly(env, flow, crashes)
         producer.join(60)
         profiles = _wait_complete(env, stream)
         # Item stats and co-listening are sums: a replayed event counted twice would show here.
@@ -265,15 +275,7 @@ def test_delayed_duplicates_hours_later_with_sigkills_give_the_same_profiles_and
     try:
         _load_catalog(env)
         producer = _produce_paced(env, delayed, PACE_EVENTS_PER_S)
-        for _ in range(CRASHES):
-            # Kill only once the (re)started flow has made progress: on a loaded machine a restart
-            # can take longer than the interval.
-            last = crashes[-1] if crashes else 0
-            wait_for(lambda last=last: _processed(env) > last + 1_000, 60, "progress before a kill")
-            time.sleep(CRASH_EVERY_S / 2)
-            flow.kill()
-            crashes.append(_processed(env))
-            flow = env.start_flow()
+        flow = _kill_repeatedly(env, flow, crashes)
         producer.join(60)
         profiles = _wait_complete(env, delayed)
         tracks = wait_for_tracks(env, track_ref)

@@ -505,3 +505,16 @@ def test_a_snapshot_from_before_the_dedupe_moved_keeps_its_24_ids() -> None:
     assert len(logic.state.dedupe) == 24 and logic.state.profile.recent_event_ids == []
     (write,) = run(logic, [items[-24:]])
     assert write.duplicates == 24 and write.applied == 0
+
+
+def test_a_resume_with_a_short_horizon_continues_bit_for_bit() -> None:
+    config = DedupeConfig(horizon_ms=4 * 3_600_000)
+    items = stream(200, seed=16)
+    plan = batches(items, [30] * 7)
+    straight = UserProfileLogic(TasteLearner(), None, dedupe=config)
+    run(straight, plan)
+    logic = UserProfileLogic(TasteLearner(), None, dedupe=config)
+    for batch in plan:
+        run(logic, [batch])
+        logic = UserProfileLogic(TasteLearner(), logic.snapshot(), dedupe=config)
+    assert logic.snapshot() == straight.snapshot()
