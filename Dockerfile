@@ -6,7 +6,8 @@
 #   docker build -t encore .
 #   docker run --rm -p 8000:8000 -e ENCORE_KAFKA_BOOTSTRAP=... -e ENCORE_REDIS_URL=... encore
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# An exact version: a rebuild next month starts from the same Python (bump it deliberately).
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # ---- build: install the project and its runtime dependencies into a virtualenv --------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -20,16 +21,16 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Runtime dependencies first, read from pyproject.toml itself, so this layer stays cached while only
-# the code changes. Runtime only: neither the `dev` nor the `local` extra goes into the image.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# The locked runtime dependencies first (requirements.lock: exact versions, every file's hash;
+# runtime + the `otel` extra, neither `dev` nor `local`), so this layer stays cached while only the
+# code changes and two builds a month apart install the same packages. `make lock` refreshes it.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
-# Then the project itself.
+# Then the project itself, without resolving anything again.
 COPY . .
-RUN pip install . \
+RUN pip install --no-deps . \
+    && pip check \
     && encore --help > /dev/null
 
 # ---- runtime ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 `encore bench quality --scenario lastfm`.
 
     .venv/bin/python -m benchmarks.lastfm [--lastfm DIR] [--data CSV] [--seed S] [--eval-listeners N]
-        [--listeners N] [--steps 1,3,5,10] [--offline-only] [--no-tune] [--no-progress]
+        [--listeners N] [--steps 1,3,5,10] [--offline-only] [--tune] [--no-progress]
 
 See docs/quality.md, "Last.fm scenario". In short:
 
@@ -443,23 +443,27 @@ def method_table(off: Offline, params: dict[str, dict[str, object]]) -> dict[str
     return methods
 
 
-TUNED = ("item-kNN, tracks", "item-kNN, artists", "EASE, artists", "ALS, artists", "ALS, tracks")
+TUNED = ("item-kNN, tracks", "item-kNN, artists", "EASE, artists", "EASE, tracks", "ALS, artists",
+         "ALS, tracks")
 
 
 def grids() -> dict[str, list[dict[str, object]]]:
     """The hyper-parameter grids searched (see docs/quality.md)."""
     knn = [{"alpha": a, "shrink": s, "neighbours": k, "weighted": w}
-           for a in (0.3, 0.5, 0.7, 0.9) for s in (0.0, 10.0) for k in (None, 100)
+           for a in (0.1, 0.3, 0.5, 0.7, 0.9) for s in (0.0, 10.0, 50.0) for k in (None, 50, 200)
            for w in (False, True)]
     return {
         "item-kNN, tracks": knn,
         "item-kNN, artists": knn,
-        "EASE, artists": [{"lam": lam} for lam in (5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
+        "EASE, artists": [{"lam": lam}
+                          for lam in (5.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)],
+        "EASE, tracks": [{"lam": lam} for lam in (20.0, 100.0, 500.0, 2000.0)],
         "ALS, artists": [{"factors": f, "regularization": r, "alpha": a, "log_values": lv}
-                         for f in (32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0)
+                         for f in (16, 32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0, 50.0)
                          for lv in (False, True)],
         "ALS, tracks": [{"factors": f, "regularization": r, "alpha": a, "log_values": False}
-                        for f in (64, 128, 256) for r in (0.01, 0.1, 1.0) for a in (1.0, 5.0, 20.0)],
+                        for f in (32, 64, 128, 256) for r in (0.01, 0.1, 1.0)
+                        for a in (5.0, 20.0, 50.0, 100.0)],
     }
 
 
@@ -486,6 +490,7 @@ class Split:
     train: Offline
     rows: np.ndarray  # training rows of the scored listeners
     held_out: list[set[int]]
+    histories: list[list[tuple[int, str]]] = field(default_factory=list)  # every listener's training events
 
     def history(self) -> sp.csr_matrix:
         return self.train.X_track[self.rows]
@@ -504,9 +509,10 @@ class Split:
 
 
 def evaluation_split(scenario: Scenario) -> Split:
-    X = history_matrix([lst.events for lst in scenario.listeners], scenario.catalog.n_tracks)
+    histories = [lst.events for lst in scenario.listeners]
+    X = history_matrix(histories, scenario.catalog.n_tracks)
     return Split(Offline(scenario.catalog, X), np.array(scenario.evaluated),
-                 [set(scenario.listeners[i].held_out) for i in scenario.evaluated])
+                 [set(scenario.listeners[i].held_out) for i in scenario.evaluated], histories)
 
 
 def validation_split(scenario: Scenario, n: int, seed: int) -> Split:
@@ -524,7 +530,7 @@ def validation_split(scenario: Scenario, n: int, seed: int) -> Split:
         out = {int(a) for a in rng.choice(artists, size=len(artists) // HOLD_OUT, replace=False)}
         held.append(out)
         histories[i] = [(t, kind) for t, kind in histories[i] if int(cat.artist_of[t]) not in out]
-    return Split(Offline(cat, history_matrix(histories, cat.n_tracks)), np.array(chosen), held)
+    return Split(Offline(cat, history_matrix(histories, cat.n_tracks)), np.array(chosen), held, histories)
 
 
 def tune(val: Split, metric: str = "ndcg@20", say: Callable[[str], None] = print,
@@ -604,6 +610,7 @@ def offline_adaptation(scenario: Scenario, methods: dict[str, Recommend], off: O
 class StackResult:
     lists: dict[int, list[int]]  # evaluated listener -> API top DEPTH (streamed tracks excluded)
     deep: dict[int, list[int]]  # evaluated listener -> API top 100 (streamed tracks excluded)
+    raw: dict[int, list[int]]  # evaluated listener -> API top DEPTH without `exclude`
     adaptation: dict[int, dict[int, list[int]]]  # step -> switching listener -> API top 10
     seconds: dict[str, float]
 
@@ -662,6 +669,8 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
                               for i in scenario.evaluated}, index)
         deep = _read(stack, {i: (listeners[i].user_id, quality.MAX_API_K, played[i],
                                  version[listeners[i].user_id]) for i in scenario.evaluated}, index)
+        raw = _read(stack, {i: (listeners[i].user_id, DEPTH, [], version[listeners[i].user_id])
+                            for i in scenario.evaluated}, index)
         seconds["reads"] = time.perf_counter() - t2
         adaptation: dict[int, dict[int, list[int]]] = {}
         sent = 0
@@ -689,7 +698,7 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         seconds["adaptation"] = time.perf_counter() - t3
         bar.close()
         ok = True
-        return StackResult(lists, deep, adaptation, seconds)
+        return StackResult(lists, deep, raw, adaptation, seconds)
     finally:
         tear_down(processes, workdir, finished=ok)
 
@@ -701,8 +710,27 @@ SETTLE_S = 3.0
 # The benchmark
 
 BASELINES = ("track popularity", "artist popularity", *TUNED)
-TUNED_DEFAULTS: dict[bool, dict[str, dict[str, object]]] = {False: {}, True: {}}
-"""What `tune` chose on the default run (seed 7), used with --no-tune: {drop streamed artists: ...}."""
+TUNED_DEFAULTS: dict[bool, dict[str, dict[str, object]]] = {
+    False: {  # rule A: streamed tracks excluded
+        "item-kNN, tracks": {"alpha": 0.7, "shrink": 0.0, "neighbours": None, "weighted": True},
+        "item-kNN, artists": {"alpha": 0.3, "shrink": 10.0, "neighbours": None, "weighted": True},
+        "EASE, artists": {"lam": 500.0},
+        "EASE, tracks": {"lam": 100.0},
+        "ALS, artists": {"factors": 16, "regularization": 1.0, "alpha": 20.0, "log_values": False},
+        "ALS, tracks": {"factors": 32, "regularization": 0.01, "alpha": 20.0, "log_values": False},
+    },
+    True: {  # rule B: streamed artists excluded
+        "item-kNN, tracks": {"alpha": 0.5, "shrink": 0.0, "neighbours": None, "weighted": True},
+        "item-kNN, artists": {"alpha": 0.5, "shrink": 0.0, "neighbours": 200, "weighted": True},
+        "EASE, artists": {"lam": 50.0},
+        "EASE, tracks": {"lam": 20.0},
+        "ALS, artists": {"factors": 32, "regularization": 0.1, "alpha": 5.0, "log_values": False},
+        "ALS, tracks": {"factors": 64, "regularization": 0.01, "alpha": 20.0, "log_values": False},
+    },
+}
+"""What `tune` chose on the default run (seed 7, validation split, NDCG@20), used unless --tune:
+{drop streamed artists: {method: parameters}}. Values at a grid edge were checked one step further
+(ALS artists A: 8 factors, regularization 3 and 10, alpha 50; EASE tracks B: lambda 5 and 10): no better."""
 
 
 @dataclass
@@ -716,14 +744,19 @@ class Results:
     encore_short: float = 0.0  # Encore's mean list length after dropping streamed artists (of 20)
 
 
-def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, float]], float,
-                                                                  dict[int, dict[str, dict[str, float]]]]:
+Metrics = dict[str, float]
+
+
+def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, Metrics]], float,
+                                                                  dict[int, dict[str, Metrics]]]:
     cat = scenario.catalog
     drop: dict[int, list[int]] = {}
     for i in scenario.evaluated:
         known = scenario.listeners[i].streamed_artists(cat)
         drop[i] = [t for t in res.deep[i] if int(cat.artist_of[t]) not in known][:DEPTH]
-    cont = {False: summarise(res.lists, scenario), True: summarise(drop, scenario)}
+    cont = {False: {"Encore": summarise(res.lists, scenario),
+                    "Encore, no exclude= (raw)": summarise(res.raw, scenario)},
+            True: {"Encore": summarise(drop, scenario)}}
     short = float(np.mean([len(v) for v in drop.values()]))
     adapt: dict[int, dict[str, dict[str, float]]] = {}
     for step, lists in res.adaptation.items():
@@ -741,7 +774,7 @@ def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dic
 
 def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int = DEFAULT_EVAL,
         max_listeners: int | None = None, steps: Sequence[int] = DEFAULT_STEPS, offline_only: bool = False,
-        tune_params: bool = True, progress: bool = True, say: Callable[[str], None] = print) -> Results:
+        tune_params: bool = False, progress: bool = True, say: Callable[[str], None] = print) -> Results:
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     run_id = uuid.uuid4().hex[:8]
@@ -773,7 +806,7 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
         seconds.update(res.seconds)
         cont, results.encore_short, adapt = encore_results(scenario, res)
         for d in (False, True):
-            results.continuation[d] = {"Encore": cont[d], **results.continuation[d]}
+            results.continuation[d] = {**cont[d], **results.continuation[d]}
         for step in adaptation:
             adaptation[step] = {**adapt.get(step, {}), **adaptation[step]}
     seconds["total"] = time.perf_counter() - t0
@@ -798,7 +831,8 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         f"{sc.n_events:,} events",
         f"  machine     {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}",
         "  runtime     " + ", ".join(f"{k} {v:.0f}s" for k, v in results.seconds.items()),
-        f"  tuning      {'on a validation split of other listeners (NDCG@20)' if results.tuned else 'off'}",
+        f"  tuning      {'in this run, ' if results.tuned else 'recorded (--tune to redo), '}on a validation "
+        f"split of {DEFAULT_EVAL} other listeners, by NDCG@20",
     ]
     for d, title in ((False, "streamed tracks excluded (tracks of streamed artists may be recommended; "
                               "they are not hits)"),
@@ -811,7 +845,8 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         if d and "Encore" in results.continuation[d]:
             lines.append(f"  (Encore: its top 100, minus streamed artists; {results.encore_short:.1f} tracks "
                          f"left of {DEPTH} on average)")
-    lines += ["", "Hyper-parameters (tuned on the validation split)" if results.tuned else "Hyper-parameters"]
+    lines += ["", "Hyper-parameters, " + ("tuned in this run on the validation split" if results.tuned
+                                          else "as tuned on the validation split of seed 7 (TUNED_DEFAULTS)")]
     for d in (False, True):
         for name in TUNED:
             lines.append(f"  {name:<20}{'artists dropped' if d else 'tracks excluded':<18}"
@@ -848,7 +883,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", default=",".join(map(str, DEFAULT_STEPS)),
                         help="events of the new taste after which adaptation is measured")
     parser.add_argument("--offline-only", action="store_true", help="baselines only, no stack")
-    parser.add_argument("--no-tune", action="store_true", help="use the recorded tuned hyper-parameters")
+    parser.add_argument("--tune", action="store_true",
+                        help="tune the baselines on a validation split first (about 5 min; default: the "
+                             "hyper-parameters that tuning chose for seed 7, TUNED_DEFAULTS)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -867,7 +904,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         results = run(args.lastfm, args.data, args.seed, args.eval_listeners, args.listeners, args.steps,
-                      args.offline_only, not args.no_tune, not args.no_progress,
+                      args.offline_only, args.tune, not args.no_progress,
                       say=lambda s: print(s, flush=True))
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)

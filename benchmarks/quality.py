@@ -608,6 +608,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--diversity", type=float, default=None,
                         help="the API's diversity parameter (0..1; default: the API's default)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="playlists",
+                        help="playlists (this module), lastfm (benchmarks.lastfm: real listeners' held-out "
+                             "artists; see its --help) or all (both; only --seed, --data, --no-progress)")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
     if args.k < 1 or args.k > MAX_API_K // 2:
@@ -615,7 +618,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+SCENARIOS = ("playlists", "lastfm", "all")
+SHARED_OPTIONS = ("--seed", "--data", "--no-progress")
+"""The only options `--scenario all` takes: both scenarios read them the same way."""
+
+
+def pop_scenario(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """(`--scenario` value, the other options); playlists when absent."""
+    rest, scenario = list(argv), "playlists"
+    for i, arg in enumerate(rest):
+        if arg == "--scenario" or arg.startswith("--scenario="):
+            value = arg.partition("=")[2] if "=" in arg else (rest[i + 1] if i + 1 < len(rest) else "")
+            del rest[i:i + (1 if "=" in arg else 2)]
+            if value not in SCENARIOS:
+                raise ValueError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {value!r}")
+            scenario = value
+            break
+    return scenario, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`--scenario playlists` (default), `lastfm` (benchmarks.lastfm) or `all` (both, one after the other)."""
+    try:
+        scenario, rest = pop_scenario(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"encore bench quality: {exc}", file=sys.stderr)
+        return 2
+    if scenario == "playlists":
+        return main_playlists(rest)
+    if scenario == "lastfm":
+        return run_lastfm(rest)
+    other = [a for a in rest if a.startswith("-") and a.split("=")[0] not in SHARED_OPTIONS]
+    if other:
+        print(f"encore bench quality --scenario all: only {', '.join(SHARED_OPTIONS)} apply to both "
+              f"scenarios; run them one by one for {', '.join(other)}", file=sys.stderr)
+        return 2
+    return main_playlists(rest) or run_lastfm(rest)
+
+
+def run_lastfm(argv: Sequence[str]) -> int:
+    """The Last.fm scenario as its own module, in a child process (`benchmarks.lastfm` imports this
+    module's stack harness, so importing it back here would make a cycle)."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "benchmarks.lastfm", *argv], check=False).returncode
+
+
+def main_playlists(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
     command = command_line("benchmarks.quality", argv)

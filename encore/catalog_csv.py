@@ -207,3 +207,30 @@ def iter_tracks_json(tracks: Iterable[Track]) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) pairs to produce a catalog to Kafka: the UTF-8 track_id, the track JSON."""
     for track in tracks:
         yield track.track_id.encode("utf-8"), track.to_json()
+
+
+@dataclass(frozen=True)
+class Playlist:
+    """One playlist of the table: its genre and its distinct tracks, in file order."""
+
+    playlist_id: str
+    genre: str
+    track_ids: tuple[str, ...]
+
+
+def read_playlists(path: str | Path) -> list[Playlist]:
+    """The playlists of a Spotify songs CSV (`playlist_id`, `playlist_genre`, rows in file order).
+
+    >>> playlists = read_playlists(DEFAULT_SAMPLE)
+    >>> len(playlists) > 10 and all(p.track_ids and p.genre for p in playlists)
+    True
+    """
+    tracks: dict[str, dict[str, None]] = {}
+    genre: dict[str, str] = {}
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle):
+            playlist_id, track_id = _text(row.get("playlist_id")), _track_id(row.get("track_id"))
+            if playlist_id and track_id:
+                tracks.setdefault(playlist_id, {})[track_id] = None
+                genre.setdefault(playlist_id, _label(row.get("playlist_genre")) or "")
+    return [Playlist(p, genre[p], tuple(t)) for p, t in tracks.items()]

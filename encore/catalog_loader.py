@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -10,10 +11,14 @@ from encore.catalog_csv import iter_tracks_json, read_spotify_csv
 from schemas.topics import Topics
 
 
-def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None) -> int:
-    """Produce every track of a CSV to the catalog topic; returns how many the broker acknowledged."""
+def load_catalog(bootstrap: str, namespace: str, path: Path, limit: int | None = None,
+                 kafka_config: Mapping[str, str] | None = None) -> int:
+    """Produce every track of a CSV to the catalog topic; returns how many the broker acknowledged.
+
+    `kafka_config`: client options (`ENCORE_KAFKA_CONFIG`: security, tuning); `acks` stays `all`."""
     tracks = read_spotify_csv(path, limit=limit)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **(kafka_config or {}),
+                         "acks": "all"})
     acked, failed = [0], [0]
 
     def on_delivery(err: object, _msg: object) -> None:

@@ -25,9 +25,10 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
                "throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
                "Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness probes "
                "inside 10,000 events/s of load."),
-    "quality": ("quality", "recommendation quality on real playlists vs baselines (own stack)",
-                "Runs benchmarks.quality: playlist continuation and adaptation through the real stack, "
-                "against popularity and item-kNN baselines."),
+    "quality": ("quality", "recommendation quality on real playlists or listeners vs baselines (own stack)",
+                "Runs benchmarks.quality: --scenario playlists (default; playlist continuation and "
+                "adaptation), lastfm (Last.fm listeners' held-out artists, benchmarks.lastfm) or all, "
+                "through the real stack, against popularity, item-kNN, EASE and ALS baselines."),
     "serve": ("serve_bench", "API latency at fixed request rates while the flow ingests (own stack)",
               "Runs benchmarks.serve_bench: recommendations and rank at 500 requests/s, open loop, while "
               "5,000 events/s are ingested, on the real 28k-track catalog and a synthetic 1M-track one."),
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     from encore.lag_cli import add_arguments as add_lag_arguments
 
     add_lag_arguments(commands.add_parser("lag", help="the flow's lag per partition (messages, seconds)"))
+
+    from encore.healthcheck import add_arguments as add_healthcheck_arguments
+
+    add_healthcheck_arguments(commands.add_parser(
+        "healthcheck", help="exit 0 if the flow here is alive (heartbeat, Bytewax API), else 1"))
     return parser
 
 
@@ -126,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         if args.command == "up":
             from encore.stack import run_stack
@@ -148,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from encore.lag_cli import run_lag
 
             return run_lag(settings, args)
+        if args.command == "healthcheck":
+            from encore.healthcheck import run_healthcheck
+
+            return run_healthcheck(settings, args)
     except SettingsError as exc:
         print(f"encore: {exc}", file=sys.stderr)
         return 2
@@ -228,8 +238,11 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     os.environ.update(settings.to_env())
+    # Encore's own access log (serving/request_log.py) replaces uvicorn's; log_config=None sends
+    # uvicorn's lines through Encore's handler, in ENCORE_LOG_FORMAT.
     uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
-                workers=args.workers, log_level=settings.log_level.lower(), access_log=False)
+                workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
+                log_config=None)
     return 0
 
 
@@ -238,7 +251,7 @@ def run_topics_create(settings: Settings, partitions: int | None) -> int:
     from schemas.topics import Topics
 
     created = create_topics(settings.require_kafka(), Topics(settings.namespace).all(),
-                            partitions or settings.partitions)
+                            partitions or settings.partitions, settings.kafka_config)
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
@@ -248,7 +261,7 @@ def run_catalog_load(settings: Settings, path: Path, limit: int | None) -> int:
         print(f"encore: no such file: {path}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit)
+    count = load_catalog(settings.require_kafka(), settings.namespace, path, limit, settings.kafka_config)
     print(f"loaded {count} tracks into {settings.namespace}.tracks in {time.monotonic() - started:.1f}s")
     return 0
 
@@ -272,11 +285,12 @@ def run_bench(name: str, options: list[str]) -> int:
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+    from encore.catalog_csv import DEFAULT_SAMPLE, read_playlists, read_spotify_csv
     from encore.simulate import ListenerSimulation
 
-    simulation = ListenerSimulation(read_spotify_csv(args.catalog or DEFAULT_SAMPLE), args.users,
-                                    seed=args.seed)
+    catalog = args.catalog or DEFAULT_SAMPLE
+    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users, seed=args.seed,
+                                    playlists=read_playlists(catalog))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

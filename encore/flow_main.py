@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import replace
 
 from bytewax.dataflow import Dataflow
 
 from encore.logs import configure_logging
 from encore.settings import Settings
+from encore.tracing import configure_tracing
 from flows.config import FlowConfig
 from flows.dataflow import build_flow
 from flows.heartbeat import start_heartbeat
@@ -31,6 +33,7 @@ def flow_config(settings: Settings) -> FlowConfig:
         dedupe_horizon_s=settings.dedupe_horizon_s,
         hold_events=settings.hold_events,
         hold_s=settings.hold_s,
+        kafka_config=settings.kafka_config,
     )
 
 
@@ -46,8 +49,11 @@ def tune_garbage_collector() -> None:
 def flow() -> Dataflow:
     settings = Settings.from_env()
     process_id = os.environ.get("BYTEWAX_PROCESS_ID")  # set by `encore flow` for a multi-process flow
-    configure_logging(settings.log_level, tag=f"flow[{process_id}]" if process_id else "")
+    configure_logging(settings.log_level, tag=f"flow[{process_id}]" if process_id else "",
+                      log_format=settings.log_format)
     config = flow_config(settings)
+    if configure_tracing(settings, "encore-flow"):
+        config = replace(config, tracing=True)
     start_heartbeat(config.redis_url, config.keys)
     if process_id in (None, "", "0"):
         start_offset_committer(config.brokers, config.redis_url, config.keys,

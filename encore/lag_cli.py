@@ -100,7 +100,8 @@ def run_lag(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdo
     topics = Topics(settings.namespace)
     keys = KeyLayout(settings.namespace)
     client = connect_redis(settings.require_redis(), socket_timeout=5, socket_connect_timeout=3)
-    reader = KafkaLogReader(settings.require_kafka().split(","))
+    reader = KafkaLogReader(settings.require_kafka().split(","),
+                            client_options=settings.kafka_config.kafka_python())
     monitor = LagMonitor(reader, client, keys, topics.consumed, topics.consumer_group, ttl_s=0.0)
     history = StatsHistory()
     clear = args.watch and out.isatty()

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,13 +220,18 @@ def _cluster_ok(port: int) -> bool:
     return "cluster_state:ok" in info.stdout
 
 
-def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
-    """An embedded Tansu broker on a free loopback port; returns it and its bootstrap address."""
+def start_broker(log_dir: Path, port: int | None = None,
+                 advertised_port: int | None = None) -> tuple[ManagedProcess, str]:
+    """An embedded Tansu broker on a free loopback port; returns it and its bootstrap address.
+
+    `advertised_port`: the port clients are told to use (metadata), when something else (a TLS
+    terminator in the tests: Tansu 0.6 serves plaintext only) listens there and forwards here."""
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port}" if advertised_port else url
     broker = ManagedProcess(
         "kafka (tansu)",
-        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         log_dir / "broker.log",
     ).start()
@@ -249,12 +254,19 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[ManagedProcess
     return server, f"redis://{LOOPBACK}:{port}/0"
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; returns those created. Idempotent."""
+def create_topics(bootstrap: str, topics: Iterable[str], partitions: int,
+                  kafka_config: Mapping[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns those created. Idempotent.
+
+    `kafka_config`: client options in librdkafka names (`ENCORE_KAFKA_CONFIG`), translated for
+    kafka-python's admin client."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="encore-admin")
+    from schemas.kafka_config import KafkaClientConfig
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="encore-admin",
+                             **KafkaClientConfig(kafka_config).kafka_python())
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in topics if t not in existing]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import FastAPI
 
 from encore.settings import Settings, SettingsError
@@ -36,8 +38,19 @@ def serving_config(settings: Settings) -> ServingConfig:
         recs_cache_ttl_s=settings.recs_cache_ttl_s,
         repeat_cooldown_s=settings.repeat_cooldown_s,
         ranking=settings.ranking_config,
+        kafka_config=settings.kafka_config,
+        access_log=settings.access_log,
     )
 
 
 def create_app_from_env() -> FastAPI:
-    return create_app(serving_config(Settings.from_env()))
+    """The app of `encore serve` (in each uvicorn worker): logging and tracing first."""
+    from encore.logs import configure_logging
+    from encore.tracing import configure_tracing
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, log_format=settings.log_format)
+    config = serving_config(settings)
+    if configure_tracing(settings, "encore-api"):
+        config = replace(config, tracing=True)
+    return create_app(config)

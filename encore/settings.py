@@ -10,6 +10,8 @@
 | `ENCORE_API_PORT` | `8000` | Port the API binds. |
 | `ENCORE_API_URL` | `http://127.0.0.1:8000` | Where `encore simulate` and the client send events. |
 | `ENCORE_DATA_DIR` | `.encore` | Local state: embedded Redis data, logs. |
+| `ENCORE_KAFKA_CONFIG` | unset | Kafka client options as a JSON object of librdkafka names (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, ...), given to every Kafka client: the flow's source, sink and offset committer, the API's producer, the lag reader, the topic admin and `encore catalog load` (translated for the kafka-python ones, `schemas/kafka_config.py`). Secrets are never printed. |
+| `ENCORE_KAFKA_CONFIG_FILE` | unset | A file holding such a JSON object (e.g. a mounted secret); its options win over those of `ENCORE_KAFKA_CONFIG`, so the secrets can live in the file and the rest in the environment. |
 | `ENCORE_KAFKA_FETCH_WAIT_MS` | `10` | Longest the flow's Kafka fetch waits at the broker for data; low keeps latency low on brokers (like Tansu) that do not answer a waiting fetch early. |
 | `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
 | `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
@@ -34,6 +36,10 @@
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
 | `ENCORE_LOG_LEVEL` | `INFO` | Python log level. |
+| `ENCORE_LOG_FORMAT` | `text` | `json`: one JSON object per log line (time, level, logger, message, and fields such as `request_id`, `route`, `status`, `latency_ms`); `text`: readable lines. |
+| `ENCORE_ACCESS_LOG` | `on` | One log line per API request (method, route, status, latency, request id); `off` turns it off. |
+| `ENCORE_OTEL_ENDPOINT` | unset | OTLP/HTTP endpoint for OpenTelemetry traces (e.g. `http://otel-collector:4318`; `/v1/traces` is added); `OTEL_EXPORTER_OTLP_ENDPOINT` works the same, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is taken as the full URL. Unset: no tracing, at no cost. Needs the `otel` extra. |
+| `ENCORE_SERVICE_NAME` | `encore-api` / `encore-flow` | The traces' `service.name` (`OTEL_SERVICE_NAME` works too). |
 """
 
 from __future__ import annotations
@@ -42,10 +48,11 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ranking.config import RANKING_CONFIG, RankingConfig
+from schemas.kafka_config import KafkaClientConfig, KafkaConfigError
 from schemas.keys import DEFAULT_NAMESPACE
 from schemas.redis_url import RedisUrlError, parse_redis_url, redact_redis_url
 
@@ -94,6 +101,28 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _traces_endpoint(env: Mapping[str, str]) -> str | None:
+    """The OTLP/HTTP URL traces are posted to: ENCORE_OTEL_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
+    (a base URL: `/v1/traces` is added), else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL)."""
+    base = env.get("ENCORE_OTEL_ENDPOINT") or None
+    if base is None and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    base = base or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if base is None:
+        return None
+    base = base.rstrip("/")
+    return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
 def _ranking_overrides(env: Mapping[str, str]) -> str | None:
     raw = (env.get("ENCORE_RANKING_CONFIG") or "").strip()
     if not raw:
@@ -128,6 +157,34 @@ def _jwt_secret(env: Mapping[str, str]) -> str | None:
     return env.get("ENCORE_JWT_SECRET") or None
 
 
+def _kafka_config(env: Mapping[str, str]) -> KafkaClientConfig:
+    """ENCORE_KAFKA_CONFIG's options, overridden by ENCORE_KAFKA_CONFIG_FILE's."""
+    options: dict[str, object] = {}
+    sources = [("ENCORE_KAFKA_CONFIG", env.get("ENCORE_KAFKA_CONFIG") or "")]
+    path = env.get("ENCORE_KAFKA_CONFIG_FILE")
+    if path:
+        try:
+            sources.append(("ENCORE_KAFKA_CONFIG_FILE", Path(path).read_text()))
+        except OSError as exc:
+            raise SettingsError(f"ENCORE_KAFKA_CONFIG_FILE cannot be read: {exc.strerror}") from None
+    for name, text in sources:
+        if not text.strip():
+            continue
+        try:
+            loaded = json.loads(text)
+        except ValueError as exc:
+            # Only the position: the text may hold a password.
+            raise SettingsError(f"{name} is not valid JSON (line {getattr(exc, 'lineno', '?')}, "
+                                f"column {getattr(exc, 'colno', '?')})") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{name} must be a JSON object of Kafka client options")
+        options.update(loaded)
+    try:
+        return KafkaClientConfig.parse(options)
+    except KafkaConfigError as exc:
+        raise SettingsError(f"ENCORE_KAFKA_CONFIG: {exc}") from None
+
+
 def redact_url(url: str | None) -> str:
     """A URL fit for logs: any password replaced by `***`.
 
@@ -153,6 +210,8 @@ class Settings:
     data_dir: Path = Path(".encore")
     flow_batch_size: int = 1000
     kafka_fetch_wait_ms: int = 10
+    kafka_config: KafkaClientConfig = field(default_factory=KafkaClientConfig)
+    """Kafka client options for every client (librdkafka names; secrets hidden from `repr`)."""
     flow_processes: int = 1
     """Bytewax processes `encore flow` runs on this machine."""
     catalog_refresh_s: float = 1.0
@@ -177,6 +236,12 @@ class Settings:
     ranking_overrides: str | None = None
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` or `json` (ENCORE_LOG_FORMAT)."""
+    access_log: bool = True
+    otel_endpoint: str | None = None
+    """Where traces go (OTLP over HTTP); None: tracing off."""
+    service_name: str | None = None
 
     @property
     def ranking_config(self) -> RankingConfig:
@@ -206,6 +271,7 @@ class Settings:
             data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
             flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
             kafka_fetch_wait_ms=_int(env, "ENCORE_KAFKA_FETCH_WAIT_MS", 10, maximum=10_000),
+            kafka_config=_kafka_config(env),
             flow_processes=_int(env, "ENCORE_FLOW_PROCESSES", 1, maximum=MAX_FLOW_PROCESSES),
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
@@ -227,6 +293,10 @@ class Settings:
             repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
             ranking_overrides=_ranking_overrides(env),
             log_level=(env.get("ENCORE_LOG_LEVEL") or "INFO").upper(),
+            log_format=_choice(env, "ENCORE_LOG_FORMAT", ("text", "json"), "text"),
+            access_log=_switch(env, "ENCORE_ACCESS_LOG", True),
+            otel_endpoint=_traces_endpoint(env),
+            service_name=env.get("ENCORE_SERVICE_NAME") or env.get("OTEL_SERVICE_NAME") or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -253,7 +323,13 @@ class Settings:
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
             "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
             "ENCORE_LOG_LEVEL": self.log_level,
+            "ENCORE_LOG_FORMAT": self.log_format,
+            "ENCORE_ACCESS_LOG": "on" if self.access_log else "off",
         }
+        if self.otel_endpoint:
+            env["ENCORE_OTEL_ENDPOINT"] = self.otel_endpoint
+        if self.service_name:
+            env["ENCORE_SERVICE_NAME"] = self.service_name
         if self.ranking_overrides:
             env["ENCORE_RANKING_CONFIG"] = self.ranking_overrides
         if self.kafka_bootstrap:
@@ -267,6 +343,8 @@ class Settings:
                             ("ENCORE_JWT_ISSUER", self.jwt_issuer), ("ENCORE_JWT_AUDIENCE", self.jwt_audience)):
             if value:
                 env[name] = value
+        if self.kafka_config:
+            env["ENCORE_KAFKA_CONFIG"] = json.dumps(self.kafka_config.librdkafka())
         return env
 
     @property
@@ -275,8 +353,9 @@ class Settings:
         return self.data_dir / "recovery" / self.namespace
 
     def __repr__(self) -> str:
-        return (f"Settings(kafka={self.kafka_bootstrap!r}, redis={redact_url(self.redis_url)!r}, "
-                f"namespace={self.namespace!r}, api_keys={'<set>' if self.api_keys else None}, "
+        return (f"Settings(kafka={self.kafka_bootstrap!r}, kafka_config={self.kafka_config.redacted()!r}, "
+                f"redis={redact_url(self.redis_url)!r}, namespace={self.namespace!r}, "
+                f"api_keys={'<set>' if self.api_keys else None}, "
                 f"jwt_secret={'<set>' if self.jwt_secret else None})")
 
     def with_(self, **changes: object) -> Settings:

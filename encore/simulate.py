@@ -1,9 +1,12 @@
 """Simulated listeners: users with a taste who behave like listeners, through the real client.
 
-Each simulated user has a favourite genre and a taste centre (a real track of that genre, blurred).
-They listen to tracks from their genre, from anywhere in the catalog, and from their own live
-recommendations; how they react depends on how far the track sits from their taste: far tracks are
-skipped early (sometimes disliked), near ones completed (sometimes liked).
+Each simulated user's taste is a real playlist of the catalog's table (`read_playlists`): its genre,
+its tracks, and the centre of their audio features. They listen to their playlist, to tracks of its
+genre, to anything in the catalog, and to their own live recommendations; how they react depends on
+the track: a track of their playlist, or of its artists, is enjoyed; otherwise it depends on how far
+it sits from the playlist's sound and whether it shares its genre: far tracks are skipped early
+(sometimes disliked), near ones completed (sometimes liked). Without playlists, a taste is one real
+track of a genre, blurred.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from encore.catalog_csv import Playlist
 from encore.client import EncoreClient
 from schemas.tracks import Track
 
@@ -28,6 +32,20 @@ class SimulatedUser:
     centre: list[float]
     recommended: list[str] = field(default_factory=list)
     recommended_at: float = 0.0
+    playlist: tuple[str, ...] = ()
+    """The real playlist this listener's taste comes from (empty: a blurred track)."""
+    artists: frozenset[str] = frozenset()
+
+
+def _across_genres(playlists: Sequence[Playlist]) -> list[Playlist]:
+    """The playlists in turns across genres (first of each genre, then second...)."""
+    by_genre: dict[str, list[Playlist]] = {}
+    for playlist in playlists:
+        by_genre.setdefault(playlist.genre, []).append(playlist)
+    out: list[Playlist] = []
+    for depth in range(max((len(v) for v in by_genre.values()), default=0)):
+        out.extend(group[depth] for _, group in sorted(by_genre.items()) if depth < len(group))
+    return out
 
 
 @dataclass
@@ -53,7 +71,8 @@ class SimulationReport:
 
 class ListenerSimulation:
     def __init__(self, tracks: Sequence[Track], users: int, *, seed: int = 7,
-                 user_prefix: str = "sim-user-", recommendation_share: float = 0.2) -> None:
+                 user_prefix: str = "sim-user-", recommendation_share: float = 0.2,
+                 playlists: Sequence[Playlist] = ()) -> None:
         self._rng = random.Random(seed)
         self.tracks = [t for t in tracks if t.has_features and t.genres]
         if not self.tracks:
@@ -63,8 +82,13 @@ class ListenerSimulation:
             self.by_genre.setdefault(track.genres[0], []).append(track)
         self.by_id = {t.track_id: t for t in self.tracks}
         genres = sorted(self.by_genre)
+        usable = _across_genres([p for p in playlists if p.genre in self.by_genre
+                                 and sum(t in self.by_id for t in p.track_ids) >= 3])
         self.users = []
         for i in range(users):
+            if usable:
+                self.users.append(self._from_playlist(f"{user_prefix}{i}", usable[i % len(usable)]))
+                continue
             genre = genres[i % len(genres)]
             anchor = self._rng.choice(self.by_genre[genre]).feature_vector() or []
             centre = [min(1.0, max(0.0, x + self._rng.gauss(0, 0.05))) for x in anchor]
@@ -72,9 +96,21 @@ class ListenerSimulation:
         self.recommendation_share = recommendation_share
         self.outcomes: dict[str, int] = {}
 
+    def _from_playlist(self, user_id: str, playlist: Playlist) -> SimulatedUser:
+        known = tuple(t for t in playlist.track_ids if t in self.by_id)
+        vectors = [self.by_id[t].feature_vector() or [] for t in known]
+        centre = [sum(v[f] for v in vectors) / len(vectors) for f in range(len(vectors[0]))]
+        artists = frozenset(self.by_id[t].artist for t in known if self.by_id[t].artist)
+        return SimulatedUser(user_id, playlist.genre, centre, playlist=known, artists=artists)
+
     def affinity(self, user: SimulatedUser, track: Track) -> float:
+        if user.playlist and (track.track_id in user.playlist or track.artist in user.artists):
+            return 0.95
         vector = track.feature_vector() or user.centre
         distance2 = sum((a - b) ** 2 for a, b in zip(vector, user.centre, strict=True))
+        if user.playlist:  # a playlist's sound is broader than one track's
+            genre_match = 1.0 if user.genre in track.genres else 0.5
+            return math.exp(-distance2 / 0.8) * genre_match
         genre_match = 1.0 if user.genre in track.genres else 0.45
         return math.exp(-distance2 / 0.6) * genre_match
 
@@ -84,6 +120,8 @@ class ListenerSimulation:
             track = self.by_id.get(self._rng.choice(user.recommended))
             if track is not None:
                 return track
+        if user.playlist and roll < self.recommendation_share + 0.3:
+            return self.by_id[self._rng.choice(user.playlist)]
         if roll < 0.65:
             return self._rng.choice(self.by_genre[user.genre])
         return self._rng.choice(self.tracks)

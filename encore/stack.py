@@ -84,7 +84,8 @@ def run_stack(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.with_(partitions=partitions, api_port=port,
                                   api_url=f"http://127.0.0.1:{port}", data_dir=run_dir)
         assert settings.kafka_bootstrap is not None
-        create_topics(settings.kafka_bootstrap, Topics(settings.namespace).all(), partitions)
+        create_topics(settings.kafka_bootstrap, Topics(settings.namespace).all(), partitions,
+                      settings.kafka_config)
 
         env = settings.to_env()
         flow_processes = args.processes or settings.flow_processes
@@ -143,16 +144,17 @@ def _print_endpoints(settings: Settings, log_dir: Path, processes: int = 1) -> N
 
 
 def _run_demo(settings: Settings, args: argparse.Namespace, stop: threading.Event) -> None:
-    from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+    from encore.catalog_csv import DEFAULT_SAMPLE, read_playlists, read_spotify_csv
     from encore.catalog_loader import load_catalog
     from encore.simulate import ListenerSimulation
 
     catalog = args.catalog or DEFAULT_SAMPLE
     assert settings.kafka_bootstrap is not None
-    count = load_catalog(settings.kafka_bootstrap, settings.namespace, catalog)
+    count = load_catalog(settings.kafka_bootstrap, settings.namespace, catalog,
+                         kafka_config=settings.kafka_config)
     print(f"demo: loaded {count} tracks from {catalog}", flush=True)
     _wait_for_catalog(settings.api_url, stop)
-    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users)
+    simulation = ListenerSimulation(read_spotify_csv(catalog), args.users, playlists=read_playlists(catalog))
     watched = simulation.users[0]
     print(f"demo: {args.users} simulated listeners at {args.rate:.0f} events/s; watching "
           f"{watched.user_id} (favourite genre: {watched.genre})", flush=True)

@@ -4,7 +4,7 @@ The per-user step (`flows.user_state`) reports each artist that entered a listen
 the artists already there; `artist_signals_of` sums a whole batch of those per artist (the new
 artist gains one listener and one co-occurrence with each partner; each partner gains one with the
 new artist). `ArtistMemoryLogic` holds each artist's `ArtistRow` in recovered keyed state and emits
-its full state once per batch; `ArtistMemorySink` overwrites the artist's sorted set and its
+its full state once per batch; `artist_memory_sink` overwrites the artist's sorted set and its
 listener count. Counts are integer sums, so a replay after a crash rewrites the values an
 uninterrupted run has (up to the row cut, see `online_models.artist_memory`).
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from flows.redis_io import connect, pipelined
+from flows.redis_io import PipelineSink
 from flows.user_state import ProfileWrite
 from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistRow
 from schemas.keys import KeyLayout
@@ -66,37 +66,16 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
         return pickle.dumps(ArtistRow(self.row.listeners, self.row.counts), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class _ArtistMemoryPartition(StatelessSinkPartition[tuple[str, ArtistWrite]]):
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._client = connect(url)
-        self._keys = keys
-
-    def write_batch(self, items: list[tuple[str, ArtistWrite]]) -> None:
-        latest = dict(items)  # a later state of the same artist supersedes an earlier one
-        if not latest:
-            return
-        keys = self._keys
-
-        def fill(pipe) -> None:
-            pipe.hset(keys.artist_listeners, mapping={a: w.listeners for a, w in latest.items()})
-            for artist, write in latest.items():
-                key = keys.artist_neighbours(artist)
-                pipe.delete(key)
-                if write.neighbours:
-                    pipe.zadd(key, dict(write.neighbours))
-
-        pipelined(self._client, fill, f"artist memory write of {len(latest)} artists")
-
-    def close(self) -> None:
-        self._client.close()
+def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, ArtistWrite]]) -> None:
+    """Each touched artist's row and listener count, full state (a later state supersedes)."""
+    latest = dict(items)
+    pipe.hset(keys.artist_listeners, mapping={a: w.listeners for a, w in latest.items()})
+    for artist, write in latest.items():
+        key = keys.artist_neighbours(artist)
+        pipe.delete(key)
+        if write.neighbours:
+            pipe.zadd(key, dict(write.neighbours))
 
 
-class ArtistMemorySink(DynamicSink[tuple[str, ArtistWrite]]):
-    """Writes each touched artist's co-occurrence row and listener count (full state)."""
-
-    def __init__(self, url: str, keys: KeyLayout) -> None:
-        self._url = url
-        self._keys = keys
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ArtistMemoryPartition:
-        return _ArtistMemoryPartition(self._url, self._keys)
+def artist_memory_sink(url: str, keys: KeyLayout) -> PipelineSink:
+    return PipelineSink(url, keys, fill_artist_memory, "artist memory write")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
@@ -17,8 +18,11 @@ class FlowConfig:
     """Most messages taken from one Kafka partition per poll."""
     catalog_refresh_s: float = 1.0
     """How often a worker checks whether the catalog changed."""
-    kafka_config: dict[str, str] = field(default_factory=dict)
-    """Extra librdkafka settings for the source and the dead-letter sink."""
+    kafka_config: Mapping[str, str] = field(default_factory=dict)
+    """Kafka client options (librdkafka names: security protocol, SASL, TLS files) for the source,
+    the dead-letter sink and the offset committer (`ENCORE_KAFKA_CONFIG`)."""
+    tracing: bool = False
+    """A span per traced event (flows/tracing.py); on when the shell configured a tracer."""
     fetch_wait_ms: int = 10
     """Longest a fetch waits at the broker for data (librdkafka `fetch.wait.max.ms`). Apache Kafka
     answers a waiting fetch as soon as data arrives; Tansu waits the whole time, so a short wait is

@@ -4,6 +4,7 @@
 encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                          │                   ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
                                                      │                          │                   └─► refused_events (too_late, dedupe_full) ──┐
                                                      │                          └─► listening_only ─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
                                                      └─ bad ───┐                                                                      │
@@ -17,8 +18,8 @@ encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─�
 
 `update_profile` (keyed by user) dedupes each event over the event-time horizon, holds events
 ahead of the catalog, forgets a listener on a tombstone, and applies taste, engagement model, drift
-and co-listening window per event and emits each touched track's increments; `update_track_stats` (keyed by track) sums them in
-recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
+and co-listening window per event and emits each touched track's increments; `update_track_stats`
+(keyed by track) sums them in recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
 `learn_global` keeps one global-model replica per events partition and `merge_global` (one key)
 publishes the merged model of each period (`flows/global_steps.py`); with `warm_start`,
 `update_profile` reads it back from Redis as the prior of new listeners (`flows/global_priors.py`).
@@ -34,15 +35,24 @@ Run it with `encore flow` (or `python -m bytewax.run encore.flow_main:flow`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSink, KafkaSource
 from bytewax.dataflow import Dataflow
 
-from flows.artist_state import ArtistMemoryLogic, ArtistMemorySink, artist_signals_of
+from flows.artist_state import ArtistMemoryLogic, artist_memory_sink, artist_signals_of
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
-from flows.decode import decode_event_message, decode_track_message, is_listening, is_valid
+from flows.decode import (
+    SourcedEvent,
+    SourceItem,
+    decode_event_message,
+    decode_track_message,
+    is_listening,
+    is_valid,
+)
 from flows.dedupe import DedupeConfig
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
@@ -52,6 +62,7 @@ from flows.global_steps import (
     key_by_partition,
     key_for_merger,
 )
+from flows.ranker_step import RankerLogic, ranker_examples_of, ranker_sink
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
@@ -59,6 +70,15 @@ from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
 from flows.user_state import HoldConfig, ProfileWrite, UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
+
+
+def _event_decoder(config: FlowConfig) -> Callable[[SourceItem], SourcedEvent | DeadLetter]:
+    """decode_event_message, with a span per traced event when tracing is on (flows/tracing.py)."""
+    if not config.tracing:
+        return decode_event_message
+    from flows.tracing import traced_decode
+
+    return traced_decode(decode_event_message)
 
 
 def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
@@ -85,7 +105,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    events = op.map("decode_event", raw_events, decode_event_message)
+    events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
@@ -100,7 +120,12 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     # Artist co-occurrence in listeners' whole histories → per-artist rows → full-state writes.
     artist_signals = op.flat_map_batch("artist_signals", profiles, artist_signals_of)
     artist_rows = op.stateful_batch("update_artist_memory", artist_signals, ArtistMemoryLogic)
-    op.output("write_artist_memory", artist_rows, ArtistMemorySink(config.redis_url, keys))
+    op.output("write_artist_memory", artist_rows, artist_memory_sink(config.redis_url, keys))
+    # The learned ranker: every clear outcome, featured as the profile stood before it, progressively
+    # validated (`flows/ranker_step.py`).
+    examples = op.flat_map_batch("ranker_examples", profiles, ranker_examples_of)
+    ranker_states = op.stateful_batch("learn_ranker", examples, RankerLogic)
+    op.output("write_ranker", ranker_states, ranker_sink(config.redis_url, keys))
     # Global model (prior of new listeners, fallback score): a replica per events partition, fed
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis
@@ -129,7 +154,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses, refused)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
-              KafkaSink(config.brokers, topics.dead_letters, add_config=config.kafka_config))
+              KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
     op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -36,7 +36,7 @@ class OffsetCommitter:
     """Commits moved offsets of the given topics from Redis to the consumer group."""
 
     def __init__(self, brokers: Sequence[str], group: str, topics: Sequence[str], client: RedisClient,
-                 keys: KeyLayout, kafka_config: dict[str, str] | None = None) -> None:
+                 keys: KeyLayout, kafka_config: Mapping[str, str] | None = None) -> None:
         self.group = group
         self._config = {
             "bootstrap.servers": ",".join(brokers),
@@ -113,7 +113,7 @@ class OffsetCommitter:
 
 
 def start_offset_committer(brokers: Sequence[str], redis_url: str, keys: KeyLayout, group: str,
-                           topics: Sequence[str], kafka_config: dict[str, str] | None = None,
+                           topics: Sequence[str], kafka_config: Mapping[str, str] | None = None,
                            interval_s: float = COMMIT_INTERVAL_S) -> threading.Event:
     """Commit in a daemon thread every `interval_s` until the returned event is set (or the process
     ends); a last commit is made when the event is set."""

@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import redis
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 
+from schemas.keys import KeyLayout
 from schemas.redis_url import parse_redis_url
 
 log = logging.getLogger(__name__)
@@ -133,3 +135,36 @@ def with_retries(action: Callable[[], T], what: str) -> T:
                 log.warning("%s failed (%s); retrying (attempt %d)", what, exc, attempt)
             time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+class _PipelinePartition(StatelessSinkPartition[tuple[str, Any]]):
+    def __init__(self, url: str, keys: KeyLayout, fill: PipelineFill, what: str) -> None:
+        self._client = connect(url)
+        self._keys = keys
+        self._fill = fill
+        self._what = what
+
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        if items:
+            pipelined(self._client, lambda pipe: self._fill(pipe, self._keys, items), self._what)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+PipelineFill = Callable[[Any, KeyLayout, list[tuple[str, Any]]], object]
+"""Queues a batch's writes on a pipeline: `fill(pipe, keys, items)`."""
+
+
+class PipelineSink(DynamicSink[tuple[str, Any]]):
+    """A sink whose every batch is one pipeline of full-state writes, queued by `fill` (retried as
+    `pipelined` does): the flow's small Redis outputs share this one implementation."""
+
+    def __init__(self, url: str, keys: KeyLayout, fill: PipelineFill, what: str) -> None:
+        self._url = url
+        self._keys = keys
+        self._fill = fill
+        self._what = what
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PipelinePartition:
+        return _PipelinePartition(self._url, self._keys, self._fill, self._what)

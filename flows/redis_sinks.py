@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.client import Pipeline
 
+from flows.batch_log import BatchSummary
 from flows.decode import SourcedTrack
 from flows.progress import Progress
 from flows.redis_io import connect, pipelined
@@ -25,6 +26,7 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
     def __init__(self, url: str, keys: KeyLayout) -> None:
         self._client = connect(url)
         self._keys = keys
+        self._summary = BatchSummary()
 
     def write_batch(self, items: list[tuple[str, ProfileWrite]]) -> None:
         # One SET per touched user per batch: a user's writes come in the step's order, so the last
@@ -63,7 +65,16 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
                     pipe.hincrby(keys.ops_counters, name, count)
             self._record_freshness(pipe, [w for w in newest.values() if w.position is not None])
 
+        started = time.perf_counter()
         pipelined(self._client, fill, f"profile write of {len(newest)} users")
+        now_ms = time.time() * 1000
+        self._summary.note(
+            events=len(items), applied=counters["events_applied"], duplicates=counters["events_duplicate"],
+            profile_writes=len(newest),
+            partitions={f"{p[0]}:{p[1]}": pos.offset for p, pos in progress.latest.items()},
+            write_ms=(time.perf_counter() - started) * 1000,
+            max_age_ms=max((now_ms - w.position.broker_ts_ms for w in newest.values()
+                            if w.position is not None), default=0.0))
 
     def _record_freshness(self, pipe: Pipeline, writes: Collection[ProfileWrite]) -> None:
         """Produce (broker timestamp) → profile written, one sample per written profile."""
@@ -84,6 +95,7 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
         pipe.hincrby(self._keys.ops_freshness, "count", len(writes))
 
     def close(self) -> None:
+        self._summary.flush()
         self._client.close()
 
 

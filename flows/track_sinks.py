@@ -42,6 +42,7 @@ class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):
         with_stats = {track_id: w for track_id, w in latest.items() if w.fields}
         rates = {track_id: rates_value(w) for track_id, w in with_stats.items()}
         trending = {track_id: w.trending for track_id, w in with_stats.items()}
+        listens = {track_id: w.listens for track_id, w in with_stats.items()}
         # One ZADD per sorted set for the whole batch.
         by_genre: dict[str, dict[str, float]] = {}
         for track_id, write in with_stats.items():
@@ -55,6 +56,7 @@ class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):
                 pipe.hset(stats_key, mapping=write.fields)
             if trending:
                 pipe.zadd(keys.trending, trending)
+                pipe.zadd(keys.stream_popular, listens)
             for genre, scores in by_genre.items():
                 pipe.zadd(keys.trending_in_genre(genre), scores)
             for track_id, neighbours in rows.items():

@@ -66,6 +66,7 @@ from online_models.drift import DriftDetector
 from online_models.logistic import OnlineLogisticRegression
 from online_models.taste import TasteLearner
 from online_models.user_model import UserModel
+from ranking.ranker import features_one
 from schemas.events import Event, Forget, Message
 from schemas.profile_codec import UserProfile, encode_profile
 from schemas.tracks import Track, decode_track
@@ -84,6 +85,12 @@ TrackSource = Callable[[Iterable[str]], dict[str, Track | None]]
 UserItem = tuple[Message, Track | None, Position]
 """What the step receives per message: an event with its track (None: the catalog does not know
 it), or a control message; and where it came from."""
+
+
+def ranker_features_before(profile: UserProfile, track: Track) -> tuple[float, ...]:
+    """The learned ranker's features of `track` but the engagement one (`ranking.ranker`)."""
+    popularity = track.popularity / 100.0 if track.popularity is not None else 0.5
+    return features_one(profile, track.feature_vector(), track.genres, track.artist, popularity, 0.5)[:-1]
 
 
 def no_prior(ts_ms: int) -> None:
@@ -125,6 +132,9 @@ class ProfileWrite:
     artists_entered: list[tuple[str, list[str]]] = field(default_factory=list)
     """Artists that entered the listener's history in this batch, each with the artists already
     there (`ArtistHistory.learn_one`): what `flows.artist_state.artist_signals_of` sums."""
+    examples: list[tuple[tuple[float, ...], int, float]] = field(default_factory=list)
+    """The learned ranker's examples of this batch: (features before the event, label, weight)
+    (`flows.ranker_step`). A held event gives its example when it is applied."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     """Events refused here (`too_late`, `dedupe_full`): to the dead-letter topic."""
     forget: bool = False
@@ -316,6 +326,7 @@ class _Batch:
 
     learned: list[tuple[Event, Track | None, list[PairIncrement]]] = field(default_factory=list)
     entered: list[tuple[str, list[str]]] = field(default_factory=list)
+    examples: list[tuple[tuple[float, ...], int, float]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
     released: list[Track | None] = field(default_factory=list)
     applied: int = 0
@@ -414,7 +425,7 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
             held.log.append(PendingEvent(event, None, waiting=True))
             out.held += 1
         else:
-            self._learn(event, track, out, artists=True)
+            self._learn(event, track, out, fresh=True)
             out.applied += 1
             out.changed = True
             if held is not None:
@@ -434,17 +445,23 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
         return DeadLetter(key=event.user_id.encode(), raw=event.to_json(), code=verdict.value,
                           reason=reason, position=position)
 
-    def _learn(self, event: Event, track: Track | None, out: _Batch, artists: bool) -> None:
-        """Step 5: the learners that need the track (profile, engagement model, drift), and the
-        artist history when `artists`."""
+    def _learn(self, event: Event, track: Track | None, out: _Batch, fresh: bool) -> None:
+        """Step 5: the learners that need the track (profile, engagement model, drift); when the
+        event is `fresh` (applied for the first time, not rebuilt), also the artist history and the
+        learned ranker's example."""
         state = self.state
         assert state.model is not None
         m = state.drift.lr_multiplier
+        # The ranker's features as the profile stands before the event.
+        before = ranker_features_before(state.profile, track) if fresh and track is not None else None
         self.learner.learn_one(state.profile, event, track, m)
         engagement = state.model.learn_event(event, track, m)
         if engagement is not None:
             state.drift.update(engagement.surprise, event.ts)
-        if artists and track is not None and track.artist:
+            if before is not None:
+                out.examples.append(((*before, 2.0 * (engagement.predicted - 0.5)), engagement.label,
+                                     engagement.weight))
+        if fresh and track is not None and track.artist:
             partners = state.artists.learn_one(event, track.artist)
             if partners is not None:
                 out.entered.append((track.artist, partners))
@@ -503,7 +520,7 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
                     rest = state.checkpoint()
                 rest.log.append(pending)
                 continue
-            self._learn(pending.event, pending.track, out, artists=pending.released)
+            self._learn(pending.event, pending.track, out, fresh=pending.released)
             if pending.released:
                 pending.released = False
                 out.applied += 1
@@ -520,5 +537,6 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
             state.sync()
             blob = encode_profile(state.profile)
         return ProfileWrite(state.profile.version, blob, position, out.applied, out.duplicates, out.learned,
-                            artists_entered=out.entered, dead_letters=out.letters, forget=out.forget,
+                            artists_entered=out.entered, examples=out.examples,
+                            dead_letters=out.letters, forget=out.forget,
                             held=out.held, released=out.released, forgotten=out.forgotten)

@@ -1,8 +1,10 @@
 """Artist-level collaborative scores of one listener, from the flow's artist memory.
 
-For the listener's liked artists H (positive affinity a_h in the profile) and any artist b:
+For the listener's seed artists H with weights w_h (`seed_artists`: tanh(affinity / scale) of the
+liked artists, plus a boost for the artists of the latest positives, so a listener who switches
+taste turns the collaborative scores too) and any artist b:
 
-    score(b) = Σ_{h ∈ H} tanh(a_h / scale) · cos(h, b) / max_c cos(h, c),
+    score(b) = Σ_{h ∈ H} w_h · cos(h, b) / max_c cos(h, c),
     cos(h, b) = C(h, b) / sqrt(N_h · N_b)
 
 C(h, b) = how many listeners' histories hold both (the row of h), N = listeners of an artist
@@ -12,10 +14,10 @@ artist with few listeners has large cosines everywhere and would otherwise shout
 whole liked set is item-kNN over the listener's history. `via[b]` is the liked artist that
 contributed most (for the reason "fans of X play it too").
 
->>> scores, via = artist_scores({"Muse": 2.0}, {"Muse": [("Blur", 3.0), ("Oasis", 1.0)]},
+>>> scores, via = artist_scores({"Muse": 0.8}, {"Muse": [("Blur", 3.0), ("Oasis", 1.0)]},
 ...                             {"Muse": 4, "Blur": 9, "Oasis": 4})
 >>> {k: round(v, 3) for k, v in scores.items()}, via["Blur"]
-({'Blur': 0.762, 'Oasis': 0.381}, 'Muse')
+({'Blur': 0.8, 'Oasis': 0.4}, 'Muse')
 """
 
 from __future__ import annotations
@@ -23,27 +25,69 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from ranking.catalog_index import CatalogIndex
+from ranking.config import RANKING_CONFIG, RankingConfig
+from schemas.event_types import is_positive
+from schemas.profile_codec import UserProfile
+from schemas.tracks import Track
+
+
+def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
+                 config: RankingConfig = RANKING_CONFIG) -> dict[str, float]:
+    """The listener's seed artists and their weights, strongest first: tanh(affinity / scale) of the
+    `collaborative_artists` strongest liked artists, plus `collaborative_session` × novelty ×
+    recency^i for the artist of each of the latest `session_positives` positives (i = 0 for the
+    newest). Novelty (`session_novelty`) is how far those positives sit outside the genres the
+    listener usually plays: a listener who switches taste turns the collaborative scores at once,
+    one who keeps listening as usual keeps their whole history's."""
+    if profile is None:
+        return {}
+    liked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+    weights = {a: math.tanh(v / config.affinity_scale) for a, v in liked[: config.collaborative_artists]}
+    if index is not None and config.collaborative_session > 0:
+        latest = []
+        for item in reversed(profile.recent):
+            if len(latest) >= config.session_positives:
+                break
+            i = index.position.get(item.track_id)
+            if i is not None and is_positive(item.type):
+                latest.append(index.tracks[i])
+        novelty = session_novelty(profile, latest)
+        for rank, track in enumerate(latest):
+            if track.artist and novelty > 0:
+                boost = config.collaborative_session * novelty * config.session_recency**rank
+                weights[track.artist] = weights.get(track.artist, 0.0) + boost
+    return dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def session_novelty(profile: UserProfile, latest: Sequence[Track]) -> float:
+    """1 − (mean over the latest positives of their best genre affinity) / the profile's best genre
+    affinity, in [0, 1]: 0 when they are in the listener's top genre, 1 in genres never played."""
+    top = max((v for v in profile.genres.values() if v > 0), default=0.0)
+    if top <= 0 or not latest:
+        return 0.0
+    fit = [max((max(profile.genres.get(g, 0.0), 0.0) for g in t.genres), default=0.0) / top for t in latest]
+    return min(1.0, max(0.0, 1.0 - sum(fit) / len(fit)))
+
 
 def artist_scores(
-    liked: Mapping[str, float],
+    seeds: Mapping[str, float],
     rows: Mapping[str, Sequence[tuple[str, float]]],
     listeners: Mapping[str, float],
-    scale: float = 2.0,
     normalise_rows: bool = True,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """`(artist → score, artist → strongest liked artist)`; liked artists themselves included."""
+    """`(artist → score, artist → strongest seed artist)`; seed artists themselves included."""
     scores: dict[str, float] = {}
     best: dict[str, tuple[float, str]] = {}
-    for h, affinity in liked.items():
+    for h, weight in seeds.items():
         row = rows.get(h)
         n_h = listeners.get(h, 0.0)
-        if affinity <= 0 or not row or n_h <= 0:
+        if weight <= 0 or not row or n_h <= 0:
             continue
         cosines = [(b, count / math.sqrt(n_h * listeners[b])) for b, count in row
                    if count > 0 and listeners.get(b, 0.0) > 0]
         if not cosines:
             continue
-        weight = math.tanh(affinity / scale)
         if normalise_rows:
             weight /= max(c for _, c in cosines)
         for b, cosine in cosines:

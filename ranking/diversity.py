@@ -193,11 +193,14 @@ def diversify(
     max_per_artist: int | None = RANKING_CONFIG.max_per_artist,
     clusters: TasteClusters | None = None,
     bandwidth: float = 1.0,
+    artist_repeat_penalty: float = 0.0,
 ) -> list[int]:
     """Pick up to k candidates, as indices into the inputs, in the order to show them.
 
     `relevance` (n,) is the score (higher is better), `z` (n, d) the candidates' z-scored features,
     `artist_of` (n,) any artist key, `clusters` the listener's `taste_clusters` (None: one cluster).
+    `artist_repeat_penalty` is taken off the (min-max scaled) relevance of a candidate per pick of its
+    artist already made: a second track of an artist must beat other artists by that much.
     """
     rel = np.asarray(relevance, dtype=np.float64)
     n = len(rel)
@@ -226,7 +229,7 @@ def diversify(
         eligible = available & (artist_count[artist_key] < cap)
         if not eligible.any():
             break
-        value = rel_n.copy()
+        value = rel_n - artist_repeat_penalty * artist_count[artist_key]
         if lam > 0:
             present = np.unique(cluster[eligible])
             fewest = cluster_picks[present].min()

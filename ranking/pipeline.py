@@ -169,7 +169,8 @@ def pick(
         order = _turns_across_genres(view, scored, request.k, max_per_artist)
     elif diversify_list:
         order = diversify(scored.scores, view.space.z[positions], index.artist_of[positions], request.k,
-                          request.diversity, max_per_artist, scored.clusters)
+                          request.diversity, max_per_artist, scored.clusters,
+                          artist_repeat_penalty=request.config.artist_repeat_penalty)
     else:
         order = [int(j) for j in np.lexsort((positions, -scored.scores))][: request.k]
     if request.familiar > 0:

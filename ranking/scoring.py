@@ -18,6 +18,7 @@ Each term is already × its weight; the weights' one place is `ranking.config.Ra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,10 +33,13 @@ from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.diversity import TasteClusters
 from ranking.listener import own_model_share, session_of
 from ranking.moods import MoodTarget, discovery_term, mood_term
+from ranking.ranker import FEATURES as RANKER_FEATURES
+from ranking.ranker import features as ranker_features
 from ranking.sources.base import Signals
 from schemas.events import EventContext
 from schemas.profile_codec import UserProfile
 from schemas.tracks import AUDIO_FEATURES
+from schemas.values import RankerState
 
 _FEATURE_WORDS: dict[str, tuple[str, str]] = {
     "danceability": ("danceable", "laid-back rhythm"),
@@ -151,7 +155,8 @@ def score(
                                           config.affinity_scale)
         terms["artist"] = config.artist * artist_vector[index.artist_of[positions]]
     popularity = index.popularity[positions]
-    terms["popular"] = config.popularity * popularity
+    ids = [index.tracks[i].track_id for i in positions]
+    terms["popular"] = config.popularity * stream_popularity(signals, ids, popularity)
     session = session_of(view, profile, config)
     if session is not None and m:
         fit = view.space.kernel_at(session.centroid, positions, config.taste_bandwidth)
@@ -167,7 +172,6 @@ def score(
         if engagement is not None:
             terms["engagement"] = config.engagement * 2.0 * (engagement - 0.5)
     if signals.rates:
-        ids = [index.tracks[i].track_id for i in positions]
         terms["quality"] = config.quality * quality_of(signals.rates, ids)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
     if signals.artist_scores and m:
@@ -182,6 +186,45 @@ def score(
         terms["discovery"] = discovery_term(popularity, taste_fit, discovery, config.popularity,
                                             config.discovery)
     total = np.zeros(m, dtype=np.float64)
-    for values in terms.values():
-        total += values
+    share = learned_share(signals.ranker, config)
+    for name, values in terms.items():
+        total += (1.0 - share) * values if name in LEARNED_TERMS else values
+    if share > 0 and m:
+        audio = np.where(index.has_features[positions][:, None], index.features[positions], np.nan)
+        x = ranker_features(scoring_profile, audio,
+                            [index.tracks[i].genres for i in positions],
+                            [index.tracks[i].artist for i in positions], popularity,
+                            engagement, config)
+        learned = x @ np.asarray(signals.ranker.weights, dtype=np.float32)
+        total += share * learned
+        terms["ranker"] = (share * learned).astype(np.float32)
     return positions, total, terms, engagement, own_share
+
+
+LEARNED_TERMS = frozenset({"taste", "genre", "artist", "engagement"})
+"""The hand-weighted terms the learned ranker takes over as it learns (`ranking.ranker.FEATURES`)."""
+
+
+def stream_popularity(signals: Signals, track_ids: Sequence[str], catalog: np.ndarray) -> np.ndarray:
+    """Popularity in [0, 1] from the stream: log(1 + listens) / log(1 + the most listened track's),
+    listens from the item statistics read for the candidates; the catalog's static popularity for a
+    track the stream has not seen (or when no statistics were read)."""
+    if not signals.rates or not signals.stream_popular:
+        return np.asarray(catalog, dtype=np.float32)
+    top = math.log1p(max(v for _, v in signals.stream_popular))
+    out = np.asarray(catalog, dtype=np.float32).copy()
+    if top <= 0:
+        return out
+    for j, track_id in enumerate(track_ids):
+        rate = signals.rates.get(track_id)
+        if rate is not None and rate[2] > 0:
+            out[j] = min(1.0, math.log1p(rate[2]) / top)
+    return out
+
+
+def learned_share(ranker: RankerState | None, config: RankingConfig = RANKING_CONFIG) -> float:
+    """How much the learned ranker counts against the hand weights: n / (n + ranker_prior_examples),
+    0 without a ranker or one whose features this code does not know."""
+    if ranker is None or tuple(ranker.features) != RANKER_FEATURES or ranker.examples <= 0:
+        return 0.0
+    return ranker.examples / (ranker.examples + config.ranker_prior_examples)

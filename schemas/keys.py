@@ -13,10 +13,12 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{items}:artist_listeners` | hash | artist → listeners whose history it entered (the cosine's norm) |
 | `{ns}:v1:{items}:trending` | sorted set | track_id → trending (decayed velocity, `ItemStats.trending`) at the track's last update |
 | `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |
+| `{ns}:v1:{items}:popular` | sorted set | track_id → decayed listens (7-day half-life, `ItemStats.listens`) at the track's last update: popularity from the stream |
 | `{ns}:v1:{items}:rates` | hash | track_id → `like_rate,skip_rate,listens` (smoothed, at the last update): the item-quality prior |
 | `{ns}:v1:{model}:global:replicas:<period>` | hash | replica id → `GlobalModel.to_record()` of that period (TTL 1 day) |
 | `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
 | `{ns}:v1:{model}:global:latest` | string (int) | the newest published period |
+| `{ns}:v1:{model}:ranker` | string (JSON) | the learned ranker: weights, examples seen, progressive AUC and log loss (`schemas.values.encode_ranker`) |
 | `{ns}:v1:{catalog}:tracks` | hash | track_id → track JSON (`schemas.tracks.Track`) |
 | `{ns}:v1:{catalog}:version` | string (int) | bumped on every catalog write; readers reload on change |
 | `{ns}:v1:{ops}:offsets` | sorted set | `<topic>:<partition>` → next offset the flow will process (processed + 1), only ever raised |
@@ -81,6 +83,10 @@ class KeyLayout:
     def trending(self) -> str:
         return f"{self._root}:{{items}}:trending"
 
+    @property
+    def stream_popular(self) -> str:
+        return f"{self._root}:{{items}}:popular"
+
     def trending_in_genre(self, genre: str) -> str:
         return f"{self._root}:{{items}}:trending:g:{genre}"
 
@@ -90,6 +96,10 @@ class KeyLayout:
 
     def global_replicas(self, period: int) -> str:
         return f"{self._root}:{{model}}:global:replicas:{period}"
+
+    @property
+    def ranker(self) -> str:
+        return f"{self._root}:{{model}}:ranker"
 
     def global_model(self, period: int) -> str:
         return f"{self._root}:{{model}}:global:{period}"

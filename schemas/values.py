@@ -6,6 +6,7 @@
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
+| learned ranker | `{model}:ranker` | JSON `{"features": [...], "weights": [...], "intercept": f, "examples": n, "metrics": {"auc": {"learned": f, "prior": f}, "log_loss": {...}}}` |
 
 The flow writes them, the API and the benchmarks read them, through these functions only.
 
@@ -22,6 +23,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -58,6 +60,35 @@ def decode_seed(raw: bytes | None) -> tuple[tuple[str, ...], tuple[str, ...]] | 
         data = orjson.loads(raw)
         return tuple(data.get("track_ids", ())), tuple(data.get("artists", ()))
     except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class RankerState:
+    """The learned ranker as the flow publishes it and the API reads it."""
+
+    features: tuple[str, ...]
+    weights: list[float]
+    intercept: float
+    examples: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """`{"auc": {"learned": .., "prior": ..}, "log_loss": {...}}`: progressive, rolling."""
+
+
+def encode_ranker(state: RankerState) -> bytes:
+    return orjson.dumps({"features": list(state.features), "weights": state.weights,
+                         "intercept": state.intercept, "examples": state.examples, "metrics": state.metrics})
+
+
+def decode_ranker(raw: bytes | None) -> RankerState | None:
+    """The published ranker, or None for a missing or unreadable value."""
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+        return RankerState(tuple(data["features"]), [float(w) for w in data["weights"]],
+                           float(data["intercept"]), int(data["examples"]), dict(data.get("metrics", {})))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
 

@@ -31,6 +31,7 @@ from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
+from serving.request_log import install_request_log
 from serving.routers import ingest, profile, recommend, users
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
+    install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
     for router in (ingest.router, recommend.router, profile.router, users.router):
         app.include_router(router)

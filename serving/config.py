@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ranking.config import RANKING_CONFIG, RankingConfig
@@ -20,7 +21,8 @@ class ServingConfig:
     """How long a write waits for the broker's acknowledgement before answering 503."""
     max_batch: int = 1000
     """Most events or tracks in one POST."""
-    kafka_config: dict[str, str] = field(default_factory=dict)
+    kafka_config: Mapping[str, str] = field(default_factory=dict)
+    """Kafka client options (librdkafka names) for the producer and, translated, the lag reader."""
     api_keys: list[ApiKey] = field(default_factory=list)
     """No keys (and no `tokens`): demo mode, every request allowed (and the service says so)."""
     tokens: TokenVerifier | None = None
@@ -35,6 +37,10 @@ class ServingConfig:
     """The repeat policy's cool-down, in the listener's event time (`ranking.config.ExclusionRules`)."""
     ranking: RankingConfig = RANKING_CONFIG
     """Every weight, quota and threshold of the ranking (`ENCORE_RANKING_CONFIG`)."""
+    access_log: bool = True
+    """One log line per request (serving/request_log.py)."""
+    tracing: bool = False
+    """Server, Redis and producer spans (serving/tracing.py); on when the shell set up a tracer."""
 
     @property
     def topics(self) -> Topics:

@@ -140,8 +140,12 @@ class KafkaLogReader:
     error, so an API started before its broker still comes up).
     """
 
-    def __init__(self, bootstrap: Sequence[str], timeout_s: float = 3.0) -> None:
+    def __init__(self, bootstrap: Sequence[str], timeout_s: float = 3.0,
+                 client_options: Mapping[str, Any] | None = None) -> None:
+        """`client_options`: kafka-python keyword arguments (security protocol, SASL, TLS), as
+        `schemas.kafka_config.KafkaClientConfig.kafka_python()` makes them."""
         self._bootstrap = list(bootstrap)
+        self._client_options = dict(client_options or {})
         self._timeout_ms = int(timeout_s * 1000)
         self._lock = threading.Lock()
         self._consumer: KafkaConsumer | None = None
@@ -155,7 +159,7 @@ class KafkaLogReader:
                 bootstrap_servers=self._bootstrap, client_id="encore-lag", group_id=None,
                 enable_auto_commit=False, request_timeout_ms=max(self._timeout_ms, 1000),
                 bootstrap_timeout_ms=self._timeout_ms, fetch_max_wait_ms=100,
-                consumer_timeout_ms=self._timeout_ms,
+                consumer_timeout_ms=self._timeout_ms, **self._client_options,
             )
         return self._consumer
 

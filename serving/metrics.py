@@ -140,12 +140,27 @@ class OpsCollector(Collector):
         fresh.add_metric([], [(_format_le(b), c) for b, c in stats.freshness.cumulative()],
                          sum_value=stats.freshness.sum_ms / 1000)
         yield fresh
+        if stats.ranker is not None and stats.ranker.metrics:
+            for name, doc in RANKER_METRICS.items():
+                family = GaugeMetricFamily(f"encore_ranker_{name}", doc, labels=["model"])
+                for model, value in sorted(stats.ranker.metrics.get(name, {}).items()):
+                    family.add_metric([model], value)
+                yield family
+            yield CounterMetricFamily("encore_ranker_examples", "Events the learned ranker has learned from.",
+                                      value=stats.ranker.examples)
         if stats.heartbeat_ms is not None:
             yield GaugeMetricFamily("encore_flow_heartbeat_timestamp_seconds",
                                     "Wall-clock time of the flow's last heartbeat.",
                                     value=stats.heartbeat_ms / 1000)
             yield GaugeMetricFamily("encore_flow_heartbeat_age_seconds",
                                     "Seconds since the flow's last heartbeat.", value=stats.heartbeat_age_s)
+
+
+RANKER_METRICS = {
+    "auc": "Rolling progressive ROC AUC of the ranker: each event scored before it is learned "
+           "(model: learned, or the hand-weighted prior on the same events).",
+    "log_loss": "Rolling progressive log loss of the ranker (model: learned, prior).",
+}
 
 
 def request_histogram(registry: CollectorRegistry) -> Histogram:

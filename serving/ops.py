@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from schemas.kafka_config import KafkaClientConfig
 from serving.auth import require
 from serving.config import ServingConfig
 from serving.errors import ApiError, JsonResponse
@@ -82,7 +83,8 @@ def install_ops(app: FastAPI) -> None:
 def open_ops(app: FastAPI, config: ServingConfig) -> OpsState:
     """Open the ops readers (lazily connecting: a broker that is down now does not stop the API)."""
     client = connect_redis(config.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=2)
-    reader = KafkaLogReader(config.brokers)
+    reader = KafkaLogReader(config.brokers,
+                            client_options=KafkaClientConfig(config.kafka_config).kafka_python())
     topics = config.topics
     monitor = LagMonitor(reader, client, config.keys, topics.consumed, topics.consumer_group)
     registry: CollectorRegistry = app.state.ops_registry

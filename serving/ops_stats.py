@@ -18,6 +18,7 @@ import redis
 import redis.asyncio as aioredis
 
 from schemas.keys import FRESHNESS_BUCKETS_MS, KeyLayout
+from schemas.values import RankerState, decode_ranker
 
 COUNTERS = ("events_applied", "events_duplicate", "profile_writes", "tracks_upserted", "events_held",
             "events_released", "events_forgotten", "users_forgotten")
@@ -99,10 +100,13 @@ class FlowStats:
     freshness: Freshness = field(default_factory=Freshness)
     heartbeat_ms: int | None = None
     read_at_ms: int = 0
+    ranker: RankerState | None = None
+    """The learned ranker as last published, with its progressive AUC and log loss."""
 
     @classmethod
     def parse(cls, counters: Mapping[Any, Any], dead_letters: Mapping[Any, Any],
-              freshness: Mapping[Any, Any], heartbeat: bytes | str | None, now_ms: int) -> FlowStats:
+              freshness: Mapping[Any, Any], heartbeat: bytes | str | None, ranker: bytes | None = None,
+              *, now_ms: int) -> FlowStats:
         return cls(
             counters={name: int(_text(counters.get(name.encode(), counters.get(name, b"0"))))
                       for name in COUNTERS},
@@ -110,6 +114,7 @@ class FlowStats:
             freshness=Freshness.parse(freshness),
             heartbeat_ms=int(_text(heartbeat)) if heartbeat is not None else None,
             read_at_ms=now_ms,
+            ranker=decode_ranker(ranker),
         )
 
     @property
@@ -128,10 +133,11 @@ def _queue(pipe: Any, keys: KeyLayout) -> None:
     pipe.hgetall(keys.ops_dead_letters)
     pipe.hgetall(keys.ops_freshness)
     pipe.get(keys.ops_heartbeat)
+    pipe.get(keys.ranker)
 
 
 def read_stats(client: redis.Redis, keys: KeyLayout) -> FlowStats:
-    """One reading (four commands in one pipeline) with a blocking client."""
+    """One reading (five commands in one pipeline) with a blocking client."""
     pipe = client.pipeline(transaction=False)
     _queue(pipe, keys)
     return FlowStats.parse(*pipe.execute(), now_ms=int(time.time() * 1000))

@@ -22,14 +22,14 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from ranking.catalog_view import CatalogView
-from ranking.collaborative import artist_scores
+from ranking.collaborative import artist_scores, seed_artists
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.listener import recent_positives
 from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
@@ -37,7 +37,14 @@ from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
-from schemas.values import decode_neighbours, decode_rates, decode_seed, is_model_weights
+from schemas.values import (
+    RankerState,
+    decode_neighbours,
+    decode_ranker,
+    decode_rates,
+    decode_seed,
+    is_model_weights,
+)
 from schemas.values import encode_seed as encode_seed_value
 
 TRENDING_READ = 100
@@ -84,35 +91,30 @@ def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 
     return [g for g, v in sorted(scores.items(), key=lambda kv: -kv[1]) if v > 0][:n]
 
 
-def liked_artists(profile: UserProfile | None, n: int) -> dict[str, float]:
-    """The listener's n strongest positive artist affinities."""
-    if profile is None:
-        return {}
-    ranked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
-    return dict(ranked[:n])
-
-
 @dataclass(frozen=True)
 class ReadSignals:
     neighbours: dict[str, list[tuple[str, float]]]
     trending: list[tuple[str, float]]
     artist_rows: dict[str, list[tuple[str, float]]]
+    popular: list[tuple[str, float]]
 
 
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
-    config: RankingConfig = RANKING_CONFIG,
+    config: RankingConfig = RANKING_CONFIG, seeds: Mapping[str, float] | None = None,
 ) -> ReadSignals:
     """Co-listening rows of the recent positives, trending, and the artist rows of the liked
     artists, in one pipeline."""
     seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
-    artists = list(liked_artists(profile, config.collaborative_artists))
+    artists = list(seeds or {})
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:
         pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
     for artist in artists:
         pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
+    pipe.zrevrange(keys.stream_popular, 0, config.quota("popular") + config.popular_cold_quota - 1,
+                   withscores=True)
     pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
     for genre in genres:
         pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
@@ -121,10 +123,27 @@ async def read_signals(
                   for track_id, row in zip(seeds, replies, strict=False) if row}
     artist_rows = {artist: decode_neighbours(row)
                    for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
+    popular = decode_neighbours(replies[len(seeds) + len(artists)])
     trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds) + len(artists):]:
+    for row in replies[len(seeds) + len(artists) + 1:]:
         trending.extend(decode_neighbours(row))
-    return ReadSignals(neighbours, trending, artist_rows)
+    return ReadSignals(neighbours, trending, artist_rows, popular)
+
+
+class RankerCache:
+    """The flow's learned ranker, re-read at most every `refresh_s` (it moves a little per batch)."""
+
+    def __init__(self, refresh_s: float = 5.0) -> None:
+        self.refresh_s = refresh_s
+        self.state: RankerState | None = None
+        self._checked = -1e9
+
+    async def get(self, client: Any, keys: KeyLayout) -> RankerState | None:
+        now = time.monotonic()
+        if now - self._checked >= self.refresh_s:
+            self._checked = now
+            self.state = decode_ranker(await client.get(keys.ranker)) or self.state
+        return self.state
 
 
 class ArtistListenersCache:
@@ -266,24 +285,28 @@ class Recommender:
         self.cache = cache
         self.global_model = global_model
         self.artist_listeners = ArtistListenersCache()
+        self.ranker = RankerCache()
         self._seeds = ResponseCache(size=1024, ttl_s=math.inf)
         """Resolved seeds by (catalog view, seed digest); entries hold their view, because an id()
         can be reused by a later view whose positions differ."""
 
     async def signals(
-        self, client: Any, profile: UserProfile | None, seed: SeedProfile | None, request: RecommendRequest
+        self, client: Any, view: CatalogView, profile: UserProfile | None, seed: SeedProfile | None,
+        request: RecommendRequest,
     ) -> Signals:
         """Everything besides the profile and the rates: one pipeline, plus the cached models."""
         config = request.config
-        read = await read_signals(client, self.keys, profile, seed, config)
+        artist_seeds = seed_artists(profile, view.index, config)
+        read = await read_signals(client, self.keys, profile, seed, config, artist_seeds)
         global_weights = await self.global_model.get(client, self.keys)
         scores: dict[str, float] = {}
         via: dict[str, str] = {}
         if read.artist_rows:
             listeners = await self.artist_listeners.get(client, self.keys)
-            liked = liked_artists(profile, config.collaborative_artists)
-            scores, via = artist_scores(liked, read.artist_rows, listeners, config.affinity_scale)
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via)
+            scores, via = artist_scores(artist_seeds, read.artist_rows, listeners,
+                                        config.collaborative_normalise_rows)
+        ranker = await self.ranker.get(client, self.keys)
+        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:
@@ -308,7 +331,7 @@ class Recommender:
             if cached is not None:
                 return cached
         seed = self.seed_profile(view, state)
-        signals = await self.signals(client, profile, seed, request)
+        signals = await self.signals(client, view, profile, seed, request)
         gathered: Gathered = gather(view, profile, seed, signals, request)
         ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
         signals = replace(signals, rates=await read_rates(client, self.keys, ids))
@@ -325,7 +348,7 @@ class Recommender:
         request: RecommendRequest,
     ) -> tuple[list[RankedTrack], list[str]]:
         seed = self.seed_profile(view, state)
-        signals = await self.signals(client, state.profile, seed, request)
+        signals = await self.signals(client, view, state.profile, seed, request)
         known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
         signals = replace(signals, rates=await read_rates(client, self.keys, known))
         return rank_given(view, state.profile, seed, track_ids, signals, request)

@@ -14,6 +14,7 @@ from ranking.diversity import TasteClusters
 from ranking.listener import Session
 from ranking.seeds import SeedProfile
 from schemas.profile_codec import UserProfile
+from schemas.values import RankerState
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Signals:
     """Artist → collaborative score for this listener (`ranking.collaborative.artist_scores`)."""
     artist_via: Mapping[str, str] = field(default_factory=dict)
     """Artist → the liked artist that contributed most to its score."""
+    ranker: RankerState | None = None
+    """The flow's learned ranker (`ranking.ranker`), as last published."""
+    stream_popular: Sequence[tuple[str, float]] = ()
+    """The most listened tracks in the stream: (track_id, decayed listens), most first."""
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
 from ranking.candidates import SourceCandidates
 from ranking.catalog_view import CatalogView
+from ranking.config import RankingConfig
+from ranking.sources.base import CandidateSource, SourceContext
+from schemas.profile_codec import UserProfile
 
 WITHIN_EXACT_MAX = 20_000
 """A genre with more tracks than this is searched through the cell index (big catalogs only)."""
@@ -58,3 +61,23 @@ def best_within(
                 positions.append(part[depth][0])
                 scores.append(part[depth][1])
     return SourceCandidates(source, np.array(positions, np.int64), np.array(scores, np.float32))
+
+
+def grouped_source(
+    name: str,
+    rows_of: Callable[[CatalogView], Mapping[str, np.ndarray]],
+    scores_of: Callable[[UserProfile], Mapping[str, float]],
+    how_many: Callable[[RankingConfig], int],
+) -> CandidateSource:
+    """A source of the best tracks of the listener's strongest groups: `rows_of(view)` maps a group
+    to its catalog positions, `scores_of(profile)` gives the affinities, `how_many(config)` how
+    many groups to draw from."""
+
+    def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
+        profile = ctx.scoring_profile
+        if profile is None:
+            return None
+        names = strongest(scores_of(profile), how_many(ctx.config))
+        return best_within(ctx.view, rows_of(ctx.view), names, profile.taste or None, n, ctx.excluded, name)
+
+    return CandidateSource(name, propose)

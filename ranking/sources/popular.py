@@ -1,4 +1,6 @@
-"""`popular`: the catalog's most popular tracks (more of them for a listener nobody knows)."""
+"""`popular`: the most listened tracks in the stream (decayed listens, from the flow's item
+statistics), then the catalog's most popular ones as the fallback; more of them for a listener
+nobody knows."""
 
 from __future__ import annotations
 
@@ -43,7 +45,18 @@ def popular_candidates(
 def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
     if ctx.cold_start:
         n = ctx.config.popular_cold_quota
-    return popular_candidates(ctx.view.index, n, ctx.excluded, order=ctx.view.popular_order)
+    index = ctx.view.index
+    streamed = [(index.position[t], v) for t, v in ctx.signals.stream_popular
+                if t in index.position and index.position[t] not in ctx.excluded][:n]
+    catalog = popular_candidates(index, n, ctx.excluded | {i for i, _ in streamed},
+                                 order=ctx.view.popular_order)
+    if not streamed:
+        return catalog
+    # Stream first (scored by listens relative to the most listened), the catalog's after them.
+    top = max(v for _, v in streamed) or 1.0
+    positions = [i for i, _ in streamed] + catalog.positions.tolist()[: n - len(streamed)]
+    scores = [v / top for _, v in streamed] + [0.0] * (len(positions) - len(streamed))
+    return SourceCandidates(NAME, np.array(positions, np.int64), np.array(scores, np.float32))
 
 
 SOURCE = CandidateSource(NAME, propose)

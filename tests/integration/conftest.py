@@ -26,6 +26,7 @@ from schemas.keys import KeyLayout
 from schemas.profile_codec import UserProfile, decode_profile
 from schemas.topics import Topics
 from serving.app import create_app
+from tests.tracing_support import spans  # noqa: F401 - the in-memory span exporter fixture
 
 T = TypeVar("T")
 

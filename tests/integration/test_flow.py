@@ -32,7 +32,11 @@ def test_events_from_kafka_update_the_profile_in_redis(env: Env, flow) -> None:
     assert profile.counts[EventType.SKIP] == 1
     assert profile.genres["rock"] > 0 > profile.genres["jazz"]
     assert profile.taste[1] > 0.85  # energy: pulled to the liked rock track, pushed from jazz
-    assert [r.track_id for r in profile.recent] == ["rock-1", "jazz-1"]  # distinct tracks
+    # Recent tracks are distinct, each with its latest event's time (to the second); the like of
+    # rock-1 stays its type through the later complete.
+    assert [(r.track_id, r.type, r.ts_ms) for r in profile.recent] == [
+        ("rock-1", EventType.LIKE, (T0 + 2000) // 1000 * 1000),
+        ("jazz-1", EventType.SKIP, (T0 + 3000) // 1000 * 1000)]
     assert profile.skip_rate == pytest.approx(0.5)
 
 

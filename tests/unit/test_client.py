@@ -44,9 +44,18 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     yield calls
 
 
+class Ceiling:
+    """A random source whose uniform(a, b) is always b: the jittered backoff at its ceiling, so the
+    exponential sequence itself can be checked exactly (test_client_retries.py checks the jitter)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def make_client(server: Server, **options: Any) -> tuple[EncoreClient, list[tuple[Exception, list]]]:
     errors: list[tuple[Exception, list]] = []
     options.setdefault("on_error", lambda exc, batch: errors.append((exc, batch)))
+    options.setdefault("rng", Ceiling())
     client = EncoreClient(BASE, autostart=False, **options)
     headers = client._http.headers
     client._http.close()
@@ -228,7 +237,7 @@ def test_network_errors_exhaust_retries_then_on_error(sleeps: list[float]) -> No
     assert client.pending() == []
 
 
-def test_backoff_is_capped_at_five_seconds(sleeps: list[float]) -> None:
+def test_backoff_ceiling_is_capped_at_five_seconds(sleeps: list[float]) -> None:
     server = Server([503] * 20)
     client, errors = make_client(server, max_retries=9)
     client.play("u", "t")
@@ -254,7 +263,7 @@ def test_without_on_error_failures_are_logged_not_raised(
     sleeps: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     server = Server([400])
-    client = EncoreClient(BASE, autostart=False)
+    client = EncoreClient(BASE, autostart=False, rng=Ceiling())
     client._http = httpx.Client(transport=httpx.MockTransport(server), base_url=BASE)
     client.play("u", "t")
     with caplog.at_level("WARNING", logger="encore.client"):

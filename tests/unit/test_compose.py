@@ -8,7 +8,10 @@ ENCORE_* settings that encore/settings.py names are used and they point at servi
 The production extras are checked the same way: API replicas sit behind the nginx proxy, whose
 config forwards to them; Prometheus scrapes what the services serve (every API replica, each flow
 process's Bytewax port); Grafana is provisioned with Prometheus and the dashboard; every config file
-mounted from the repository exists.
+mounted from the repository exists. The hardening is checked too: every long-running service has a
+healthcheck, published ports bind loopback unless the operator opts in (ENCORE_PUBLISH_ADDR), every
+image is pinned to an exact version, the secrets (API keys, Grafana's password, the scrape key)
+are compose secrets kept out of git, and Alertmanager receives the alert rules.
 
 Schema: $ENCORE_COMPOSE_SCHEMA if set (it must exist), else ../shared/data/compose-spec/ next to the
 repository, else the copy vendored in tests/fixtures/ (see tests/fixtures/README.md).
@@ -45,7 +48,7 @@ SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "data" / "compose-spec" / "compose
 VENDORED_SCHEMA = REPO_ROOT / "tests" / "fixtures" / "compose-spec.json"
 
 ENTRYPOINT = "encore"
-BASE_IMAGE = "python:3.11-slim"
+BASE_IMAGE = "python:3.11.11-slim-bookworm"
 
 # The subcommands of encore/cli.py, mirrored here: a name maps to its own subcommands (empty when it
 # takes none). Used only when encore.cli cannot be imported or has no build_parser().
@@ -70,6 +73,16 @@ FALLBACK_SETTINGS = frozenset(
         "ENCORE_LOG_LEVEL",
     }
 )
+
+COMPOSE_ONLY_VARIABLES = frozenset({"ENCORE_PUBLISH_ADDR"})
+"""ENCORE_* names that only docker-compose.yml interpolates (never a process's setting)."""
+
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
+PINNED_IMAGE = re.compile(r"^[\w./-]+(:v?\d+\.\d+\.\d+(?:[-.][\w.-]+)?)?(@sha256:[0-9a-f]{64})?$")
+"""An image named by an exact version (major.minor.patch, maybe with a variant) or a digest."""
+
+SECRETS_DIR = REPO_ROOT / "deploy" / "secrets"
+ALERTMANAGER_FILE = REPO_ROOT / "deploy" / "alertmanager.yml"
 
 # `encore up` starts its own embedded broker and redis-server: local development only.
 LOCAL_ONLY_SUBCOMMANDS = frozenset({"up"})
@@ -591,8 +604,11 @@ def test_encore_settings_are_known(services: dict[str, dict[str, Any]]) -> None:
         if instruction.keyword in ("ENV", "ARG"):
             used |= set(re.findall(r"\b(ENCORE_[A-Z0-9_]+)\b", instruction.arguments))
     known, source = known_settings()
-    unknown = used - known
+    unknown = used - known - COMPOSE_ONLY_VARIABLES
     assert not unknown, f"unknown ENCORE_* settings: {sorted(unknown)} (known from {source})"
+    for name, service in services.items():
+        misplaced = COMPOSE_ONLY_VARIABLES & set(environment(service))
+        assert not misplaced, f"{name}: {sorted(misplaced)} are compose interpolation only, not settings"
 
 
 def test_encore_settings_point_inside_the_stack(services: dict[str, dict[str, Any]]) -> None:
@@ -800,3 +816,177 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
     assert dashboard.resolve() == REPO_ROOT / "deploy" / "grafana" / "encore-dashboard.json"
     assert json.loads(dashboard.read_text())["uid"] == "encore-ops"
     assert any(v == "grafana-data" for v, _ in volume_mounts(grafana))
+
+
+# ---- hardening ------------------------------------------------------------------------------------
+
+
+def one_shot(name: str, services: dict[str, dict[str, Any]]) -> bool:
+    """A job that runs to completion (restart "no", awaited with service_completed_successfully)."""
+    if services[name].get("restart", "no") != "no":
+        return False
+    return any(depends_on(s).get(name) == "service_completed_successfully" for s in services.values())
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    jobs = {name for name in services if one_shot(name, services)}
+    assert jobs == {"topics"}, f"one-shot jobs (no healthcheck needed): {sorted(jobs)}"
+    for name, service in services.items():
+        if name not in jobs:
+            assert has_healthcheck(service), f"{name} has no healthcheck"
+            check = service.get("healthcheck") or {}
+            if check.get("test"):
+                assert check.get("interval") and check.get("timeout") and check.get("retries"), name
+
+
+def test_the_flow_healthcheck_is_encores_own(services: dict[str, dict[str, Any]]) -> None:
+    test = services["flow"]["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == ENTRYPOINT, "run `encore healthcheck flow` (exec form)"
+    assert check_encore_command(test[2:], "flow healthcheck") == ["healthcheck"]
+    assert test[2:4] == ["healthcheck", "flow"]
+    start = services["flow"]["healthcheck"].get("start_period", "0s")
+    assert int(start.rstrip("s")) >= 30, "give the flow time to start before counting failures"
+
+
+def test_published_ports_bind_loopback_unless_the_operator_opts_in(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    published = 0
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert isinstance(port, str), f"{name}: write ports as HOST_IP:PUBLISHED:TARGET strings"
+        for host_ip, published_port, _, _ in published_ports(service):
+            published += 1
+            assert host_ip, f"{name} publishes {published_port} on every interface: bind 127.0.0.1"
+            default = interpolate_defaults(host_ip)
+            assert default in LOOPBACK_ADDRESSES, (
+                f"{name} publishes {published_port} on {default!r} by default")
+            variables = {m.group("name") for m in _INTERPOLATION.finditer(host_ip)}
+            assert variables <= {"ENCORE_PUBLISH_ADDR"}, f"{name}: opt in with ENCORE_PUBLISH_ADDR only"
+    assert published >= 4  # the API's proxy, Prometheus, Alertmanager, Grafana
+    for name in ("kafka", "redis", "api", "flow"):
+        assert not published_ports(services[name]), f"{name} must not be published on the host"
+
+
+def test_images_are_pinned_to_exact_versions(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if builds(service):
+            continue
+        image = service["image"]
+        assert ":" in image.split("/")[-1] or "@sha256:" in image, f"{name}: {image} has no tag"
+        assert not image.endswith(":latest"), f"{name}: {image}"
+        assert PINNED_IMAGE.match(image), f"{name}: {image} is not an exact version (x.y.z) or a digest"
+    for instruction in dockerfile_instructions():
+        if instruction.keyword == "FROM":
+            image = resolve_from(instruction.arguments)
+            if image.split(":")[0] not in ("build", "runtime"):
+                assert PINNED_IMAGE.match(image), f"Dockerfile FROM {image} is not an exact version"
+
+
+def declared_secrets(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose.get("secrets") or {}
+
+
+def service_secrets(service: dict[str, Any]) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets") or []}
+
+
+def test_secrets_are_compose_secrets_kept_out_of_git(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]],
+) -> None:
+    declared = declared_secrets(compose)
+    assert {"api-keys", "grafana-admin-password", "prometheus-api-key"} <= set(declared)
+    maker = (REPO_ROOT / "deploy" / "make-secrets.sh").read_text()
+    ignored = (SECRETS_DIR / ".gitignore").read_text().split()
+    assert "*" in ignored, "deploy/secrets/ must be git-ignored"
+    for name, spec in declared.items():
+        path = (COMPOSE_FILE.parent / spec["file"]).resolve()
+        assert path.parent == SECRETS_DIR, f"secret {name}: keep its file in deploy/secrets/"
+        assert path.name in maker, f"secret {name}: deploy/make-secrets.sh does not make {path.name}"
+    used: set[str] = set()
+    for name, service in services.items():
+        for secret in service_secrets(service):
+            assert secret in declared, f"{name} uses secret {secret!r}, which is not declared"
+            used.add(secret)
+    assert set(declared) <= used, f"declared but unused secrets: {sorted(set(declared) - used)}"
+
+
+def test_no_secret_is_inline_in_the_environment(services: dict[str, dict[str, Any]]) -> None:
+    secret_like = re.compile(r"(PASSWORD|SECRET|API_KEYS?|TOKEN|CREDENTIALS)$")
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            assert not secret_like.search(key), (
+                f"{name}: {key}={value!r} puts a secret in the environment: use a compose secret and "
+                f"{key}_FILE"
+            )
+            if key.endswith("_FILE") and secret_like.search(key.removesuffix("_FILE").rstrip("_")):
+                target = interpolate_defaults(value or "")
+                assert target.startswith("/run/secrets/"), f"{name}: {key} should point at /run/secrets/"
+                assert target.removeprefix("/run/secrets/") in service_secrets(service), (
+                    f"{name}: {key} points at {target}, a secret the service does not mount"
+                )
+
+
+def test_the_api_takes_its_keys_from_a_secret_and_never_runs_in_demo_mode(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env = environment(services["api"])
+    assert env.get("ENCORE_API_KEYS_FILE") == "/run/secrets/api-keys"
+    assert "api-keys" in service_secrets(services["api"])
+    for name, service in encore_services(services).items():
+        if name != "api":
+            assert "api-keys" not in service_secrets(service), f"{name} does not need the API keys"
+    grafana = environment(services["grafana"])
+    assert grafana.get("GF_SECURITY_ADMIN_PASSWORD__FILE") == "/run/secrets/grafana-admin-password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana, "no default admin password"
+
+
+def test_prometheus_scrapes_the_api_with_a_secret_admin_key(services: dict[str, dict[str, Any]]) -> None:
+    prometheus = services["prometheus"]
+    config = yaml.safe_load(mounted_file(prometheus, "/etc/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "encore-api"]
+    credentials = job["authorization"]["credentials_file"]
+    assert credentials.startswith("/run/secrets/")
+    assert credentials.removeprefix("/run/secrets/") in service_secrets(prometheus)
+
+
+def test_alertmanager_receives_the_alert_rules(services: dict[str, dict[str, Any]]) -> None:
+    prometheus, alertmanager = services["prometheus"], services["alertmanager"]
+    config = yaml.safe_load(mounted_file(prometheus, "/etc/prometheus/prometheus.yml").read_text())
+    targets = [t for am in config["alerting"]["alertmanagers"] for g in am["static_configs"]
+               for t in g["targets"]]
+    assert targets == ["alertmanager:9093"]
+    assert depends_on(prometheus).get("alertmanager") == "service_healthy"
+    config_flag = next(w for w in command_words(alertmanager) if w.startswith("--config.file="))
+    mounted = mounted_file(alertmanager, config_flag.split("=", 1)[1])
+    assert mounted is not None and mounted.resolve() == ALERTMANAGER_FILE
+    assert any(v == "alertmanager-data" for v, _ in volume_mounts(alertmanager))
+
+    am = yaml.safe_load(ALERTMANAGER_FILE.read_text())
+    receivers = {r["name"] for r in am["receivers"]}
+
+    def routes(route: dict[str, Any]) -> list[dict[str, Any]]:
+        return [route, *(r for child in route.get("routes") or [] for r in routes(child))]
+
+    for route in routes(am["route"]):
+        assert route["receiver"] in receivers, f"route to an undefined receiver {route['receiver']!r}"
+    rules = yaml.safe_load((REPO_ROOT / "deploy" / "alerts.yml").read_text())
+    severities = {rule["labels"]["severity"] for group in rules["groups"] for rule in group["rules"]}
+    routed = {m for r in am["route"].get("routes") or [] for m in r.get("matchers") or []}
+    for severity in severities:
+        assert f'severity="{severity}"' in routed, f"no route for severity {severity}"
+
+
+def test_the_image_installs_the_hashed_lock_and_no_secrets() -> None:
+    runs = [i.arguments for i in dockerfile_instructions() if i.keyword == "RUN"]
+    copies = [i.arguments for i in dockerfile_instructions() if i.keyword == "COPY"]
+    assert any(re.search(r"pip install --require-hashes -r requirements\.lock\b", r) for r in runs)
+    assert any(c.split()[0] == "requirements.lock" for c in copies), "COPY the lock before the code"
+    project = [r for r in runs if re.search(r"pip install\b.*\s\.(\s|$)", r)]
+    assert project and all("--no-deps" in r for r in project), "the project installs with --no-deps"
+    assert (REPO_ROOT / "requirements.lock").is_file()
+    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert any(fnmatch.fnmatch("deploy/secrets", p) or p in ("deploy", "deploy/secrets") for p in patterns)
+    assert not any(fnmatch.fnmatch("requirements.lock", p) for p in patterns)
+

@@ -11,7 +11,7 @@ from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from online_models.context_features import INDEX, TRACK_DIM, track_matrix
 from online_models.user_model import UserModel
 from ranking.catalog_view import CatalogView, catalog_track_matrix
-from ranking.config import ExclusionRules
+from ranking.config import ExclusionRules, RankingConfig
 from ranking.pipeline import RecommendRequest, gather, pick, rank_given, score
 from ranking.seeds import SeedFavourites, effective_profile, seed_of
 from ranking.similar import similar_to
@@ -346,3 +346,55 @@ def test_on_a_big_catalog_the_genre_source_searches_near_cells_and_keeps_the_gen
     assert len(got) == 40
     assert all("rock" in celled.index.tracks[i].genres for i in got.positions)
     assert len(set(got.positions.tolist()) & set(want.positions.tolist())) >= 30
+
+
+def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: CatalogView) -> None:
+    from ranking.ranker import FEATURES, prior_weights
+    from ranking.scoring import learned_share
+    from schemas.values import RankerState
+
+    profile = fan_of(view, "rock")
+    played = {r.track_id for r in profile.recent}
+    liked_artist = max((name for name, rows in view.artist_rows.items()
+                        if not {view.index.tracks[int(i)].track_id for i in rows} & played),
+                       key=lambda name: (len(view.artist_rows[name]), name))
+    profile.artists = {liked_artist: 3.0}
+    plain = recommend(view, profile, k=20, diversity=0.0)
+    cold = RankerState(FEATURES, list(prior_weights()), 0.0, examples=0)
+    assert learned_share(cold) == 0.0
+    assert [i.track_id for i in recommend(view, profile, Signals(ranker=cold), k=20, diversity=0.0)] == [
+        i.track_id for i in plain]
+    # A ranker that learned, from a million outcomes, that this listener's artist affinity means skips.
+    weights = dict(zip(FEATURES, prior_weights(), strict=True)) | {"artist": -5.0}
+    learned = RankerState(FEATURES, [weights[f] for f in FEATURES], 0.0, examples=1_000_000)
+    assert learned_share(learned) > 0.99
+    items = recommend(view, profile, Signals(ranker=learned), k=20, diversity=0.0)
+
+    def by_artist(found: list) -> int:
+        return sum(view.index.tracks[i.position].artist == liked_artist for i in found)
+
+    assert by_artist(plain) >= 2 and by_artist(items) < by_artist(plain)
+    # A ranker over other features is ignored.
+    other = RankerState(("x",), [1.0], 0.0, examples=1_000_000)
+    assert learned_share(other) == 0.0
+
+
+def test_popularity_comes_from_the_stream_with_the_catalog_as_fallback(view: CatalogView) -> None:
+    from ranking.scoring import stream_popularity
+
+    by_catalog = sorted(range(len(view)), key=lambda i: float(view.index.popularity[i]))
+    obscure = [view.index.tracks[i].track_id for i in by_catalog[:3]]  # the catalog's least popular
+    streamed = [(obscure[0], 400.0), (obscure[1], 20.0)]
+    rates = {obscure[0]: (0.1, 0.3, 400.0), obscure[1]: (0.1, 0.3, 20.0)}
+    signals = Signals(stream_popular=streamed, rates=rates)
+    request = RecommendRequest(k=10, now_ms=NOW)
+    gathered = gather(view, None, None, signals, request)  # a listener nobody knows
+    popular = [c for c in gathered.candidates if "popular" in c.sources]
+    assert view.index.tracks[popular[0].position].track_id == obscure[0]
+    assert popular[0].sources["popular"] == pytest.approx(1.0)
+    scored = score(view, None, None, gathered, signals, request)
+    j = [c.position for c in scored.candidates].index(view.index.position[obscure[0]])
+    assert scored.terms["popular"][j] == pytest.approx(RankingConfig().popularity)
+    values = stream_popularity(signals, obscure, view.index.popularity[by_catalog[:3]])
+    assert values[0] == pytest.approx(1.0) and 0 < values[1] < 1
+    assert values[2] == pytest.approx(float(view.index.popularity[by_catalog[2]]))  # not streamed: catalog

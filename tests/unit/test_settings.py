@@ -19,6 +19,7 @@ ALL_VARS = {
     "ENCORE_DATA_DIR": "/var/lib/encore",
     "ENCORE_FLOW_BATCH_SIZE": "250",
     "ENCORE_KAFKA_FETCH_WAIT_MS": "25",
+    "ENCORE_KAFKA_CONFIG": '{"security.protocol": "SSL", "ssl.ca.location": "/ca.pem"}',
     "ENCORE_FLOW_PROCESSES": "3",
     "ENCORE_CATALOG_REFRESH_S": "2.5",
     "ENCORE_RECOVERY": "off",
@@ -38,6 +39,10 @@ ALL_VARS = {
     "ENCORE_RECS_CACHE_TTL_S": "1.5",
     "ENCORE_REPEAT_COOLDOWN_S": "10",
     "ENCORE_LOG_LEVEL": "debug",
+    "ENCORE_LOG_FORMAT": "json",
+    "ENCORE_ACCESS_LOG": "off",
+    "ENCORE_OTEL_ENDPOINT": "http://otel:4318",
+    "ENCORE_SERVICE_NAME": "encore-api-eu",
 }
 
 
@@ -220,3 +225,21 @@ def test_cluster_url_passwords_are_redacted() -> None:
     url = "redis+cluster://app:hunter2-secret@n1:7000,n2:7000"
     assert redact_url(url) == "redis+cluster://app:***@n1:7000,n2:7000"
     assert "hunter2-secret" not in repr(Settings.from_env({"ENCORE_REDIS_URL": url}))
+
+
+def test_log_format_and_tracing_settings() -> None:
+    s = Settings.from_env(ALL_VARS)
+    assert (s.log_format, s.access_log, s.otel_endpoint, s.service_name) == (
+        "json", False, "http://otel:4318/v1/traces", "encore-api-eu")
+    assert Settings.from_env({}).log_format == "text" and Settings.from_env({}).otel_endpoint is None
+    with pytest.raises(SettingsError, match="ENCORE_LOG_FORMAT"):
+        Settings.from_env({"ENCORE_LOG_FORMAT": "xml"})
+    # The standard OpenTelemetry variables count too, the traces-only one first.
+    def endpoint(**env: str) -> str | None:
+        return Settings.from_env(env).otel_endpoint
+
+    assert endpoint(OTEL_EXPORTER_OTLP_ENDPOINT="http://a:4318/") == "http://a:4318/v1/traces"
+    assert endpoint(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://b:4318/traces") == "http://b:4318/traces"
+    assert endpoint(ENCORE_OTEL_ENDPOINT="http://c:4318", OTEL_EXPORTER_OTLP_ENDPOINT="http://a:4318"
+                    ) == "http://c:4318/v1/traces"
+    assert Settings.from_env({"OTEL_SERVICE_NAME": "x"}).service_name == "x"
