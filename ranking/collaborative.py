@@ -39,7 +39,8 @@ def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
     recency^i for the artist of each of the latest `session_positives` positives (i = 0 for the
     newest). Novelty (`session_novelty`) is how far those positives sit outside the genres the
     listener usually plays: a listener who switches taste turns the collaborative scores at once,
-    one who keeps listening as usual keeps their whole history's."""
+    one who keeps listening as usual keeps their whole history's. Past a clear switch
+    (`collaborative_switch`) the liked artists' weights fade out."""
     if profile is None:
         return {}
     liked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
@@ -53,6 +54,12 @@ def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
             if i is not None and is_positive(item.type):
                 latest.append(index.tracks[i])
         novelty = session_novelty(profile, latest)
+        # A clear switch (novelty past `collaborative_switch`) fades the long-term seeds out, so the
+        # liked artists of the old taste stop outvoting the new one.
+        low, high = config.collaborative_switch
+        fade = min(1.0, max(0.0, (novelty - low) / (high - low))) if high > low else float(novelty >= low)
+        if fade > 0:
+            weights = {a: w * (1.0 - fade) for a, w in weights.items()}
         for rank, track in enumerate(latest):
             if track.artist and novelty > 0:
                 boost = config.collaborative_session * novelty * config.session_recency**rank

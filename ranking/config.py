@@ -83,6 +83,8 @@ class RankingConfig:
     """Added to the seed weight of the artist of each of the latest positives (× their novelty ×
     session_recency per step back, `ranking.collaborative.seed_artists`): a listener who switches
     taste turns the collaborative scores at once."""
+    collaborative_switch: tuple[float, float] = (0.5, 0.9)
+    """Session novelty at which the long-term collaborative seeds start to fade, and are gone."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
     mood: float = 0.5
@@ -160,6 +162,8 @@ class RankingConfig:
                 value = MappingProxyType({**base.quotas, **{str(k): int(v) for k, v in value.items()}})
             elif name == "sources":
                 value = tuple(str(s) for s in value)
+            elif isinstance(getattr(base, name), tuple):
+                value = tuple(type(x)(v) for x, v in zip(getattr(base, name), value, strict=True))
             else:
                 value = type(getattr(base, name))(value)
             changes[name] = value

@@ -101,12 +101,12 @@ class ReadSignals:
 
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
-    config: RankingConfig = RANKING_CONFIG, seeds: Mapping[str, float] | None = None,
+    config: RankingConfig = RANKING_CONFIG, artist_seeds: Mapping[str, float] | None = None,
 ) -> ReadSignals:
     """Co-listening rows of the recent positives, trending, and the artist rows of the liked
     artists, in one pipeline."""
     seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
-    artists = list(seeds or {})
+    artists = list(artist_seeds or {})
     genres = _top_genres(profile, seed)
     pipe = client.pipeline(transaction=False)
     for track_id in seeds:

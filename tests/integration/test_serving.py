@@ -181,3 +181,26 @@ def test_new_endpoints_need_the_right_scope(env: Env, flow) -> None:
                         headers=headers_write).status_code == 403
         assert api.post("/v1/users/x/seed", json={"track_ids": [track_id]},
                         headers=headers_write).status_code == 200
+
+
+def test_artists_that_listeners_like_you_enjoy_come_in_with_their_reason(env: Env, flow) -> None:
+    """The artist memory end to end: listeners who like artist X also like Y; a new fan of X gets
+    Y's tracks, "fans of X play it too", though Y sounds nothing like X."""
+    by_artist: dict[str, list] = {}
+    for t in CATALOG:
+        by_artist.setdefault(t.artist, []).append(t)
+    rock = next(a for a, ts in by_artist.items() if ts[0].genres[0] == "rock" and len(ts) >= 2)
+    edm = next(a for a, ts in by_artist.items() if ts[0].genres[0] == "edm" and len(ts) >= 2)
+    with env.api() as api:
+        _loaded(env, api)
+        for i in range(6):  # six listeners like both artists
+            _listen(api, env, f"fan-{i}", [by_artist[rock][0], by_artist[edm][0]], kind="like")
+        _listen(api, env, "newcomer", [by_artist[rock][1]], kind="like")
+        wait_for(lambda: env.redis.zscore(env.keys.artist_neighbours(rock), edm) == 6, 60,
+                 "the artist memory")
+        env.wait_for_version("newcomer", 1)
+        recs = api.get("/v1/users/newcomer/recommendations", params={"k": 20}).json()
+        found = [item for item in recs["items"] if item["track_id"] in {t.track_id for t in by_artist[edm]}]
+        assert found, [(i["track_id"], i["reasons"]) for i in recs["items"]]
+        assert "similar_artists" in found[0]["sources"]
+        assert f"fans of {rock} play it too" in found[0]["reasons"]

@@ -133,6 +133,12 @@ def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:
                                    "Weak": math.tanh(0.05)})
     assert list(seeds)[:2] == ["New 2", "Old"]
     assert "Hated" not in seeds and "New 1" not in seeds  # a dislike, a skip: no seeds
+    # A clear switch (every latest positive in a genre never played): the old taste's seeds fade out.
+    switched = UserProfile("u", genres={"rock": 4.0}, artists={"Old": 4.0},
+                           recent=[RecentTrack("t1", EventType.LIKE, 1),
+                                   RecentTrack("t2", EventType.LIKE, 2)])
+    seeds = seed_artists(switched, index, config)
+    assert seeds["Old"] == 0.0 and seeds["New 2"] == pytest.approx(3.0) and seeds["New 1"] > 0
     # Listening as usual (the latest positives in the top genre): the liked artists alone.
     profile.genres["jazz"] = 4.0
     usual = seed_artists(profile, index, config)
