@@ -30,6 +30,9 @@ def flow_config(settings: Settings) -> FlowConfig:
         batch_size=settings.flow_batch_size,
         catalog_refresh_s=settings.catalog_refresh_s,
         fetch_wait_ms=settings.kafka_fetch_wait_ms,
+        dedupe_horizon_s=settings.dedupe_horizon_s,
+        hold_events=settings.hold_events,
+        hold_s=settings.hold_s,
         kafka_config=settings.kafka_config,
     )
 

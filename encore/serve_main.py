@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from encore.settings import Settings, SettingsError
 from serving.app import create_app
-from serving.auth import ApiKeyConfigError, parse_api_keys
+from serving.auth import ApiKeyConfigError, TokenConfigError, TokenVerifier, parse_api_keys
 from serving.config import ServingConfig
 
 
@@ -17,12 +17,21 @@ def serving_config(settings: Settings) -> ServingConfig:
         api_keys = parse_api_keys(settings.api_keys) if settings.api_keys else []
     except ApiKeyConfigError as exc:
         raise SettingsError(f"ENCORE_API_KEYS: {exc}") from None
+    tokens = None
+    if settings.jwt_secret or settings.jwt_jwks:
+        try:
+            tokens = TokenVerifier(settings.jwt_secret, settings.jwt_jwks, settings.jwt_issuer,
+                                   settings.jwt_audience)
+        except TokenConfigError as exc:
+            raise SettingsError(str(exc)) from None
     return ServingConfig(
         brokers=settings.require_kafka().split(","),
         redis_url=settings.require_redis(),
         namespace=settings.namespace,
         catalog_refresh_s=settings.catalog_refresh_s,
         api_keys=api_keys,
+        tokens=tokens,
+        listener_rate_per_s=settings.jwt_rate_per_s,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=list(settings.cors_origins),
         recs_cache_size=settings.recs_cache_size,

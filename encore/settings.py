@@ -17,9 +17,18 @@
 | `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
 | `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
+| `ENCORE_DEDUPE_HORIZON_S` | `604800` | Event time (7 days) over which the flow remembers each listener's event ids: a repeat within it is applied once; an event older than this before the listener's newest goes to the dead letters as `too_late` (`flows/dedupe.py`). |
+| `ENCORE_HOLD_EVENTS` | `64` | Events the flow keeps per listener while one waits for a track the catalog does not know yet (the held ones and those after them); `0`: such events are applied at once, without their track. |
+| `ENCORE_HOLD_S` | `86400` | Event time an event ahead of the catalog waits for its track at most; then it is applied without it. |
 | `ENCORE_SNAPSHOT_INTERVAL_S` | `5` | Whole seconds between the flow's recovery snapshots; after a crash at most this much is replayed. |
 | `ENCORE_API_KEYS` | unset | API keys as JSON: `[{"name", "key" (or "sha256:<hex>"), "scopes": [write, read, admin], "rate_per_s", "burst"}]`. Unset (and no file): demo mode, no auth. |
 | `ENCORE_API_KEYS_FILE` | unset | A file holding the same JSON (takes precedence over `ENCORE_API_KEYS`). |
+| `ENCORE_JWT_SECRET` | unset | Shared secret (≥ 32 bytes) for listener tokens signed HS256 (`serving/auth.py`). |
+| `ENCORE_JWT_SECRET_FILE` | unset | A file holding that secret (takes precedence). |
+| `ENCORE_JWT_JWKS` | unset | A JWKS file path or `https://` URL with the public keys of listener tokens (RS/PS/ES/EdDSA; `kid` picks the key). |
+| `ENCORE_JWT_ISSUER` | unset | When set, a listener token's `iss` must equal it. |
+| `ENCORE_JWT_AUDIENCE` | unset | When set, a listener token's `aud` must contain it. |
+| `ENCORE_JWT_RATE_PER_S` | `20` | Requests per second of one listener's tokens per API replica (bursts of twice as many). |
 | `ENCORE_MAX_BODY_BYTES` | `1048576` | Largest request body the API reads; larger answers 413. |
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
@@ -153,6 +162,16 @@ def _api_keys(env: Mapping[str, str]) -> str | None:
     return env.get("ENCORE_API_KEYS") or None
 
 
+def _jwt_secret(env: Mapping[str, str]) -> str | None:
+    path = env.get("ENCORE_JWT_SECRET_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise SettingsError(f"ENCORE_JWT_SECRET_FILE cannot be read: {exc.strerror}") from None
+    return env.get("ENCORE_JWT_SECRET") or None
+
+
 def _kafka_config(env: Mapping[str, str]) -> KafkaClientConfig:
     """ENCORE_KAFKA_CONFIG's options, overridden by ENCORE_KAFKA_CONFIG_FILE's."""
     options: dict[str, object] = {}
@@ -213,8 +232,17 @@ class Settings:
     catalog_refresh_s: float = 1.0
     recovery: bool = True
     snapshot_interval_s: int = 5
+    dedupe_horizon_s: int = 7 * 24 * 3600
+    hold_events: int = 64
+    hold_s: int = 24 * 3600
     api_keys: str | None = None
     """The API keys' JSON (a secret: never logged)."""
+    jwt_secret: str | None = None
+    """The listener tokens' HS256 secret (never logged)."""
+    jwt_jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_rate_per_s: float = 20.0
     max_body_bytes: int = 1_048_576
     cors_origins: tuple[str, ...] = ()
     recs_cache_size: int = 4096
@@ -272,7 +300,15 @@ class Settings:
             catalog_refresh_s=_float(env, "ENCORE_CATALOG_REFRESH_S", 1.0),
             recovery=_switch(env, "ENCORE_RECOVERY", True),
             snapshot_interval_s=_int(env, "ENCORE_SNAPSHOT_INTERVAL_S", 5),
+            dedupe_horizon_s=_int(env, "ENCORE_DEDUPE_HORIZON_S", 7 * 24 * 3600, minimum=60),
+            hold_events=_int(env, "ENCORE_HOLD_EVENTS", 64, minimum=0, maximum=10_000),
+            hold_s=_int(env, "ENCORE_HOLD_S", 24 * 3600, minimum=1),
             api_keys=_api_keys(env),
+            jwt_secret=_jwt_secret(env),
+            jwt_jwks=env.get("ENCORE_JWT_JWKS") or None,
+            jwt_issuer=env.get("ENCORE_JWT_ISSUER") or None,
+            jwt_audience=env.get("ENCORE_JWT_AUDIENCE") or None,
+            jwt_rate_per_s=_float(env, "ENCORE_JWT_RATE_PER_S", 20.0),
             max_body_bytes=_int(env, "ENCORE_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             cors_origins=tuple(o.strip() for o in (env.get("ENCORE_CORS_ORIGINS") or "").split(",")
                                if o.strip()),
@@ -304,6 +340,9 @@ class Settings:
             "ENCORE_CATALOG_REFRESH_S": str(self.catalog_refresh_s),
             "ENCORE_RECOVERY": "on" if self.recovery else "off",
             "ENCORE_SNAPSHOT_INTERVAL_S": str(self.snapshot_interval_s),
+            "ENCORE_DEDUPE_HORIZON_S": str(self.dedupe_horizon_s),
+            "ENCORE_HOLD_EVENTS": str(self.hold_events),
+            "ENCORE_HOLD_S": str(self.hold_s),
             "ENCORE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
@@ -328,6 +367,11 @@ class Settings:
             env["ENCORE_REDIS_URL"] = self.redis_url
         if self.api_keys:
             env["ENCORE_API_KEYS"] = self.api_keys
+        env["ENCORE_JWT_RATE_PER_S"] = str(self.jwt_rate_per_s)
+        for name, value in (("ENCORE_JWT_SECRET", self.jwt_secret), ("ENCORE_JWT_JWKS", self.jwt_jwks),
+                            ("ENCORE_JWT_ISSUER", self.jwt_issuer), ("ENCORE_JWT_AUDIENCE", self.jwt_audience)):
+            if value:
+                env[name] = value
         if self.kafka_config:
             env["ENCORE_KAFKA_CONFIG"] = json.dumps(self.kafka_config.librdkafka())
         return env
@@ -340,7 +384,8 @@ class Settings:
     def __repr__(self) -> str:
         return (f"Settings(kafka={self.kafka_bootstrap!r}, kafka_config={self.kafka_config.redacted()!r}, "
                 f"redis={redact_url(self.redis_url)!r}, namespace={self.namespace!r}, "
-                f"api_keys={'<set>' if self.api_keys else None})")
+                f"api_keys={'<set>' if self.api_keys else None}, "
+                f"jwt_secret={'<set>' if self.jwt_secret else None})")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)

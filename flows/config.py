@@ -27,6 +27,14 @@ class FlowConfig:
     """Longest a fetch waits at the broker for data (librdkafka `fetch.wait.max.ms`). Apache Kafka
     answers a waiting fetch as soon as data arrives; Tansu waits the whole time, so a short wait is
     what keeps event-to-profile latency low there."""
+    dedupe_horizon_s: int = 7 * 24 * 3600
+    """Event time over which a listener's event ids are remembered (`flows.dedupe`); an event older
+    than this before the listener's newest is dead-lettered as `too_late`."""
+    hold_events: int = 64
+    """Events kept per listener while one waits for its track (`flows.user_state.HoldConfig`); 0:
+    events ahead of the catalog are applied at once without their track."""
+    hold_s: int = 24 * 3600
+    """Event time an event ahead of the catalog waits for its track at most."""
 
     @property
     def topics(self) -> Topics:

@@ -5,17 +5,22 @@ encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─�
                                                      │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
                                                      │                          │                   ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
-                                                     │                          │                   └─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
-                                                     │                          └─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
-                                                     └─ bad ───┐
-encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)
-                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq)
+                                                     │                          │                   ├─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
+                                                     │                          │                   └─► refused_events (too_late, dedupe_full) ──┐
+                                                     │                          └─► listening_only ─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
+                                                     └─ bad ───┐                                                                      │
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)            │
+                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄────────┘
                                                                  └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
 
-`update_profile` (keyed by user) applies taste, engagement model, drift and co-listening window per
-event and emits each touched track's increments; `update_track_stats` (keyed by track) sums them in
-recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
+`encore.events` also carries control messages (`schemas.events.Forget`): they take the same path to
+`update_profile`, in the listener's partition order, and nowhere else (`listening_only`).
+
+`update_profile` (keyed by user) dedupes each event over the event-time horizon, holds events
+ahead of the catalog, forgets a listener on a tombstone, and applies taste, engagement model, drift
+and co-listening window per event and emits each touched track's increments; `update_track_stats`
+(keyed by track) sums them in recovered state and emits the track's full state (`flows/user_state.py`, `flows/track_state.py`).
 `learn_global` keeps one global-model replica per events partition and `merge_global` (one key)
 publishes the merged model of each period (`flows/global_steps.py`); with `warm_start`,
 `update_profile` reads it back from Redis as the prior of new listeners (`flows/global_priors.py`).
@@ -43,7 +48,15 @@ from flows.artist_state import ArtistMemoryLogic, artist_memory_sink, artist_sig
 from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_catalog, unkey_catalog
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
-from flows.decode import SourcedEvent, SourceItem, decode_event_message, decode_track_message, is_valid
+from flows.decode import (
+    SourcedEvent,
+    SourceItem,
+    decode_event_message,
+    decode_track_message,
+    is_listening,
+    is_valid,
+)
+from flows.dedupe import DedupeConfig
 from flows.experiment_state import ExperimentLogic, experiment_signals_of, experiment_sink
 from flows.global_priors import GlobalPriorReader
 from flows.global_steps import (
@@ -59,7 +72,7 @@ from flows.redis_sinks import CatalogSink, ProfileSink
 from flows.track_lookup import TrackLookup
 from flows.track_sinks import TrackStatsSink
 from flows.track_state import TrackStateLogic
-from flows.user_state import UserProfileLogic, no_prior, track_signals_of
+from flows.user_state import HoldConfig, ProfileWrite, UserProfileLogic, no_prior, track_signals_of
 from online_models.taste import TasteLearner
 
 
@@ -82,6 +95,10 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     lookup = TrackLookup(connect(config.redis_url), keys, config.catalog_refresh_s)
     priors = (GlobalPriorReader(connect(config.redis_url), keys, config.catalog_refresh_s)
               if warm_start else no_prior)
+    dedupe = DedupeConfig(horizon_ms=config.dedupe_horizon_s * 1000)
+    hold = HoldConfig(max_events=config.hold_events, max_wait_ms=config.hold_s * 1000,
+                      recheck_s=config.catalog_refresh_s)
+    catalog = lookup.tracks if config.hold_events > 0 else None
 
     def source(topic: str) -> KafkaSource:
         consumer_config = {"fetch.wait.max.ms": str(config.fetch_wait_ms), **config.kafka_config}
@@ -96,7 +113,8 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     checked_events = op.branch("split_valid_events", events, is_valid)
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
     profiles = op.stateful_batch(
-        "update_profile", with_tracks, lambda resume: UserProfileLogic(learner, resume, priors)
+        "update_profile", with_tracks,
+        lambda resume: UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=catalog, hold=hold),
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
     # Item statistics and co-listening of the applied events → per-track state → full-state writes.
@@ -120,7 +138,8 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis
     # (`flows/global_steps.py`).
-    by_partition = op.map("key_by_partition", with_tracks, key_by_partition)
+    listening = op.filter("listening_only", with_tracks, is_listening)
+    by_partition = op.map("key_by_partition", listening, key_by_partition)
     replica_records = op.stateful_batch("learn_global", by_partition, GlobalReplicaLogic)
     to_merger = op.map("key_for_merger", replica_records, key_for_merger)
     publications = op.stateful_batch("merge_global", to_merger, GlobalMergerLogic)
@@ -139,9 +158,15 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     op.output("write_catalog", resolved, CatalogSink(config.redis_url, keys, lookup))
 
     # Whatever could not be applied → the dead-letter topic, raw bytes and reason.
-    dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses)
+    refused = op.flat_map("refused_events", profiles, _refused)
+    dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses, refused)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
               KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
     op.output("tally_dead_letters", dead, DeadLetterTally(config.redis_url, keys))
     return flow
+
+
+def _refused(item: tuple[str, ProfileWrite]) -> list[DeadLetter]:
+    """Events the per-user step refused (too late to dedupe, dedupe memory full)."""
+    return item[1].dead_letters

@@ -1,4 +1,5 @@
-"""Decode Kafka messages into events and tracks; anything that fails becomes a dead letter."""
+"""Decode Kafka messages into events (or control messages) and tracks; anything that fails becomes a
+dead letter."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from flows.dead_letters import DeadLetter
 from flows.progress import Position
-from schemas.events import Event, InvalidEvent, decode_event, event_time_problem
+from schemas.events import Event, Forget, InvalidEvent, Message, decode_message, event_time_problem
 from schemas.tracks import InvalidTrack, Track, decode_track
 
 SourceItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
-SourcedEvent = tuple[Event, Position]
+SourcedEvent = tuple[Message, Position]
+"""A listening `Event`, or a control message (`Forget`), and where it came from."""
 SourcedTrack = tuple[Track, Position]
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -37,7 +39,7 @@ def decode_event_message(item: SourceItem) -> SourcedEvent | DeadLetter:
         return _dead_letter(item, "too_large",
                             f"message of {len(item.value)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        event = decode_event(item.value)
+        event = decode_message(item.value)
     except InvalidEvent as exc:
         code = "invalid_json" if exc.reason.startswith(("not valid JSON", "empty")) else "invalid_event"
         return _dead_letter(item, code, exc.reason)
@@ -48,6 +50,8 @@ def decode_event_message(item: SourceItem) -> SourcedEvent | DeadLetter:
         # Partitioning by user_id is what keeps a user's events in order; a wrong key breaks it.
         return _dead_letter(item, "key_mismatch", f"message key {key!r} is not the event's user_id")
     position = position_of(item)
+    if isinstance(event, Forget):
+        return event, position
     problem = event_time_problem(event.ts, position.broker_ts_ms)
     if problem is not None:
         return _dead_letter(item, "bad_event_time", problem)
@@ -70,3 +74,8 @@ def decode_track_message(item: SourceItem) -> SourcedTrack | DeadLetter:
 
 def is_valid(item: object) -> bool:
     return not isinstance(item, DeadLetter)
+
+
+def is_listening(item: tuple[str, tuple[Message, object, Position]]) -> bool:
+    """A keyed item of the per-user stream that holds a listening event (not a control message)."""
+    return isinstance(item[1][0], Event)

@@ -29,40 +29,52 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
         self._summary = BatchSummary()
 
     def write_batch(self, items: list[tuple[str, ProfileWrite]]) -> None:
-        # One SET per touched user per batch: the newest version wins.
+        # One SET per touched user per batch: a user's writes come in the step's order, so the last
+        # one wins. A forget deletes the user's keys first; a profile started after it in the same
+        # batch is then written again.
         newest: dict[str, ProfileWrite] = {}
+        forgotten: set[str] = set()
         progress = Progress()
-        applied = duplicates = 0
+        counters = dict.fromkeys(("events_applied", "events_duplicate", "events_held", "events_released",
+                                  "events_forgotten", "users_forgotten"), 0)
         for user_id, write in items:
-            progress.note(write.position)
-            applied += write.applied
-            duplicates += write.duplicates
-            if write.blob is None:
-                continue
-            held = newest.get(user_id)
-            if held is None or write.version >= held.version:
+            if write.position is not None:
+                progress.note(write.position)
+            counters["events_applied"] += write.applied
+            counters["events_duplicate"] += write.duplicates
+            counters["events_held"] += write.held
+            counters["events_released"] += len(write.released)
+            counters["events_forgotten"] += write.forgotten
+            if write.forget:
+                counters["users_forgotten"] += 1
+                forgotten.add(user_id)
+                newest.pop(user_id, None)
+            if write.blob is not None:
                 newest[user_id] = write
         keys = self._keys
-        counters = {"events_applied": applied, "events_duplicate": duplicates,
-                    "profile_writes": len(newest)}
+        counters["profile_writes"] = len(newest)
 
         def fill(pipe) -> None:
+            for user_id in forgotten:
+                pipe.delete(keys.profile(user_id), keys.user_seed(user_id))
             for user_id, write in newest.items():
                 pipe.set(keys.profile(user_id), write.blob)
             progress.record(pipe, keys)
             for name, count in counters.items():
                 if count:
                     pipe.hincrby(keys.ops_counters, name, count)
-            self._record_freshness(pipe, newest.values())
+            self._record_freshness(pipe, [w for w in newest.values() if w.position is not None])
 
         started = time.perf_counter()
         pipelined(self._client, fill, f"profile write of {len(newest)} users")
         now_ms = time.time() * 1000
         self._summary.note(
-            events=len(items), applied=applied, duplicates=duplicates, profile_writes=len(newest),
+            events=len(items), applied=counters["events_applied"], duplicates=counters["events_duplicate"],
+            profile_writes=len(newest),
             partitions={f"{p[0]}:{p[1]}": pos.offset for p, pos in progress.latest.items()},
             write_ms=(time.perf_counter() - started) * 1000,
-            max_age_ms=max((now_ms - w.position.broker_ts_ms for w in newest.values()), default=0.0))
+            max_age_ms=max((now_ms - w.position.broker_ts_ms for w in newest.values()
+                            if w.position is not None), default=0.0))
 
     def _record_freshness(self, pipe: Pipeline, writes: Collection[ProfileWrite]) -> None:
         """Produce (broker timestamp) → profile written, one sample per written profile."""
@@ -72,6 +84,7 @@ class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
         buckets: dict[str, int] = {}
         total = 0.0
         for write in writes:
+            assert write.position is not None
             age = max(0.0, now_ms - write.position.broker_ts_ms)
             total += age
             bucket = freshness_bucket(age)

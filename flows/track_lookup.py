@@ -2,7 +2,9 @@
 
 Tracks are cached in the worker; a batch's misses are fetched with one HMGET. When the catalog
 version in Redis changes (checked at most every `refresh_s`), the cache is dropped so changed tracks
-are read again. An event whose track is not (yet) in the catalog still counts, but teaches no taste.
+are read again. An event whose track is not (yet) in the catalog gets None: the per-user step holds
+it until `tracks` finds the track (`flows.user_state`, "Events ahead of the catalog"). A control
+message (`Forget`) has no track.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from collections.abc import Iterable
 from flows.decode import SourcedEvent
 from flows.progress import Position
 from flows.redis_io import RedisClient, with_retries
-from schemas.events import Event
+from schemas.events import Event, Message
 from schemas.keys import KeyLayout
 from schemas.tracks import InvalidTrack, Track, decode_track
 
-EventWithTrack = tuple[str, tuple[Event, Track | None, Position]]
+EventWithTrack = tuple[str, tuple[Message, Track | None, Position]]
 
 
 def read_catalog_tracks(
@@ -53,11 +55,18 @@ class TrackLookup:
 
     def attach(self, events: list[SourcedEvent]) -> list[EventWithTrack]:
         """Each event keyed by its user, with its track (or None when the catalog lacks it)."""
+        tracks = self.tracks(e.track_id for e, _ in events if isinstance(e, Event))
+        return [(e.user_id, (e, tracks.get(e.track_id) if isinstance(e, Event) else None, at))
+                for e, at in events]
+
+    def tracks(self, track_ids: Iterable[str]) -> dict[str, Track | None]:
+        """The catalog's track for each id (None when unknown), from the cache or one HMGET."""
         self._refresh_if_changed()
-        missing = list({e.track_id for e, _ in events if e.track_id not in self._tracks})
+        wanted = set(track_ids)
+        missing = [t for t in wanted if t not in self._tracks]
         if missing:
             self._tracks.update(read_catalog_tracks(self._client, self._keys, missing))
-        return [(e.user_id, (e, self._tracks[e.track_id], at)) for e, at in events]
+        return {t: self._tracks[t] for t in wanted}
 
     def _refresh_if_changed(self) -> None:
         now = time.monotonic()

@@ -99,6 +99,10 @@ class TrackSignals:
         if event.ts > signal.newest_ms:
             signal.newest_ms = event.ts
 
+    def add_track(self, track: Track) -> None:
+        """A track's genres alone: a held event's track arrived (its contributions came on receipt)."""
+        self._of(track.track_id).genres = tuple(track.genres)
+
     def add_pairs(self, pairs: list[PairIncrement]) -> None:
         """Co-listening increments, each added to both tracks' rows."""
         weight, ts_ms = -1.0, -1

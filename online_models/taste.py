@@ -15,8 +15,10 @@ What one event does to a `UserProfile` (all in event time, so a replay gives the
   dislike stays until a positive event on the track, and a positive track stays positive (at its
   stronger type) through a later play. When the list is full the oldest track that is not disliked
   leaves first, so dislikes are remembered longest.
-- **counters, `version` (+1 per applied event), `as_of` (the event's time)**.
-- **dedupe**: an event whose `event_id` is among the user's last `dedupe_size` ids is not applied.
+- **counters, `version` (+1 per applied event), `as_of` (the newest applied event's time)**.
+
+Every event given is applied: which events to apply (duplicates, events too late, events waiting
+for their track) is the flow's per-user step's decision (`flows.dedupe`, `flows.user_state`).
 
 >>> from schemas.events import Event
 >>> from schemas.profile_codec import UserProfile
@@ -28,16 +30,12 @@ What one event does to a `UserProfile` (all in event time, so a replay gives the
 >>> profile = UserProfile("u1")
 >>> like = Event(event_id="e1", user_id="u1", track_id="t1", type="like", ts=1000)
 >>> learner.learn_one(profile, like, track)
-True
 >>> profile.version, profile.as_of_ms, profile.taste[0], profile.genres
 (1, 1000, 0.9, {'rock': 1.0})
->>> learner.learn_one(profile, like, track)  # the same event_id again: not applied
-False
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,18 +60,6 @@ class TasteConfig:
     max_artists: int = 32
     """Artists kept (by |score|): the liked ones are also the artist-level collaborative memory's seeds."""
     recent_size: int = 20
-    dedupe_size: int = 24
-    """How many of a user's latest event ids are remembered to drop duplicates."""
-
-
-def event_id_hash(event_id: str) -> int:
-    """A stable 64-bit hash of an event id (Python's `hash` differs between processes)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
-
-
-def _keep_last(items: list, limit: int) -> None:
-    if len(items) > limit:
-        del items[: len(items) - limit]
 
 
 def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
@@ -109,18 +95,12 @@ class TasteLearner:
 
     def learn_one(
         self, profile: UserProfile, event: Event, track: Track | None, rate_multiplier: float = 1.0
-    ) -> bool:
-        """Apply `event` to `profile` in place; False (and no change) for a duplicate event.
+    ) -> None:
+        """Apply `event` to `profile` in place.
 
         `rate_multiplier` scales `min_rate` (the drift detector's `lr_multiplier`: while a listener's
         taste is moving, a settled taste vector follows them faster)."""
         config = self.config
-        event_hash = event_id_hash(event.event_id)
-        if event_hash in profile.recent_event_ids:
-            return False
-        profile.recent_event_ids.append(event_hash)
-        _keep_last(profile.recent_event_ids, config.dedupe_size)
-
         weight = feedback_weight(event)
         if track is not None:
             vector = track.feature_vector()
@@ -136,8 +116,8 @@ class TasteLearner:
         profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
         _remember_track(profile.recent, event, config.recent_size)
         profile.version += 1
-        profile.as_of_ms = event.ts
-        return True
+        # The newest applied event's time: an offline batch may arrive after newer events.
+        profile.as_of_ms = max(profile.as_of_ms, event.ts)
 
     def _learn_taste(
         self, profile: UserProfile, vector: Sequence[float], weight: float, min_rate: float

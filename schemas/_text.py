@@ -27,6 +27,21 @@ Identifier = Annotated[
 ]
 """An id such as user_id, track_id or event_id: 1 to 128 characters, no control characters."""
 
+IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\s](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s])?$"
+"""What an `Identifier` is once validated (no control characters, nothing to strip): for ids that
+arrive outside a model, such as a path parameter or a token's `sub`, which must be taken as is."""
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def is_identifier(value: str) -> bool:
+    """True when `value` is an `Identifier` exactly as given.
+
+    >>> is_identifier("ana"), is_identifier(" ana"), is_identifier("a\x85"), is_identifier("x" * 129)
+    (True, False, False, False)
+    """
+    return len(value) <= ID_MAX_LEN and _IDENTIFIER.match(value) is not None
+
+
 Label = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=LABEL_MAX_LEN),

@@ -1,4 +1,11 @@
-"""The listening event: what a player app emits for every play, skip, like, dislike or complete.
+"""The listening event: what a player app emits for every play, skip, like, dislike or complete; and
+the one control message that shares its topic, `Forget`.
+
+`encore.events` carries two kinds of message, told apart by one field: a message with a `control`
+field is a control message (`Forget`, `{"control": "forget", ...}`), anything else is a listening
+`Event`. A control message is not an event type: it has no row in `schemas.event_types.SEMANTICS`,
+is never learned from, counted or deduplicated, and only the flow's per-user step acts on it.
+`decode_message` reads either; `decode_event` only events.
 
 >>> event = decode_event(b'{"event_id": "e1", "user_id": "u1", "track_id": "t1", '
 ...                      b'"type": "like", "ts": "2026-11-21T08:00:00Z"}')
@@ -15,7 +22,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -132,6 +139,37 @@ def event_time_problem(ts_ms: int, received_ms: int) -> str | None:
     return None
 
 
+class ControlType(StrEnum):
+    FORGET = "forget"
+
+
+class Forget(BaseModel):
+    """A tombstone: forget everything kept about `user_id` (`DELETE /v1/users/{id}`).
+
+    Sent through `encore.events` keyed by the user, so the flow sees it after every earlier event of
+    theirs, in partition order. Wire form: `{"control": "forget", "user_id", "request_id",
+    "requested_at"}` (epoch ms of the request, for the record; the flow does not compare it with
+    event times).
+
+    >>> decode_message(Forget(user_id="u1", request_id="r1", requested_at=5).to_json())
+    Forget(control=<ControlType.FORGET: 'forget'>, user_id='u1', request_id='r1', requested_at=5)
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    control: Literal[ControlType.FORGET] = ControlType.FORGET
+    user_id: Identifier
+    request_id: Identifier
+    requested_at: int = Field(ge=0, le=MAX_TS_MS)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+Message = Event | Forget
+"""What a message on `encore.events` holds."""
+
+
 class InvalidEvent(ValueError):
     """An event that cannot be applied; `reason` says why in one line."""
 
@@ -166,12 +204,27 @@ def validate_event(data: Any) -> Event:
         raise InvalidEvent(_reason(errors), errors) from None
 
 
-def decode_event(raw: bytes | None) -> Event:
-    """An `Event` from the bytes of a Kafka message, or `InvalidEvent` with a one-line reason."""
+def _parse(raw: bytes | None) -> Any:
     if raw is None or not raw:
         raise InvalidEvent("empty message")
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not valid JSON: {exc}") from None
+
+
+def decode_event(raw: bytes | None) -> Event:
+    """An `Event` from the bytes of a Kafka message, or `InvalidEvent` with a one-line reason."""
+    return validate_event(_parse(raw))
+
+
+def decode_message(raw: bytes | None) -> Message:
+    """An `Event` or a control message (`Forget`) from the bytes of a message on `encore.events`."""
+    data = _parse(raw)
+    if isinstance(data, dict) and "control" in data:
+        try:
+            return Forget.model_validate(data)
+        except ValidationError as exc:
+            errors = describe_validation_error(exc)
+            raise InvalidEvent(_reason(errors), errors) from None
     return validate_event(data)

@@ -34,7 +34,7 @@ from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 from serving.redis_client import connect_async
 from serving.request_log import install_request_log
-from serving.routers import experiments, ingest, listen, profile, recommend, search
+from serving.routers import experiments, ingest, listen, profile, recommend, search, users
 from serving.search_index import LiveSearchIndex
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def create_app(config: ServingConfig) -> FastAPI:
     app.state.experiment_answers = served_counter(app.state.ops_registry)
     install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
-    for router in (ingest.router, recommend.router, profile.router, search.router, listen.router,
-                   experiments.router):
+    for router in (ingest.router, recommend.router, profile.router, users.router, search.router,
+                   listen.router, experiments.router):
         app.include_router(router)
     app.mount("/listen/static", StaticFiles(directory=listen.STATIC_DIR), name="listen-static")
     _document_body_models(app)
@@ -87,15 +87,16 @@ def create_app(config: ServingConfig) -> FastAPI:
 
 def install_security(app: FastAPI, config: ServingConfig) -> None:
     """API keys, the body-size cap and CORS; in demo mode (no keys) say so on every response."""
-    app.state.auth = Authenticator(config.api_keys)
+    app.state.auth = Authenticator(config.api_keys, config.tokens, config.listener_rate_per_s)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key",
-                                                                          "Content-Type"])
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     if app.state.auth.demo_mode:
-        log.warning("DEMO MODE: no API keys configured (ENCORE_API_KEYS); anyone who can reach "
-                    "this API can write events and read every profile")
+        log.warning("DEMO MODE: no API keys (ENCORE_API_KEYS) and no listener tokens (ENCORE_JWT_*) "
+                    "configured; anyone who can reach this API can write events, read and forget "
+                    "every profile")
 
         app.add_middleware(DemoModeHeader)
 

@@ -9,7 +9,7 @@ from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.experiments import Experiment
 from schemas.keys import DEFAULT_NAMESPACE, KeyLayout
 from schemas.topics import Topics
-from serving.auth import ApiKey
+from serving.auth import LISTENER_RATE_PER_S, ApiKey, TokenVerifier
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,10 @@ class ServingConfig:
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     """Kafka client options (librdkafka names) for the producer and, translated, the lag reader."""
     api_keys: list[ApiKey] = field(default_factory=list)
-    """No keys: demo mode, every request allowed (and the service says so)."""
+    """No keys (and no `tokens`): demo mode, every request allowed (and the service says so)."""
+    tokens: TokenVerifier | None = None
+    """Verifies listener JWTs (`ENCORE_JWT_*`); None: no listener tokens."""
+    listener_rate_per_s: float = LISTENER_RATE_PER_S
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = field(default_factory=list)
     recs_cache_size: int = 4096

@@ -21,6 +21,8 @@ from fastapi import Depends, Path, Query, Request
 from ranking.config import RANKING_CONFIG, ExclusionRules, RankingConfig
 from ranking.moods import ACTIVITIES, MOODS, known_name
 from ranking.pipeline import RecommendRequest
+from schemas._text import IDENTIFIER_PATTERN
+from serving.auth import Principal, current_principal
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import ApiError
@@ -59,8 +61,12 @@ ConfigDep = Annotated[ServingConfig, Depends(get_config)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 ServedDep = Annotated[Any, Depends(get_experiment_counter)]
 """The Prometheus counter of answers per experiment variant (None before the app starts)."""
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+"""Who the route's `serving.auth.require` let in: a service key, a `Listener`, or None (demo mode)."""
 
-UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)]
+"""A user id as events carry it (`schemas._text.Identifier`): no control characters, no whitespace
+at either end."""
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]
 
 

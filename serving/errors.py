@@ -82,9 +82,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "No API key, or not a valid one."},
-    403: {"model": ErrorResponse, "description": "The API key lacks the scope this route needs."},
+    401: {"model": ErrorResponse, "description": "No API key or listener token, or not a valid one."},
+    403: {"model": ErrorResponse, "description": "The API key lacks the scope this route needs, or a "
+          "listener token reaches for another listener's data."},
     422: {"model": ErrorResponse, "description": "Invalid input; details name each bad field."},
-    429: {"model": ErrorResponse, "description": "The API key is over its rate limit; see Retry-After."},
+    429: {"model": ErrorResponse,
+          "description": "The key or listener is over its rate limit; see Retry-After."},
     503: {"model": ErrorResponse, "description": "Redis or Kafka is unavailable; retry later."},
 }

@@ -36,6 +36,11 @@ COUNTER_METRICS = {
     "events_duplicate": ("encore_events_duplicate", "Events skipped as repeats of an applied event_id."),
     "profile_writes": ("encore_profile_writes", "Profile writes to Redis (one per touched user per batch)."),
     "tracks_upserted": ("encore_tracks_upserted", "Catalog tracks upserted by the flow."),
+    "events_held": ("encore_events_held", "Events held because the catalog did not know their track yet."),
+    "events_released": ("encore_events_released",
+                        "Held events applied (their track arrived, or they waited too long)."),
+    "events_forgotten": ("encore_events_forgotten", "Events dropped as older than their listener's forget."),
+    "users_forgotten": ("encore_users_forgotten", "Forget requests (tombstones) applied by the flow."),
 }
 
 

@@ -203,3 +203,58 @@ class SearchResponse(BaseModel):
     variant: str | None = None
     experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
     items: list[SearchTrack]
+class Forgetting(BaseModel):
+    """`DELETE /v1/users/{user_id}`: the tombstone is in the events topic, the keys are gone."""
+
+    user_id: str
+    request_id: str = Field(description="The tombstone's id (schemas.events.Forget).")
+    topic: str = Field(description="Where the tombstone went: after every earlier event of the listener.")
+    status: str = Field(description="'accepted': the flow drops the listener's state when it reaches the "
+                        "tombstone (seconds behind, its lag).")
+
+
+class ExportedRecent(BaseModel):
+    track_id: str
+    type: str
+    at: str | None = Field(
+        description="Event time of the listener's latest event on the track (to the second).")
+
+
+class ExportedModel(BaseModel):
+    weights: list[float] = Field(description="The engagement model's 78 float32 weights.")
+    prior_period: int | None = Field(description="The global-model period it was warm-started from.")
+
+
+class ExportedProfile(BaseModel):
+    """The stored profile, every field (schemas/profile_codec.py)."""
+
+    profile_version: int
+    as_of: str | None
+    affinity_at: str | None
+    taste: dict[str, float] = Field(description="The taste vector, each audio feature scaled to [0, 1].")
+    taste_weight: float
+    skip_rate: float
+    counts: dict[str, int]
+    genres: dict[str, float]
+    artists: dict[str, float]
+    recent_tracks: list[ExportedRecent] = Field(description="Oldest first, as stored.")
+    likes_per_4h_utc: list[int]
+    engagement_model: ExportedModel | None
+    drift: dict[str, Any] | None
+
+
+class ExportedSeed(BaseModel):
+    track_ids: list[str]
+    artists: list[str]
+    at: str | None
+
+
+class Export(BaseModel):
+    """Everything Encore keeps about one listener that can be read back, and where the rest is."""
+
+    user_id: str
+    exported_at: str
+    profile: ExportedProfile | None = Field(description="Null: no profile stored (never seen, or forgotten).")
+    seed: ExportedSeed | None = Field(description="Declared favourites (POST .../seed), if any.")
+    not_included: list[str] = Field(
+        description="What else is kept about the listener, outside Redis, and for how long.")

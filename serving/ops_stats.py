@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 from schemas.keys import FRESHNESS_BUCKETS_MS, KeyLayout
 from schemas.values import RankerState, decode_ranker
 
-COUNTERS = ("events_applied", "events_duplicate", "profile_writes", "tracks_upserted")
+COUNTERS = ("events_applied", "events_duplicate", "profile_writes", "tracks_upserted", "events_held",
+            "events_released", "events_forgotten", "users_forgotten")
 """The flow's counters in `ops_counters`."""
 
 BOUNDS_MS: tuple[float, ...] = (*map(float, FRESHNESS_BUCKETS_MS), math.inf)
@@ -176,7 +177,7 @@ class StatsHistory:
         seconds = (stats.read_at_ms - first.read_at_ms) / 1000
         if seconds < 0.5:
             return None
-        rates = {name: round(max(0, stats.counters[name] - first.counters.get(name, 0)) / seconds, 3)
+        rates = {name: round(max(0, stats.counters.get(name, 0) - first.counters.get(name, 0)) / seconds, 3)
                  for name in COUNTERS}
         dead = max(0, stats.dead_letters_total - first.dead_letters_total) / seconds
         return Window(round(seconds, 3), rates, round(dead, 3), stats.freshness.minus(first.freshness))

@@ -1,4 +1,5 @@
-"""Ingest: events (`write` scope) and catalog tracks (`admin`) into Kafka, acknowledged by the broker."""
+"""Ingest: events (`write` scope, or a listener token for its own events) and catalog tracks
+(`admin`) into Kafka, acknowledged by the broker."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from fastapi import APIRouter, Depends, Request
 
 from schemas.events import InvalidEvent, event_time_problem, validate_event
 from schemas.tracks import Track
-from serving.auth import require
-from serving.deps import ConfigDep, ProducerDep
+from serving.auth import Listener, ListenerAccess, require
+from serving.deps import ConfigDep, PrincipalDep, ProducerDep
 from serving.errors import ERROR_RESPONSES, ApiError
 from serving.models import Accepted
 from serving.producer import BrokerUnavailable
@@ -19,8 +20,8 @@ from serving.producer import BrokerUnavailable
 RESPONSES = {**ERROR_RESPONSES, 400: ERROR_RESPONSES[422], 413: ERROR_RESPONSES[422]}
 """Also 400 (not JSON) and 413 (too many items, or too many bytes)."""
 
-events = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require("write"))],
-                   responses=RESPONSES)
+events = APIRouter(prefix="/v1", tags=["ingest"],
+                   dependencies=[Depends(require("write", ListenerAccess.ANY))], responses=RESPONSES)
 tracks = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require("admin"))],
                    responses=RESPONSES)
 
@@ -47,11 +48,13 @@ def _body_schema(ref: str) -> dict[str, Any]:
 
 
 @events.post("/events", status_code=202, response_model=Accepted, openapi_extra=_body_schema("Event"))
-async def post_events(request: Request, producer: ProducerDep, cfg: ConfigDep) -> Accepted:
+async def post_events(request: Request, producer: ProducerDep, cfg: ConfigDep,
+                      principal: PrincipalDep) -> Accepted:
     """Accept one event or an array of them; answers once the broker acknowledged every one.
 
     All or nothing: if any event is invalid, none is sent, and the error names each bad event
-    (by index) and field.
+    (by index) and field. With a listener token, every event's `user_id` must be the token's
+    listener: a batch with any other is refused whole (403, naming each such index).
     """
     items = await _json_array_body(request, cfg.max_batch)
     accepted, details = [], []
@@ -69,6 +72,12 @@ async def post_events(request: Request, producer: ProducerDep, cfg: ConfigDep) -
     if details:
         bad = len({d["index"] for d in details})
         raise ApiError(422, "invalid_events", f"{bad} of {len(items)} events are invalid", details)
+    if isinstance(principal, Listener):
+        foreign = [{"index": i, "field": "user_id", "message": "not the token's listener"}
+                   for i, e in enumerate(accepted) if e.user_id != principal.user_id]
+        if foreign:
+            raise ApiError(403, "forbidden", f"{len(foreign)} of {len(items)} events are for another "
+                           "listener than the token's: none was sent", foreign)
     try:
         await producer.send(cfg.topics.events, [(e.user_id.encode(), e.to_json()) for e in accepted])
     except BrokerUnavailable as exc:

@@ -1,4 +1,4 @@
-"""Profile: a listener's live profile in readable form (`read` scope)."""
+"""Profile: a listener's live profile in readable form (`read` scope, or the listener's own token)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from fastapi import APIRouter, Depends
 from ranking.scoring import describe_taste
 from ranking.taste_analysis import analyse_taste
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES
-from serving.auth import require
+from serving.auth import ListenerAccess, require
 from serving.deps import CatalogDep, ConfigDep, RedisDep, UserId
 from serving.errors import ERROR_RESPONSES, ApiError
 from serving.models import Affinity, Profile, RecentTrackOut, TasteAnalysis
 from serving.routers.shared import iso, listener
 
-router = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(require("read"))],
+router = APIRouter(prefix="/v1", tags=["recommend"],
+                   dependencies=[Depends(require("read", ListenerAccess.OWN))],
                    responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[422]})
 """Tagged `recommend`, as it was before the routers were split (generated clients group by tag)."""
 

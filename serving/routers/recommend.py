@@ -1,4 +1,5 @@
-"""Recommend: recommendations, rank and similar tracks (`read` scope), and seeds (`write`)."""
+"""Recommend: recommendations, rank and similar tracks (`read` scope), and seeds (`write`). A
+listener token may use the per-user routes for its own listener, and similar tracks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ranking.seeds import SeedFavourites, seed_of
 from ranking.similar import similar_to
 from schemas.keys import NEIGHBOURS_KEPT
 from schemas.values import encode_explore
-from serving.auth import require
+from serving.auth import ListenerAccess, require
 from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.deps import (
@@ -40,10 +41,14 @@ from serving.models import (
 from serving.recommender import Recommender, encode_seed
 from serving.routers.shared import catalog_view, iso, listener, redis_call, track_out
 
-reads = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(require("read"))],
-                  responses=ERROR_RESPONSES)
-writes = APIRouter(prefix="/v1", tags=["recommend"], dependencies=[Depends(require("write"))],
-                   responses=ERROR_RESPONSES)
+reads = APIRouter(prefix="/v1", tags=["recommend"],
+                  dependencies=[Depends(require("read", ListenerAccess.OWN))], responses=ERROR_RESPONSES)
+catalog_reads = APIRouter(prefix="/v1", tags=["recommend"],
+                          dependencies=[Depends(require("read", ListenerAccess.ANY))],
+                          responses=ERROR_RESPONSES)
+"""Routes that hold no listener's data (similar tracks): any listener token may read them."""
+writes = APIRouter(prefix="/v1", tags=["recommend"],
+                   dependencies=[Depends(require("write", ListenerAccess.OWN))], responses=ERROR_RESPONSES)
 
 
 async def recommendations_for(
@@ -117,7 +122,7 @@ async def rank_tracks(
     )
 
 
-@reads.get("/tracks/{track_id}/similar", response_model=SimilarTracks,
+@catalog_reads.get("/tracks/{track_id}/similar", response_model=SimilarTracks,
            responses={404: ERROR_RESPONSES[422]})
 async def similar(
     track_id: TrackId, params: SimilarParamsDep, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
@@ -172,4 +177,5 @@ async def seed(
 
 router = APIRouter()
 router.include_router(reads)
+router.include_router(catalog_reads)
 router.include_router(writes)

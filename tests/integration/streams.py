@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import fields
 from typing import Any
@@ -45,6 +46,45 @@ def with_duplicates(stream: list[dict[str, Any]], share: float, seed: int = 5) -
     for index in sorted(chosen, reverse=True):
         out.insert(min(len(out), index + 1 + rng.randrange(0, 20)), dict(stream[index]))
     return out
+
+
+def with_delayed_duplicates(stream: list[dict[str, Any]], share: float, min_delay_ms: int,
+                            max_delay_ms: int, seed: int = 6) -> list[dict[str, Any]]:
+    """The stream with `share` of its events sent again `min_delay_ms`..`max_delay_ms` of event time
+    later (where the stream has reached that time), as a player retrying a batch it buffered offline
+    hours ago: the copy keeps the original's id and time."""
+    rng = random.Random(seed)
+    times = [event["ts"] for event in stream]
+    last = times[-1]
+    candidates = [i for i, ts in enumerate(times) if ts + min_delay_ms <= last]
+    chosen = rng.sample(candidates, min(len(candidates), int(len(stream) * share)))
+    inserts: dict[int, list[dict[str, Any]]] = {}
+    for index in chosen:
+        due = times[index] + rng.randrange(min_delay_ms, max_delay_ms)
+        at = bisect.bisect_left(times, due)  # before the first event at or after the due time
+        inserts.setdefault(at, []).append(dict(stream[index]))
+    out: list[dict[str, Any]] = []
+    for i, event in enumerate(stream):
+        out.extend(inserts.get(i, ()))
+        out.append(event)
+    out.extend(inserts.get(len(stream), ()))
+    return out
+
+
+def own_events_between(stream: list[dict[str, Any]]) -> list[int]:
+    """For each repeated event id: how many of its listener's other events came between the original
+    and the copy (what a dedupe that remembers the last N ids would have to span)."""
+    first_at: dict[str, int] = {}
+    seen_by_user: dict[str, int] = {}
+    gaps = []
+    for event in stream:
+        user = event["user_id"]
+        if event["event_id"] in first_at:
+            gaps.append(seen_by_user.get(user, 0) - first_at[event["event_id"]])
+            continue
+        first_at[event["event_id"]] = seen_by_user.get(user, 0) + 1
+        seen_by_user[user] = seen_by_user.get(user, 0) + 1
+    return gaps
 
 
 def final_versions(stream: list[dict[str, Any]]) -> dict[str, int]:

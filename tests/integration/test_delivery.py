@@ -22,12 +22,15 @@ from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, start_redis
 from schemas.keys import KeyLayout
 from schemas.profile_codec import UserProfile, decode_profile
+from schemas.topics import DEAD_LETTER_HEADERS
 from tests.integration.conftest import Env, Services, wait_for
 from tests.integration.streams import (
     encode,
     final_versions,
     listening_stream,
+    own_events_between,
     profile_differences,
+    with_delayed_duplicates,
     with_duplicates,
 )
 from tests.integration.test_flow_models import (
@@ -183,6 +186,20 @@ def _produce_paced(env: Env, stream: list[dict[str, Any]], rate: float) -> threa
     return thread
 
 
+def _kill_repeatedly(env: Env, flow: Any, crashes: list[int]) -> Any:
+    """SIGKILL the flow `CRASHES` times mid-stream (no shutdown, no final snapshot), restarting it
+    each time; a kill waits until the (re)started flow has made progress, since on a loaded machine
+    a restart can take longer than the interval. Returns the running flow."""
+    for _ in range(CRASHES):
+        last = crashes[-1] if crashes else 0
+        wait_for(lambda last=last: _processed(env) > last + 1_000, 60, "progress before a kill")
+        time.sleep(CRASH_EVERY_S / 2)
+        flow.kill()
+        crashes.append(_processed(env))
+        flow = env.start_flow()
+    return flow
+
+
 def test_profiles_and_track_stats_after_repeated_sigkill_and_resume_equal_a_clean_run(
     env: Env, stream: list[dict[str, Any]], clean: tuple[dict[str, UserProfile], StoredTracks],
     track_ref: TrackReference,
@@ -194,11 +211,7 @@ def test_profiles_and_track_stats_after_repeated_sigkill_and_resume_equal_a_clea
     try:
         _load_catalog(env)
         producer = _produce_paced(env, stream, PACE_EVENTS_PER_S)
-        for _ in range(CRASHES):
-            time.sleep(CRASH_EVERY_S)
-            flow.kill()  # SIGKILL: no shutdown, no final snapshot
-            crashes.append(_processed(env))
-            flow = env.start_flow()
+        flow = _kill_repeatedly(env, flow, crashes)
         producer.join(60)
         profiles = _wait_complete(env, stream)
         # Item stats and co-listening are sums: a replayed event counted twice would show here.
@@ -235,6 +248,81 @@ def test_a_stream_with_ten_percent_duplicates_gives_the_same_profiles_and_track_
     counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
     assert counters["events_applied"] == len(stream)
     assert counters["events_duplicate"] == len(stream) // 10
+
+
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture(scope="module")
+def delayed(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """10 % of the events sent again 2 to 10 hours of event time later (a player retrying a batch it
+    buffered offline), most of them far beyond the listener's last 24 events."""
+    return with_delayed_duplicates(stream, 0.10, 2 * HOUR_MS, 10 * HOUR_MS)
+
+
+def test_delayed_duplicates_hours_later_with_sigkills_give_the_same_profiles_and_track_stats(
+    env: Env, stream: list[dict[str, Any]], delayed: list[dict[str, Any]],
+    clean: tuple[dict[str, UserProfile], StoredTracks], track_ref: TrackReference,
+) -> None:
+    clean_run, clean_tracks = clean
+    gaps = own_events_between(delayed)
+    copies = len(delayed) - len(stream)
+    beyond = sum(g > 24 for g in gaps)
+    assert copies == len(stream) // 10 and beyond > copies // 3
+    env.settings = env.settings.with_(snapshot_interval_s=1)
+    flow = env.start_flow()
+    crashes: list[int] = []
+    try:
+        _load_catalog(env)
+        producer = _produce_paced(env, delayed, PACE_EVENTS_PER_S)
+        flow = _kill_repeatedly(env, flow, crashes)
+        producer.join(60)
+        profiles = _wait_complete(env, delayed)
+        tracks = wait_for_tracks(env, track_ref)
+    finally:
+        flow.stop()
+    counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
+    differing = sum(clean_run[u] != profiles.get(u) for u in clean_run)
+    print(f"{copies} copies 2-10 h of event time later, {beyond} of them after more than 24 of their "
+          f"listener's own events (median {sorted(gaps)[len(gaps) // 2]}); SIGKILLed after "
+          f"{', '.join(map(str, crashes))} messages processed; {len(clean_run)} profiles compared, "
+          f"{differing} differ; {counters.get('events_duplicate', 0)} duplicates dropped")
+    assert all(0 < a < b < len(delayed) for a, b in itertools.pairwise(crashes)), crashes
+    _assert_same_profiles(clean_run, profiles)
+    _assert_same_tracks(clean_tracks, tracks)
+    # Replays after a kill see some copies twice, and count them twice; never fewer than the copies.
+    assert counters["events_duplicate"] >= copies
+
+
+def test_with_a_short_horizon_old_copies_are_dead_lettered_too_late_and_none_is_applied(
+    env: Env, stream: list[dict[str, Any]], delayed: list[dict[str, Any]], clean_run: dict[str, UserProfile],
+) -> None:
+    # A 4-hour horizon: copies more than 4 h before their listener's newest event are too late to
+    # tell, the others are duplicates; either way, not applied.
+    env.settings = env.settings.with_(dedupe_horizon_s=4 * 3600)
+    copies = len(delayed) - len(stream)
+
+    def tallied() -> tuple[dict[str, int], int] | None:  # the dead-letter tally is a sink of its own
+        counters = {k.decode(): int(v) for k, v in env.redis.hgetall(env.keys.ops_counters).items()}
+        late = int(env.redis.hget(env.keys.ops_dead_letters, "too_late") or 0)
+        return (counters, late) if counters.get("events_duplicate", 0) + late >= copies else None
+
+    flow = env.start_flow()
+    try:
+        _load_catalog(env)
+        _produce(env, delayed)
+        profiles = _wait_complete(env, delayed)
+        counters, late = wait_for(tallied, 30, "every copy to be dropped or dead-lettered")
+    finally:
+        flow.stop()
+    _assert_same_profiles(clean_run, profiles)
+    print(f"4 h horizon: {copies} copies, {counters['events_duplicate']} dropped as duplicates, "
+          f"{late} dead-lettered too_late")
+    assert counters["events_applied"] == len(stream)
+    assert late > 0 and counters["events_duplicate"] > 0
+    assert counters["events_duplicate"] + late == copies
+    letters = env.dead_letters(expected=late)
+    assert {dict(m.headers)[DEAD_LETTER_HEADERS["code"]] for m in letters} == {b"too_late"}
 
 
 @pytest.fixture

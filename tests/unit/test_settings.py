@@ -24,7 +24,15 @@ ALL_VARS = {
     "ENCORE_CATALOG_REFRESH_S": "2.5",
     "ENCORE_RECOVERY": "off",
     "ENCORE_SNAPSHOT_INTERVAL_S": "3",
+    "ENCORE_DEDUPE_HORIZON_S": "3600",
+    "ENCORE_HOLD_EVENTS": "8",
+    "ENCORE_HOLD_S": "600",
     "ENCORE_API_KEYS": '[{"name": "p", "key": "0123456789abcdef", "scopes": ["write"]}]',
+    "ENCORE_JWT_SECRET": "jwt-secret-jwt-secret-jwt-secret-42",
+    "ENCORE_JWT_JWKS": "/etc/encore/jwks.json",
+    "ENCORE_JWT_ISSUER": "https://auth.example",
+    "ENCORE_JWT_AUDIENCE": "encore",
+    "ENCORE_JWT_RATE_PER_S": "5",
     "ENCORE_MAX_BODY_BYTES": "2048",
     "ENCORE_CORS_ORIGINS": "https://a.example,https://b.example",
     "ENCORE_RECS_CACHE_SIZE": "0",
@@ -76,6 +84,9 @@ def test_every_variable_is_parsed() -> None:
     assert s.flow_batch_size == 250
     assert s.flow_processes == 3
     assert s.catalog_refresh_s == 2.5
+    assert (s.dedupe_horizon_s, s.hold_events, s.hold_s) == (3600, 8, 600)
+    assert (s.jwt_jwks, s.jwt_issuer, s.jwt_audience, s.jwt_rate_per_s) == (
+        "/etc/encore/jwks.json", "https://auth.example", "encore", 5.0)
     assert s.log_level == "DEBUG"
 
 
@@ -129,6 +140,15 @@ def test_to_env_round_trips_every_variable() -> None:
     assert Settings.from_env(env) == s
 
 
+def test_the_jwt_secret_can_come_from_a_file(tmp_path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("from-a-file-from-a-file-from-a-file\n")
+    s = Settings.from_env({"ENCORE_JWT_SECRET": "ignored", "ENCORE_JWT_SECRET_FILE": str(path)})
+    assert s.jwt_secret == "from-a-file-from-a-file-from-a-file"
+    with pytest.raises(SettingsError, match="ENCORE_JWT_SECRET_FILE"):
+        Settings.from_env({"ENCORE_JWT_SECRET_FILE": str(tmp_path / "missing")})
+
+
 def test_to_env_round_trips_defaults_and_leaves_unset_out() -> None:
     s = Settings()
     env = s.to_env()
@@ -163,7 +183,7 @@ def test_require_kafka_and_redis() -> None:
 def test_secrets_stay_out_of_repr_and_redacted_urls() -> None:
     s = Settings.from_env({**ALL_VARS, "ENCORE_REDIS_URL": "redis://:hunter2-secret@r:6380/2"})
     text = repr(s)
-    assert "hunter2-secret" not in text and "0123456789abcdef" not in text
+    assert "hunter2-secret" not in text and "0123456789abcdef" not in text and "jwt-secret" not in text
     assert "***" in text and "<set>" in text
     assert redact_url("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
     assert redact_url("redis://h:1/0") == "redis://h:1/0"

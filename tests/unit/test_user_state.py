@@ -8,9 +8,11 @@ import random
 import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+from flows.dedupe import DedupeConfig, event_id_hash
 from flows.progress import Position
 from flows.track_state import PAIR_DECAY, TrackSignal
 from flows.user_state import (
+    HoldConfig,
     ProfileWrite,
     UserProfileLogic,
     UserState,
@@ -23,7 +25,7 @@ from online_models.item_stats import coalesce, contributions
 from online_models.logistic import OnlineLogisticRegression
 from online_models.taste import TasteConfig, TasteLearner
 from online_models.user_model import WEIGHTS_BYTES, UserModel
-from schemas.events import Event
+from schemas.events import Event, Forget
 from schemas.profile_codec import NO_PRIOR, UserProfile, decode_profile, encode_profile
 from schemas.tracks import Track
 
@@ -114,7 +116,7 @@ def test_the_step_applies_each_event_as_the_models_do_one_by_one() -> None:
     expected_items: list[tuple[str, int, float]] = []
     for event, track, _ in items:
         m = drift.lr_multiplier
-        assert learner.learn_one(profile, event, track, m)
+        learner.learn_one(profile, event, track, m)
         engagement = model.learn_event(event, track, m)
         if engagement is not None:
             drift.update(engagement.surprise, event.ts)
@@ -310,3 +312,209 @@ def signal_totals_of_keyed(keyed: list[tuple[str, TrackSignal]]) -> tuple[dict, 
             for era, value in eras.items():
                 pairs[track_id, neighbour, era] = pairs.get((track_id, neighbour, era), 0.0) + value
     return items, pairs
+
+
+# -- dedupe over the event-time horizon, refusals, forgetting, events ahead of the catalog ------
+
+def _event(event_id: str, track: Track, ts: int, kind: str = "complete", user: str = "u1") -> Item:
+    event = Event(event_id=event_id, user_id=user, track_id=track.track_id, type=kind, ts=ts)
+    return (event, track, Position("events", 0, 0, ts))
+
+
+def test_a_repeat_hours_later_and_far_beyond_24_events_is_applied_once() -> None:
+    items = stream(300, seed=12)
+    clean = UserProfileLogic(TasteLearner(), None)
+    run(clean, batches(items, [50] * 6))
+    # Every 10th event again 200 of the listener's events (many hours of event time) later.
+    late = [items[i] for i in range(0, 100, 10)]
+    assert items[200][0].ts - items[0][0].ts > 10 * 3_600_000
+    replayed = items[:200] + late + items[200:]
+    dupes = UserProfileLogic(TasteLearner(), None)
+    writes = run(dupes, batches(replayed, [50] * 7))
+    assert sum(w.duplicates for w in writes) == len(late)
+    assert dupes.snapshot() == clean.snapshot()
+
+
+def test_an_event_older_than_the_horizon_goes_to_the_dead_letters_as_too_late() -> None:
+    t = CATALOG[0]
+    logic = UserProfileLogic(TasteLearner(), None, dedupe=DedupeConfig(horizon_ms=3_600_000))
+    hour = 3_600_000
+    (write,) = run(logic, [[_event("a", t, T0 + 2 * hour), _event("b", t, T0 + hour + 1),
+                            _event("c", t, T0 + hour - 1), _event("a", t, T0 + 2 * hour)]])
+    assert (write.applied, write.duplicates) == (2, 1)
+    (letter,) = write.dead_letters  # c: more than an hour before the newest event
+    assert letter.code == "too_late" and "horizon (3600 s)" in letter.reason
+    assert Event.model_validate_json(letter.raw).event_id == "c" and letter.key == b"u1"
+    assert logic.state.profile.version == 2
+
+
+def _forget(user: str = "u1") -> Item:
+    return (Forget(user_id=user, request_id="r1", requested_at=T0), None, Position("events", 0, 0, T0))
+
+
+def test_a_forget_drops_the_whole_state_and_later_events_start_a_fresh_profile() -> None:
+    items = stream(60, seed=13)
+    logic = UserProfileLogic(TasteLearner(), None)
+    run(logic, [items[:40]])
+    newest = items[39][0].ts
+    (write,) = run(logic, [[_forget()]])
+    assert write.forget and write.blob is None and write.learned == []
+    state = logic.state
+    assert state.profile == UserProfile("u1") and state.model is None and len(state.dedupe) == 0
+    assert state.window.entries == [] and not state.artists.artists and state.held is None
+    assert state.forgotten_through_ms == newest
+    assert len(logic.snapshot()) < 600, "a tombstone: one number and an empty profile"
+    # A resume keeps the tombstone; a retried old batch does not bring the listener back.
+    logic = UserProfileLogic(TasteLearner(), logic.snapshot())
+    (old,) = run(logic, [items[30:40]])
+    assert old.forgotten == 10 and old.blob is None and old.applied == 0
+    # Newer events start over: exactly a new listener's profile from those events alone.
+    (fresh,) = run(logic, [items[40:]])
+    reference = UserProfileLogic(TasteLearner(), None)
+    (want,) = run(reference, [items[40:]])
+    assert fresh.blob == want.blob and decode_profile(fresh.blob, "u1").version == 20
+
+
+def test_a_forget_in_the_middle_of_a_batch_deletes_then_writes_what_followed() -> None:
+    items = stream(30, seed=14)
+    logic = UserProfileLogic(TasteLearner(), None)
+    (write,) = run(logic, [[*items[:20], _forget(), *items[20:]]])
+    assert write.forget and decode_profile(write.blob, "u1").version == 10
+    assert len(write.learned) == 30, "aggregates keep what was learned before the forget"
+
+
+class Catalog:
+    """A `TrackSource` over a dict the test fills as tracks 'arrive'."""
+
+    def __init__(self, tracks: dict[str, Track]) -> None:
+        self.known = dict(tracks)
+        self.asked = 0
+
+    def __call__(self, track_ids) -> dict[str, Track | None]:
+        self.asked += 1
+        return {t: self.known.get(t) for t in track_ids}
+
+    def attach(self, items: list[Item]) -> list[Item]:
+        return [(e, self.known.get(e.track_id), p) for e, _, p in items]
+
+
+def known_stream(n: int, seed: int) -> list[Item]:
+    """`stream` with every track in the catalog."""
+    rng = random.Random(seed)
+    out = []
+    for event, track, position in stream(n, seed=seed):
+        if track is None:
+            track = rng.choice(CATALOG)
+            event = event.model_copy(update={"track_id": track.track_id})
+        out.append((event, track, position))
+    return out
+
+
+def final(logic: UserProfileLogic) -> bytes:
+    logic.state.sync()
+    return encode_profile(logic.state.profile)
+
+
+def test_events_ahead_of_the_catalog_end_where_a_run_with_the_whole_catalog_ends() -> None:
+    """Held events are applied at their own place: the profile, model and drift equal a run that knew
+    every track from the start, whenever the tracks arrive and wherever the step is resumed."""
+    items = known_stream(160, seed=21)
+    full = Catalog({t.track_id: t for _, t, _ in items})
+    clean = UserProfileLogic(TasteLearner(), None, tracks=full)
+    clean_writes = run(clean, batches(items, [20] * 8))
+    assert sum(w.held for w in clean_writes) == 0
+
+    rng = random.Random(2)
+    late_ids = {items[i][0].track_id for i in rng.sample(range(160), 25)}
+    catalog = Catalog({k: v for k, v in full.known.items() if k not in late_ids})
+    hold = HoldConfig(max_events=500)  # within the bounds throughout (they have their own test)
+    logic = UserProfileLogic(TasteLearner(), None, tracks=catalog, hold=hold)
+    writes: list[ProfileWrite] = []
+    pending = sorted(late_ids)
+    for i, batch in enumerate(batches(items, [20] * 8)):
+        out, _ = logic.on_batch(catalog.attach(batch))
+        writes.extend(out)
+        if i % 2 == 1:  # some tracks arrive: the timer finds them before the next batch
+            for track_id in pending[:6]:
+                catalog.known[track_id] = full.known[track_id]
+            pending = pending[6:]
+            notified, _ = logic.on_notify()
+            writes.extend(notified)
+        if i == 4:  # a crash and resume while events are held
+            assert logic.state.held is not None
+            logic = UserProfileLogic(TasteLearner(), logic.snapshot(), tracks=catalog, hold=hold)
+    for track_id in pending:
+        catalog.known[track_id] = full.known[track_id]
+    writes.extend(logic.on_notify()[0])
+
+    assert sum(w.held for w in writes) > 0 and logic.state.held is None
+    assert sum(len(w.released) for w in writes) == sum(w.held for w in writes)
+    assert sum(w.applied for w in writes) == 160
+    assert final(logic) == final(clean)
+    assert logic.state.model == clean.state.model and logic.state.drift == clean.state.drift
+    assert logic.state.window.entries == clean.state.window.entries
+    # Item statistics and co-listening learned every event on receipt: the same sums.
+    assert signal_totals(writes) == signal_totals(clean_writes)
+
+
+def test_the_timer_applies_a_held_event_when_its_track_arrives_without_another_event() -> None:
+    t = CATALOG[3]
+    catalog = Catalog({})
+    logic = UserProfileLogic(TasteLearner(), None, tracks=catalog, hold=HoldConfig(recheck_s=0.5))
+    (write,) = logic.on_batch(catalog.attach([_event("e1", t, T0, "like")]))[0]
+    assert write.held == 1 and write.blob is None and write.applied == 0
+    assert logic.notify_at() is not None
+    assert logic.on_notify() == ([], False)  # not there yet
+    catalog.known[t.track_id] = t
+    (released,) = logic.on_notify()[0]
+    assert released.applied == 1 and released.released == [t] and released.position == write.position
+    profile = decode_profile(released.blob, "u1")
+    assert profile.version == 1 and profile.genres == {g: 1.0 for g in t.genres}
+    assert logic.notify_at() is None
+    assert track_signals_of([("u1", released)])[0][1].genres == tuple(t.genres)
+
+
+def test_a_held_event_waits_within_its_bounds_then_is_applied_without_its_track() -> None:
+    ghost = Track(track_id="ghost", artist="Nobody", genres=["pop"])
+    known = CATALOG[5]
+    catalog = Catalog({known.track_id: known})
+    hold = HoldConfig(max_events=4, max_wait_ms=3_600_000)
+    logic = UserProfileLogic(TasteLearner(), None, tracks=catalog, hold=hold)
+    items = [_event("g", ghost, T0, "like")] + [_event(f"k{i}", known, T0 + i * 1000) for i in range(1, 5)]
+    (write,) = logic.on_batch(catalog.attach(items))[0]
+    # The log holds the held event and 3 after it; the 4th makes 5 > 4: given up, applied trackless.
+    assert write.held == 1 and write.released == [None] and logic.state.held is None
+    reference = UserProfileLogic(TasteLearner(), None)  # no catalog: unknown tracks apply at once
+    (want,) = run(reference, [[(items[0][0], None, items[0][2]), *items[1:]]])
+    assert write.blob == want.blob
+    # The event-time bound: an hour of the listener's time later, a held event is applied too.
+    (late,) = logic.on_batch(catalog.attach([_event("g2", ghost, T0 + 10_000, "like"),
+                                              _event("k9", known, T0 + 10_000 + 3_600_001)]))[0]
+    assert late.held == 1 and late.released == [None] and logic.state.held is None
+
+
+def test_a_snapshot_from_before_the_dedupe_moved_keeps_its_24_ids() -> None:
+    items = stream(30, seed=15)
+    old = UserProfileLogic(TasteLearner(), None)
+    run(old, [items])
+    profile = old.state.profile
+    profile.recent_event_ids = [event_id_hash(e.event_id) for e, _, _ in items[-24:]]
+    state = UserState.__new__(UserState)
+    state.__setstate__((2, profile, old.state.window.entries, ""))  # the layout of the step before
+    logic = UserProfileLogic(TasteLearner(), pickle.dumps(state))
+    assert len(logic.state.dedupe) == 24 and logic.state.profile.recent_event_ids == []
+    (write,) = run(logic, [items[-24:]])
+    assert write.duplicates == 24 and write.applied == 0
+
+
+def test_a_resume_with_a_short_horizon_continues_bit_for_bit() -> None:
+    config = DedupeConfig(horizon_ms=4 * 3_600_000)
+    items = stream(200, seed=16)
+    plan = batches(items, [30] * 7)
+    straight = UserProfileLogic(TasteLearner(), None, dedupe=config)
+    run(straight, plan)
+    logic = UserProfileLogic(TasteLearner(), None, dedupe=config)
+    for batch in plan:
+        run(logic, [batch])
+        logic = UserProfileLogic(TasteLearner(), logic.snapshot(), dedupe=config)
+    assert logic.snapshot() == straight.snapshot()
