@@ -19,10 +19,11 @@ from encore.cli import main as encore_main
 pytestmark = pytest.mark.integration
 
 
-def test_bench_serve_quick_reports_every_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_serve_quick_reports_every_request(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "serve.json"
+    # The CLI runs the benchmark as its own module in a child process: capture at the file descriptors.
     code = encore_main(["bench", "serve", "--quick", "--json", str(out)])
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert code == 0, printed[-3000:]
     assert "Encore serving latency benchmark" in printed
     assert "recommendations (known user)" in printed
