@@ -41,6 +41,12 @@ export interface Recommendations {
   seeded?: boolean;
   /** The mood / activity / time-of-day target applied, if any. */
   target?: string | null;
+  /** This answer's id; players send it back as `context.request_id` with the plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`). */
+  request_id?: string;
+  /** The experiment variant(s) this answer was ranked with (comma-separated). */
+  variant?: string | null;
+  /** Experiment → variant. */
+  experiments?: Record<string, string>;
   items: RecommendedTrack[];
 }
 
@@ -50,6 +56,8 @@ export interface EventContext {
   device?: string | null;
   mood?: string | null;
   activity?: string | null;
+  /** The `request_id` of the recommendation (or search) answer the track was played from: the flow attributes the outcome to that answer's experiment variant. */
+  request_id?: string | null;
 }
 
 export type EventType = "play" | "skip" | "like" | "dislike" | "complete";
@@ -73,6 +81,8 @@ export interface RecommendedTrack {
   sources?: string[];
   /** P(like or complete) from the listener's engagement model (else the global model). */
   engagement?: number | null;
+  /** Set on an exploration slot: the candidate source (bandit arm) it came from. */
+  explore?: string | null;
 }
 
 export interface ErrorDetail {
