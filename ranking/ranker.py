@@ -55,24 +55,35 @@ def features(
     tracks without features), their genres, artists, popularity in [0, 1], and the listener's
     engagement probability per track (None: 0.5)."""
     m = len(track_x)
+    genre_fit = np.zeros(m, dtype=np.float32)
+    artist_fit = np.zeros(m, dtype=np.float32)
+    if profile is not None:
+        scale = config.affinity_scale
+        for j in range(m):
+            names = genres[j]
+            if names and profile.genres:
+                genre_fit[j] = sum(math.tanh(profile.genres.get(g, 0.0) / scale) for g in names) / len(names)
+            artist = artists[j]
+            if artist and artist in profile.artists:
+                artist_fit[j] = math.tanh(profile.artists[artist] / scale)
+    return assemble(profile, track_x, genre_fit, artist_fit, popularity, engagement_p)
+
+
+def assemble(
+    profile: UserProfile | None, track_x: np.ndarray, genre_fit: np.ndarray, artist_fit: np.ndarray,
+    popularity: np.ndarray, engagement_p: np.ndarray | None,
+) -> np.ndarray:
+    """`features` from the genre and artist fits already computed (serving has them as the raw genre
+    and artist terms: `genre_matrix @ tanh(affinity / scale)` is the same mean, rows summing to 1)."""
+    m = len(track_x)
     out = np.zeros((m, len(FEATURES)), dtype=np.float32)
     if m == 0:
         return out
     if profile is not None and profile.taste:
         d = (np.asarray(track_x, np.float32) - np.asarray(profile.taste, np.float32)) / FEATURE_SCALE
-        taste = np.exp(-np.mean(d * d, axis=1) / 2.0)
-        out[:, 0] = np.nan_to_num(taste, nan=0.0)
-    if profile is not None:
-        scale = config.affinity_scale
-        genre_aff = profile.genres
-        artist_aff = profile.artists
-        for j in range(m):
-            names = genres[j]
-            if names and genre_aff:
-                out[j, 1] = sum(math.tanh(genre_aff.get(g, 0.0) / scale) for g in names) / len(names)
-            artist = artists[j]
-            if artist and artist in artist_aff:
-                out[j, 2] = math.tanh(artist_aff[artist] / scale)
+        out[:, 0] = np.nan_to_num(np.exp(-np.mean(d * d, axis=1) / 2.0), nan=0.0)
+    out[:, 1] = genre_fit
+    out[:, 2] = artist_fit
     out[:, 3] = np.asarray(popularity, np.float32)
     if engagement_p is not None:
         out[:, 4] = 2.0 * (np.asarray(engagement_p, np.float32) - 0.5)

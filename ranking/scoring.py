@@ -34,7 +34,7 @@ from ranking.diversity import TasteClusters
 from ranking.listener import own_model_share, session_of
 from ranking.moods import MoodTarget, discovery_term, mood_term
 from ranking.ranker import FEATURES as RANKER_FEATURES
-from ranking.ranker import features as ranker_features
+from ranking.ranker import assemble as assemble_ranker_features
 from ranking.sources.base import Signals
 from schemas.events import EventContext
 from schemas.profile_codec import UserProfile
@@ -156,10 +156,14 @@ def score(
     terms["taste"] = config.taste * taste_fit
     if scoring_profile is not None:
         genre_vector = squash_affinities(scoring_profile.genres, index.genre_position, config.affinity_scale)
-        terms["genre"] = config.genre * (index.genre_matrix[positions] @ genre_vector)
+        genre_fit = index.genre_matrix[positions] @ genre_vector
+        terms["genre"] = config.genre * genre_fit
         artist_vector = squash_affinities(scoring_profile.artists, index.artist_position,
                                           config.affinity_scale)
-        terms["artist"] = config.artist * artist_vector[index.artist_of[positions]]
+        artist_fit = artist_vector[index.artist_of[positions]]
+        terms["artist"] = config.artist * artist_fit
+    else:
+        genre_fit = artist_fit = np.zeros(m, dtype=np.float32)
     popularity = index.popularity[positions]
     ids = [index.tracks[i].track_id for i in positions]
     terms["popular"] = config.popularity * stream_popularity(signals, ids, popularity)
@@ -197,10 +201,7 @@ def score(
         total += (1.0 - share) * values if name in LEARNED_TERMS else values
     if share > 0 and m:
         audio = np.where(index.has_features[positions][:, None], index.features[positions], np.nan)
-        x = ranker_features(scoring_profile, audio,
-                            [index.tracks[i].genres for i in positions],
-                            [index.tracks[i].artist for i in positions], popularity,
-                            engagement, config)
+        x = assemble_ranker_features(scoring_profile, audio, genre_fit, artist_fit, popularity, engagement)
         learned = x @ np.asarray(signals.ranker.weights, dtype=np.float32)
         total += share * learned
         terms["ranker"] = (share * learned).astype(np.float32)

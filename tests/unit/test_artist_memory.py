@@ -166,3 +166,26 @@ def test_the_ranker_features_of_the_flow_equal_the_api_s() -> None:
     for j in range(20):
         one = features_one(profile, rows[j], genres[j], artists[j], pops[j], ps[j])
         assert one == pytest.approx(vectorised[j].tolist(), abs=1e-5)
+
+
+def test_serving_s_genre_and_artist_terms_are_the_ranker_s_genre_and_artist_features() -> None:
+    """Serving assembles the ranker's features from the raw genre and artist terms it already has;
+    they must equal what `features` (and so the flow's `features_one`) computes."""
+    import numpy as np
+
+    from ranking.catalog_index import CatalogIndex
+    from ranking.ranker import features
+    from ranking.scoring import squash_affinities
+    from schemas.profile_codec import UserProfile
+    from schemas.tracks import Track
+
+    tracks = [Track(track_id="a", artist="Muse", genres=["rock", "indie"]),
+              Track(track_id="b", artist="Blur", genres=["pop"]), Track(track_id="c", artist="X")]
+    index = CatalogIndex.build(tracks)
+    profile = UserProfile("u", genres={"rock": 1.5, "pop": -2.0, "jazz": 3.0}, artists={"Muse": 0.7})
+    rows = np.arange(3)
+    genre_fit = index.genre_matrix[rows] @ squash_affinities(profile.genres, index.genre_position, 2.0)
+    artist_fit = squash_affinities(profile.artists, index.artist_position, 2.0)[index.artist_of[rows]]
+    x = features(profile, np.full((3, 9), 0.5, np.float32), [t.genres for t in tracks],
+                 [t.artist for t in tracks], np.zeros(3), None)
+    assert x[:, 1] == pytest.approx(genre_fit, abs=1e-6) and x[:, 2] == pytest.approx(artist_fit, abs=1e-6)
