@@ -329,7 +329,8 @@ class Recommender:
                                         config.collaborative_normalise_rows)
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
-        return Signals(read.neighbours, read.trending, {}, global_weights, scores, via, ranker, read.popular,
+        return Signals(neighbours=read.neighbours, trending=read.trending, global_weights=global_weights,
+                       artist_scores=scores, artist_via=via, ranker=ranker, stream_popular=read.popular,
                        explore_stats=explore)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
