@@ -31,6 +31,8 @@ from schemas.event_types import is_positive
 from schemas.profile_codec import UserProfile
 from schemas.tracks import Track
 
+_NONE = (0.0, "")
+
 
 def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
                  config: RankingConfig = RANKING_CONFIG) -> dict[str, float]:
@@ -91,15 +93,24 @@ def artist_scores(
         n_h = listeners.get(h, 0.0)
         if weight <= 0 or not row or n_h <= 0:
             continue
-        cosines = [(b, count / math.sqrt(n_h * listeners[b])) for b, count in row
-                   if count > 0 and listeners.get(b, 0.0) > 0]
-        if not cosines:
+        # One pass: count / √N_b is the cosine times √N_h, so the row's scale (√N_h, or the row's
+        # best entry when normalising) is applied once per seed, not once per entry.
+        scaled = []
+        top = 0.0
+        for b, count in row:
+            n_b = listeners.get(b, 0.0)
+            if count > 0 and n_b > 0:
+                c = count / math.sqrt(n_b)
+                scaled.append((b, c))
+                if c > top:
+                    top = c
+        if not scaled:
             continue
-        if normalise_rows:
-            weight /= max(c for _, c in cosines)
-        for b, cosine in cosines:
-            share = weight * cosine
-            scores[b] = scores.get(b, 0.0) + share
-            if share > best.get(b, (0.0, ""))[0]:
+        factor = weight / top if normalise_rows else weight / math.sqrt(n_h)
+        get_score, get_best = scores.get, best.get
+        for b, c in scaled:
+            share = factor * c
+            scores[b] = get_score(b, 0.0) + share
+            if share > get_best(b, _NONE)[0]:
                 best[b] = (share, h)
     return scores, {b: h for b, (_, h) in best.items()}
