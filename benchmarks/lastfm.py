@@ -774,7 +774,8 @@ def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dic
 
 def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int = DEFAULT_EVAL,
         max_listeners: int | None = None, steps: Sequence[int] = DEFAULT_STEPS, offline_only: bool = False,
-        tune_params: bool = False, progress: bool = True, say: Callable[[str], None] = print) -> Results:
+        tune_params: bool = False, progress: bool = True, say: Callable[[str], None] = print,
+        baselines: bool = True) -> Results:
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     run_id = uuid.uuid4().hex[:8]
@@ -794,11 +795,13 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
     t2 = time.perf_counter()
     ev = evaluation_split(scenario)
     continuation: dict[bool, dict[str, dict[str, float]]] = {False: {}, True: {}}
-    table: dict[bool, dict[str, Recommend]] = {d: method_table(ev.train, params[d]) for d in (False, True)}
-    for d in (False, True):
-        for name in BASELINES:
-            continuation[d][name] = ev.evaluate(table[d][name], d)
-    adaptation = offline_adaptation(scenario, table[False], ev.train, steps)
+    adaptation: dict[int, dict[str, dict[str, float]]] = {step: {} for step in steps}
+    if baselines:
+        table = {d: method_table(ev.train, params[d]) for d in (False, True)}
+        for d in (False, True):
+            for name in BASELINES:
+                continuation[d][name] = ev.evaluate(table[d][name], d)
+        adaptation = offline_adaptation(scenario, table[False], ev.train, steps)
     seconds["baselines"] = time.perf_counter() - t2
     results = Results(continuation, adaptation, params, tune_params, scenario, seconds)
     if not offline_only:
@@ -886,6 +889,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tune", action="store_true",
                         help="tune the baselines on a validation split first (about 5 min; default: the "
                              "hyper-parameters that tuning chose for seed 7, TUNED_DEFAULTS)")
+    parser.add_argument("--encore-only", action="store_true",
+                        help="skip the offline baselines (for ablation runs of Encore alone; the tables "
+                             "then have Encore's rows only)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -905,7 +911,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(args.lastfm, args.data, args.seed, args.eval_listeners, args.listeners, args.steps,
                       args.offline_only, args.tune, not args.no_progress,
-                      say=lambda s: print(s, flush=True))
+                      say=lambda s: print(s, flush=True), baselines=not args.encore_only)
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1

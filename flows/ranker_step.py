@@ -48,7 +48,8 @@ class RankerLogic(StatefulBatchLogic[list[Example], RankerState, bytes]):
             for x, y, w in examples:
                 ranker.learn_one(dict(zip(FEATURES, x, strict=True)), bool(y), w)
         state = RankerState(features=FEATURES, weights=[ranker.weights()[f] for f in FEATURES],
-                            intercept=ranker.intercept, examples=ranker.n, metrics=ranker.metrics())
+                            intercept=ranker.intercept, examples=ranker.n, metrics=ranker.metrics(),
+                            positives=ranker.positives)
         return [state], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:

@@ -25,6 +25,8 @@ from river import linear_model, metrics, optim, stats, utils
 
 
 class OnlineRanker:
+    positives: int = 0  # snapshots taken before it was counted resume with 0
+
     def __init__(self, features: Sequence[str], prior: Sequence[float], window: int = 10_000,
                  learning_rate: float = 0.02) -> None:
         self.features = tuple(features)
@@ -38,6 +40,7 @@ class OnlineRanker:
                          "prior": utils.Rolling(metrics.LogLoss, window_size=window)}
         self.prior_mean = stats.Mean()
         self.n = 0
+        self.positives = 0
 
     def prior_score(self, x: Mapping[str, float]) -> float:
         return sum(self.prior[name] * x.get(name, 0.0) for name in self.features)
@@ -59,10 +62,15 @@ class OnlineRanker:
         self.prior_mean.update(s)
         self.model.learn_one(x, y, w=w)
         self.n += 1
+        self.positives += bool(y)
         return p
 
     def weights(self) -> dict[str, float]:
         return {name: float(self.model.weights.get(name, self.prior[name])) for name in self.features}
+
+    @property
+    def negatives(self) -> int:
+        return self.n - self.positives
 
     @property
     def intercept(self) -> float:

@@ -98,9 +98,11 @@ class RankingConfig:
     affinity_scale: float = 2.0
     """Affinity scores are squashed as tanh(score / scale)."""
 
-    ranker_prior_examples: int = 5_000
-    """Learned examples after which the flow's learned ranker counts as much as the hand weights of
-    the terms it covers (taste, genre, artist, popularity, engagement)."""
+    ranker_prior_examples: int = 1_000
+    """Examples of the rarer outcome (skips and dislikes, usually) after which the flow's learned
+    ranker counts as much as the hand weights of the terms it covers (taste, genre, artist,
+    popularity, engagement); it counts only while its progressive AUC beats theirs
+    (`ranking.scoring.learned_share`)."""
 
     # Candidates.
     sources: tuple[str, ...] = SOURCE_ORDER

@@ -230,8 +230,15 @@ def stream_popularity(signals: Signals, track_ids: Sequence[str], catalog: np.nd
 
 
 def learned_share(ranker: RankerState | None, config: RankingConfig = RANKING_CONFIG) -> float:
-    """How much the learned ranker counts against the hand weights: n / (n + ranker_prior_examples),
-    0 without a ranker or one whose features this code does not know."""
+    """How much the learned ranker counts against the hand weights: e / (e + ranker_prior_examples),
+    e = the examples of its rarer outcome (positive or negative), and only while its progressive AUC
+    beats the prior's on the same events. 0 without a ranker, for one whose features this code does
+    not know, one that has seen a single outcome (a stream of completes alone says nothing about
+    what ranks well), or one the prior still ranks better than."""
     if ranker is None or tuple(ranker.features) != RANKER_FEATURES or ranker.examples <= 0:
         return 0.0
-    return ranker.examples / (ranker.examples + config.ranker_prior_examples)
+    evidence = min(ranker.positives, ranker.examples - ranker.positives)
+    auc = ranker.metrics.get("auc", {})
+    if evidence <= 0 or not auc.get("learned", 0.0) > auc.get("prior", 0.0):
+        return 0.0
+    return evidence / (evidence + config.ranker_prior_examples)

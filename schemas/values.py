@@ -85,11 +85,14 @@ class RankerState:
     examples: int
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     """`{"auc": {"learned": .., "prior": ..}, "log_loss": {...}}`: progressive, rolling."""
+    positives: int = 0
+    """Examples with a positive label (`examples - positives` had a negative one)."""
 
 
 def encode_ranker(state: RankerState) -> bytes:
     return orjson.dumps({"features": list(state.features), "weights": state.weights,
-                         "intercept": state.intercept, "examples": state.examples, "metrics": state.metrics})
+                         "intercept": state.intercept, "examples": state.examples, "metrics": state.metrics,
+                         "positives": state.positives})
 
 
 def decode_ranker(raw: bytes | None) -> RankerState | None:
@@ -99,7 +102,8 @@ def decode_ranker(raw: bytes | None) -> RankerState | None:
     try:
         data = orjson.loads(raw)
         return RankerState(tuple(data["features"]), [float(w) for w in data["weights"]],
-                           float(data["intercept"]), int(data["examples"]), dict(data.get("metrics", {})))
+                           float(data["intercept"]), int(data["examples"]), dict(data.get("metrics", {})),
+                           int(data.get("positives", 0)))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 

@@ -300,6 +300,7 @@ def test_the_learned_ranker_learns_every_clear_outcome_validated_progressively(e
     except AssertionError:
         raise AssertionError(f"the ranker published: {seen[0]}") from None
     assert state.features == FEATURES
+    assert state.positives == 60  # the completes; the skips are the other 60
     assert set(state.metrics["auc"]) == {"learned", "prior"} == set(state.metrics["log_loss"])
     # Loud tracks are completed and quiet ones skipped: both rankers separate them; the learned one
     # has moved its weights away from the prior.

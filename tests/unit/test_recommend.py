@@ -364,9 +364,12 @@ def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: Ca
     assert learned_share(cold) == 0.0
     assert [i.track_id for i in recommend(view, profile, Signals(ranker=cold), k=20, diversity=0.0)] == [
         i.track_id for i in plain]
-    # A ranker that learned, from a million outcomes, that this listener's artist affinity means skips.
+    # A ranker that learned, from a million outcomes (half of them skips), that this listener's artist
+    # affinity means skips, and ranks the stream's events better than the hand weights do.
     weights = dict(zip(FEATURES, prior_weights(), strict=True)) | {"artist": -5.0}
-    learned = RankerState(FEATURES, [weights[f] for f in FEATURES], 0.0, examples=1_000_000)
+    proved = {"auc": {"learned": 0.80, "prior": 0.75}}
+    learned = RankerState(FEATURES, [weights[f] for f in FEATURES], 0.0, examples=1_000_000,
+                          metrics=proved, positives=500_000)
     assert learned_share(learned) > 0.99
     items = recommend(view, profile, Signals(ranker=learned), k=20, diversity=0.0)
 
@@ -375,8 +378,30 @@ def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: Ca
 
     assert by_artist(plain) >= 2 and by_artist(items) < by_artist(plain)
     # A ranker over other features is ignored.
-    other = RankerState(("x",), [1.0], 0.0, examples=1_000_000)
+    other = RankerState(("x",), [1.0], 0.0, examples=1_000_000, metrics=proved, positives=500_000)
     assert learned_share(other) == 0.0
+
+
+def test_the_learned_ranker_counts_only_once_it_has_seen_both_outcomes_and_beats_the_prior() -> None:
+    from ranking.config import RankingConfig
+    from ranking.ranker import FEATURES, prior_weights
+    from ranking.scoring import learned_share
+    from schemas.values import RankerState
+
+    def ranker(positives: int, negatives: int, auc: tuple[float, float]) -> RankerState:
+        return RankerState(FEATURES, list(prior_weights()), 0.0, examples=positives + negatives,
+                           metrics={"auc": {"learned": auc[0], "prior": auc[1]}}, positives=positives)
+
+    # A stream of completes alone (the Last.fm replay) teaches nothing about what ranks well.
+    assert learned_share(ranker(100_000, 0, (0.0, 0.0))) == 0.0
+    # Proved on the stream: the share grows with the rarer outcome, not with the total.
+    config = RankingConfig(ranker_prior_examples=1_000)
+    assert learned_share(ranker(9_000, 1_000, (0.9, 0.8)), config) == 0.5
+    assert learned_share(ranker(1_000, 9_000, (0.9, 0.8)), config) == 0.5
+    assert learned_share(ranker(90_000, 1_000, (0.9, 0.8)), config) == 0.5
+    # The prior still ranks the same events better: it keeps the list.
+    assert learned_share(ranker(9_000, 1_000, (0.8, 0.8)), config) == 0.0
+    assert learned_share(ranker(9_000, 1_000, (0.7, 0.8)), config) == 0.0
 
 
 def test_popularity_comes_from_the_stream_with_the_catalog_as_fallback(view: CatalogView) -> None:
