@@ -354,7 +354,9 @@ def start_stack(workdir: Path, data: Path, run_id: str, processes: list[ManagedP
     t0 = time.perf_counter()
     loaded = load_catalog(bootstrap, namespace, data)
     flow = ManagedProcess("flow", [sys.executable, "-m", "encore.cli", "flow"], workdir / "logs" / "flow.log",
-                          env=settings.to_env()).start()
+                          # Its own port for Bytewax's API: a second stack on the machine (another
+                          # benchmark, a test run) would otherwise make the flow fail to bind 3030.
+                          env={**settings.to_env(), "BYTEWAX_DATAFLOW_API_PORT": str(free_port())}).start()
     processes.append(flow)
     deadline = time.monotonic() + 180
     while client.hlen(keys.catalog_tracks) < loaded:
