@@ -74,9 +74,11 @@ class RankingConfig:
     """× the co-listening source score / the best among the candidates."""
     trending: float = 0.15
     """× the trending source score / the best among the candidates."""
-    similar_artists: float = 1.5
+    similar_artists: float = 4.5
     """× the track's artist's collaborative score (`ranking.collaborative`) / the best among the
-    candidates: artists that listeners with the same taste enjoy."""
+    candidates: artists that listeners with the same taste enjoy. Large because on real listening
+    (the Last.fm scenario) the collaborative order is what finds new artists, and the playlist
+    scenario loses nothing by it (docs/quality.md, "Second pass")."""
     collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
     collaborative_session: float = 3.0
@@ -141,8 +143,10 @@ class RankingConfig:
     """MMR λ when the request does not say."""
     max_per_artist: int = 2
     """Most tracks of one artist in a list."""
-    artist_repeat_penalty: float = 0.0
-    """Taken off a candidate's scaled relevance (0–1) per track of its artist already picked."""
+    artist_repeat_penalty: float = 0.3
+    """Taken off a candidate's scaled relevance (0–1) per track of its artist already picked: a
+    second track of an artist must be clearly better than the next artist's best (a soft form of
+    one per artist, under the hard `max_per_artist` cap)."""
 
     # Similar tracks.
     similar_co_listening: float = 0.5
