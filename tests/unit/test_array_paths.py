@@ -1,5 +1,7 @@
-"""Rates held as a catalog-aligned table (`ranking.item_rates`): scoring from it equals scoring from
-the rates read by id for the same candidates, term by term, and so do the answers."""
+"""The request path's array code equals the per-candidate loops it replaced: rates held as a
+catalog-aligned table (`ranking.item_rates`) score exactly as the rates read by id for the same
+candidates, term by term, and so do the answers; `similar_artists` in one pass proposes exactly what
+its per-artist loop did."""
 
 from __future__ import annotations
 
@@ -113,3 +115,51 @@ def test_no_rated_candidate_means_no_quality_term_as_with_an_empty_read(view: Ca
     assert candidate_rates(positions, [], table, {}) is None
     grown = table.extended(len(view) + 2)
     assert len(grown) == len(view) + 2 and np.isnan(grown.table[-2:]).all()
+
+
+def _reference_similar_artists(ctx, n: int):
+    """The per-artist loop `ranking.sources.similar_artists.propose` replaced."""
+    view, config = ctx.view, ctx.config
+    liked = ctx.profile.artists if ctx.profile is not None else {}
+    ranked = sorted(((a, s) for a, s in ctx.signals.artist_scores.items()
+                     if a not in liked and a in view.artist_rows), key=lambda kv: (-kv[1], kv[0]))
+    taste = ctx.scoring_profile.taste if ctx.scoring_profile is not None else None
+    per_artist = config.max_per_artist
+    parts = []
+    for artist, value in ranked[: max(1, n // max(per_artist, 1))]:
+        rows = view.artist_rows[artist]
+        rows = rows[~np.isin(rows, list(ctx.excluded))] if ctx.excluded else rows
+        if len(rows) == 0:
+            continue
+        fit = view.space.kernel_at(taste, rows, 1.0) if taste else view.index.popularity[rows]
+        parts.append((rows[np.lexsort((rows, -fit))][:per_artist].tolist(), value))
+    positions, values = [], []
+    for depth in range(per_artist):
+        for part, value in parts:
+            if depth < len(part) and len(positions) < n:
+                positions.append(int(part[depth]))
+                values.append(value)
+    return np.array(positions, np.int64), np.array(values, np.float32)
+
+
+@pytest.mark.parametrize("with_taste", [True, False])
+def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogView, with_taste: bool) -> None:
+    from ranking.config import RankingConfig
+    from ranking.sources.base import SourceContext
+    from ranking.sources.similar_artists import propose
+
+    rng = np.random.default_rng(5)
+    artists = [a for a in view.artist_rows]
+    profile = listener(view)
+    if not with_taste:
+        profile = replace(profile, taste=[])
+    for trial in range(20):
+        scores = {artists[i]: float(rng.random()) for i in rng.choice(len(artists), 80, replace=False)}
+        excluded = set(rng.choice(len(view), 100, replace=False).tolist()) if trial % 2 else set()
+        ctx = SourceContext(view, profile, profile, None, Signals(artist_scores=scores), RankingConfig(),
+                            RecommendRequest().rules, excluded, None, None, False)
+        for n in (0, 1, 7, 120):
+            got = propose(ctx, n)
+            positions, values = _reference_similar_artists(ctx, n)
+            assert got is not None
+            assert np.array_equal(got.positions, positions) and np.array_equal(got.scores, values)
