@@ -33,6 +33,7 @@ from ranking.item_rates import ItemRates, Rate
 from schemas.keys import ITEM_CHANGES_KEPT, KeyLayout
 from schemas.values import ITEM_CHANGES_FIELD, decode_item_changes, decode_neighbours, decode_rates
 from serving.catalog import LiveCatalog
+from serving.redis_client import score_pairs, zrevrange_with_scores
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,12 @@ class LiveItemStats:
         pipe.xrange(keys.item_changes, "-", "+", count=1)
         pipe.xrange(keys.item_changes, b"(" + self._last_id, "+", count=FEED_READ)
         pipe.xrevrange(keys.item_changes, "+", "-", count=1)
-        pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
+        zrevrange_with_scores(pipe, keys.trending, TRENDING_READ - 1)
         for genre in genres:
-            pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
-        pipe.zrevrange(keys.stream_popular, 0, POPULAR_HELD - 1, withscores=True)
-        length, first, entries, newest, trending, *by_genre, popular = await pipe.execute()
+            zrevrange_with_scores(pipe, keys.trending_in_genre(genre), TRENDING_READ - 1)
+        zrevrange_with_scores(pipe, keys.stream_popular, POPULAR_HELD - 1)
+        length, first, entries, newest, *lists = await pipe.execute()
+        trending, *by_genre, popular = [score_pairs(raw) for raw in lists]
         # Trimming never goes below ITEM_CHANGES_KEPT: a shorter feed lost nothing.
         trimmed = (length >= ITEM_CHANGES_KEPT and bool(first)
                    and _stream_id(first[0][0]) > _stream_id(self._last_id))

@@ -54,6 +54,7 @@ from schemas.values import (
 )
 from schemas.values import encode_seed as encode_seed_value
 from serving.item_stats import POPULAR_HELD, TRENDING_READ, HeldStats, LiveItemStats
+from serving.redis_client import score_pairs, zrevrange_with_scores
 
 GLOBAL_REFRESH_S = 10.0
 
@@ -127,18 +128,20 @@ async def read_signals(
     if held is not None:
         trending = held.trending_for(genres)
         popular = held.popular[:n_popular] if n_popular <= POPULAR_HELD else None
-    pipe = client.pipeline(transaction=False)
-    for track_id in seeds:
-        pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
-    for artist in artists:
-        pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
+    rows = [keys.track_neighbours(t) for t in seeds] + [keys.artist_neighbours(a) for a in artists]
+    stops = [NEIGHBOURS_KEPT - 1] * len(seeds) + [-1] * len(artists)
     if popular is None:
-        pipe.zrevrange(keys.stream_popular, 0, n_popular - 1, withscores=True)
+        rows.append(keys.stream_popular)
+        stops.append(n_popular - 1)
     if trending is None:
-        pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
-        for genre in genres:
-            pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
-    replies = await pipe.execute() if len(pipe) else []
+        rows += [keys.trending, *(keys.trending_in_genre(g) for g in genres)]
+        stops += [TRENDING_READ - 1] * (1 + len(genres))
+    replies: list[Any] = []
+    if rows:
+        pipe = client.pipeline(transaction=False)
+        for key, stop in zip(rows, stops, strict=True):
+            zrevrange_with_scores(pipe, key, stop)
+        replies = [score_pairs(raw) for raw in await pipe.execute()]
     neighbours = {track_id: decode_neighbours(row)
                   for track_id, row in zip(seeds, replies, strict=False) if row}
     artist_rows = {artist: decode_neighbours(row)
