@@ -576,7 +576,16 @@ def render(command: str, settings_rows: Sequence[tuple[str, str]], reports: Sequ
         lines.append(f"  CPU seconds over the {report.window_s:.0f} s load window: {parts}; whole machine "
                      f"{cpu.get('machine', float('nan')):.1f} (of {report.window_s * os.cpu_count():.0f} "
                      f"available); API CPU per answered request {per_request}")
+        if report.window_s > 0:
+            # The same as shares of the machine: what the broker and the load generator took from the API.
+            names = ("api", "flow", "redis", "broker", "ingest", "loadgen", "other")
+            shares = ", ".join(f"{LABELS.get(name, name)} {cpu[name] / report.window_s:.2f}"
+                               for name in names if name in cpu)
+            lines.append(f"  cores busy on average: {shares} (of {os.cpu_count()})")
     return "\n".join(lines)
+
+
+LABELS = {"loadgen": "load generator"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ def serving_config(settings: Settings) -> ServingConfig:
         cors_origins=list(settings.cors_origins),
         recs_cache_size=settings.recs_cache_size,
         recs_cache_ttl_s=settings.recs_cache_ttl_s,
+        item_stats_refresh_s=settings.item_stats_refresh_s,
         repeat_cooldown_s=settings.repeat_cooldown_s,
         ranking=settings.ranking_config,
         kafka_config=settings.kafka_config,

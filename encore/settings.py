@@ -33,6 +33,7 @@
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |
 | `ENCORE_RECS_CACHE_TTL_S` | `5` | Longest a cached answer is served: bounds how old its trending and co-listening may be. |
+| `ENCORE_ITEM_STATS_REFRESH_S` | `1.0` | How often the API re-syncs the item statistics it holds in memory (rates, trending, stream popularity) from the flow's change feed: their staleness bound, shown in answers as `stats_age_ms`. |
 | `ENCORE_RANKING_CONFIG` | unset | JSON overrides of any `RankingConfig` field (`ranking/config.py`: weights, quotas, sources, thresholds), e.g. `{"artist": 0.5, "quotas": {"popular": 80}}`; an unknown field refuses to start. |
 | `ENCORE_REPEAT_COOLDOWN_S` | `21600` | The repeat policy, in the listener's event time: a track played, skipped or liked within this many seconds before the listener's newest event is not recommended again; disliked tracks never are; liked tracks may come back after it (`familiar` asks for some). |
 | `ENCORE_EXPERIMENTS` | unset | A/B experiments of ranking variants as JSON: `[{"name", "variants": [{"name", "share", "overrides": {RankingConfig fields}}]}]` (`ranking/experiments.py`); a mistake refuses to start. |
@@ -247,6 +248,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     recs_cache_size: int = 4096
     recs_cache_ttl_s: float = 5.0
+    item_stats_refresh_s: float = 1.0
     repeat_cooldown_s: int = 21_600
     ranking_overrides: str | None = None
     """`ENCORE_RANKING_CONFIG`: JSON overrides of `ranking.config.RankingConfig` (checked at start)."""
@@ -314,6 +316,7 @@ class Settings:
                                if o.strip()),
             recs_cache_size=_int(env, "ENCORE_RECS_CACHE_SIZE", 4096, minimum=0),
             recs_cache_ttl_s=_float(env, "ENCORE_RECS_CACHE_TTL_S", 5.0),
+            item_stats_refresh_s=_float(env, "ENCORE_ITEM_STATS_REFRESH_S", 1.0),
             repeat_cooldown_s=_int(env, "ENCORE_REPEAT_COOLDOWN_S", 21_600, minimum=0, maximum=2**31 - 1),
             ranking_overrides=ranking_overrides,
             experiments_json=_experiments(env, ranking_overrides),
@@ -347,6 +350,7 @@ class Settings:
             "ENCORE_CORS_ORIGINS": ",".join(self.cors_origins),
             "ENCORE_RECS_CACHE_SIZE": str(self.recs_cache_size),
             "ENCORE_RECS_CACHE_TTL_S": str(self.recs_cache_ttl_s),
+            "ENCORE_ITEM_STATS_REFRESH_S": str(self.item_stats_refresh_s),
             "ENCORE_REPEAT_COOLDOWN_S": str(self.repeat_cooldown_s),
             "ENCORE_SEARCH_EMBEDDINGS": "on" if self.search_embeddings else "off",
             "ENCORE_LOG_LEVEL": self.log_level,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from flows.item_changes import publish_item_changes
 from flows.redis_io import connect, pipelined
 from flows.track_state import TrackWrite
 from schemas.keys import KeyLayout
@@ -66,6 +67,7 @@ class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):
                     pipe.zadd(neighbours_key, dict(neighbours))
             if rates:
                 pipe.hset(keys.item_rates, mapping=rates)
+            publish_item_changes(pipe, keys, rates)  # last: a reader that sees it sees the writes above
             pipe.hincrby(keys.ops_counters, "track_stat_writes", len(latest))
 
         if latest:

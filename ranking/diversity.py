@@ -231,9 +231,10 @@ def diversify(
             break
         value = rel_n - artist_repeat_penalty * artist_count[artist_key]
         if lam > 0:
-            present = np.unique(cluster[eligible])
+            # The clusters that still have an eligible candidate (a bincount: no sort per pick).
+            present = np.bincount(cluster[eligible], minlength=len(cluster_picks)) > 0
             fewest = cluster_picks[present].min()
-            cover = (cluster_picks[cluster] == fewest) & np.isin(cluster, present)
+            cover = (cluster_picks[cluster] == fewest) & present[cluster]
             value = value - lam * max_sim + lam * cover
         value = np.where(eligible, value, -np.inf)
         best = value.max()

@@ -31,6 +31,7 @@ from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.diversity import TasteClusters
+from ranking.item_rates import candidate_rates
 from ranking.listener import own_model_share, session_of
 from ranking.moods import MoodTarget, discovery_term, mood_term
 from ranking.ranker import FEATURES as RANKER_FEATURES
@@ -118,14 +119,14 @@ def engagement_of(
 
 def quality_of(rates: Mapping[str, tuple[float, float, float]], track_ids: Sequence[str]) -> np.ndarray:
     """(m,) like rate above its prior mean minus skip rate above its prior mean (0 without statistics)."""
-    prior_like = RATE_PRIORS.like_rate
-    prior_skip = RATE_PRIORS.skip_rate
-    out = np.zeros(len(track_ids), dtype=np.float32)
-    for j, track_id in enumerate(track_ids):
-        rate = rates.get(track_id)
-        if rate is not None:
-            out[j] = (rate[0] - prior_like) - (rate[1] - prior_skip)
-    return out
+    table = candidate_rates(np.zeros(0, np.int64), track_ids, None, rates)
+    return quality_term(table) if table is not None else np.zeros(len(track_ids), dtype=np.float32)
+
+
+def quality_term(rates: np.ndarray) -> np.ndarray:
+    """`quality_of` over `candidate_rates` rows (NaN rows: 0)."""
+    value = (rates[:, 0] - RATE_PRIORS.like_rate) - (rates[:, 1] - RATE_PRIORS.skip_rate)
+    return np.where(np.isnan(value), 0.0, value).astype(np.float32)
 
 
 def score(
@@ -165,8 +166,11 @@ def score(
     else:
         genre_fit = artist_fit = np.zeros(m, dtype=np.float32)
     popularity = index.popularity[positions]
-    ids = [index.tracks[i].track_id for i in positions]
-    terms["popular"] = config.popularity * stream_popularity(signals, ids, popularity)
+    # Ids only for rates read by id; serving's catalog-aligned table needs none.
+    by_id = signals.item_rates is None and signals.rates
+    ids = [index.tracks[i].track_id for i in positions] if by_id else []
+    rates = candidate_rates(positions, ids, signals.item_rates, signals.rates)
+    terms["popular"] = config.popularity * stream_popularity(signals, ids, popularity, rates)
     session = session_of(view, profile, config)
     if session is not None and m:
         fit = view.space.kernel_at(session.centroid, positions, config.taste_bandwidth)
@@ -181,8 +185,8 @@ def score(
         engagement, own_share = engagement_of(view, profile, signals, positions, context_x, config)
         if engagement is not None:
             terms["engagement"] = config.engagement * 2.0 * (engagement - 0.5)
-    if signals.rates:
-        terms["quality"] = config.quality * quality_of(signals.rates, ids)
+    if rates is not None:
+        terms["quality"] = config.quality * quality_term(rates)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
     if signals.artist_scores and m:
         by_artist = np.array([signals.artist_scores.get(index.artist_names[a], 0.0)
@@ -212,20 +216,23 @@ LEARNED_TERMS = frozenset({"taste", "genre", "artist", "engagement"})
 """The hand-weighted terms the learned ranker takes over as it learns (`ranking.ranker.FEATURES`)."""
 
 
-def stream_popularity(signals: Signals, track_ids: Sequence[str], catalog: np.ndarray) -> np.ndarray:
+def stream_popularity(signals: Signals, track_ids: Sequence[str], catalog: np.ndarray,
+                      rates: np.ndarray | None = None) -> np.ndarray:
     """Popularity in [0, 1] from the stream: log(1 + listens) / log(1 + the most listened track's),
-    listens from the item statistics read for the candidates; the catalog's static popularity for a
-    track the stream has not seen (or when no statistics were read)."""
-    if not signals.rates or not signals.stream_popular:
+    listens from the item statistics of the candidates (`rates`, `candidate_rates` rows; default:
+    `signals.rates` by id); the catalog's static popularity for a track the stream has not seen
+    (or when no statistics were read)."""
+    if rates is None and signals.item_rates is None:
+        rates = candidate_rates(np.zeros(0, np.int64), track_ids, None, signals.rates)
+    if rates is None or not signals.stream_popular:
         return np.asarray(catalog, dtype=np.float32)
     top = math.log1p(max(v for _, v in signals.stream_popular))
     out = np.asarray(catalog, dtype=np.float32).copy()
     if top <= 0:
         return out
-    for j, track_id in enumerate(track_ids):
-        rate = signals.rates.get(track_id)
-        if rate is not None and rate[2] > 0:
-            out[j] = min(1.0, math.log1p(rate[2]) / top)
+    listens = rates[:, 2]
+    streamed = listens > 0  # NaN (no statistics) compares False
+    out[streamed] = np.minimum(1.0, np.log1p(listens[streamed]) / top)
     return out
 
 

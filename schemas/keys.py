@@ -15,6 +15,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |
 | `{ns}:v1:{items}:popular` | sorted set | track_id → decayed listens (7-day half-life, `ItemStats.listens`) at the track's last update: popularity from the stream |
 | `{ns}:v1:{items}:rates` | hash | track_id → `like_rate,skip_rate,listens` (smoothed, at the last update): the item-quality prior |
+| `{ns}:v1:{items}:changes` | stream | one entry per flow batch that wrote item statistics: field `ids` = the tracks whose rates, trending and popularity it rewrote (`schemas.values.encode_item_changes`), the newest `ITEM_CHANGES_KEPT` (about): the API's change feed |
 | `{ns}:v1:{model}:global:replicas:<period>` | hash | replica id → `GlobalModel.to_record()` of that period (TTL 1 day) |
 | `{ns}:v1:{model}:global:<period>` | string | the merged global model of a period: 78 float32 (SET NX, TTL 2 days) |
 | `{ns}:v1:{model}:global:latest` | string (int) | the newest published period |
@@ -95,6 +96,10 @@ class KeyLayout:
     def item_rates(self) -> str:
         return f"{self._root}:{{items}}:rates"
 
+    @property
+    def item_changes(self) -> str:
+        return f"{self._root}:{{items}}:changes"
+
     def global_replicas(self, period: int) -> str:
         return f"{self._root}:{{model}}:global:replicas:{period}"
 
@@ -157,6 +162,10 @@ def parse_partition_member(member: str) -> tuple[str, int]:
     topic, _, partition = member.rpartition(":")
     return topic, int(partition)
 
+
+ITEM_CHANGES_KEPT = 10_000
+"""Entries the item change feed keeps (trimmed approximately, never below): an API that fell
+further behind reloads the item statistics whole."""
 
 NEIGHBOURS_KEPT = 50
 """Co-listening neighbours stored per track (the strongest)."""

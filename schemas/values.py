@@ -3,6 +3,7 @@
 | value | key (`schemas.keys`) | format |
 |---|---|---|
 | item rates | `{items}:rates` field per track | ASCII `like_rate,skip_rate,listens` (6 significant digits) |
+| item change feed entry | `{items}:changes` stream, field `ids` | JSON list of the track ids a flow batch rewrote |
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
@@ -58,6 +59,29 @@ def decode_rates(raw: bytes | str | None) -> tuple[float, float, float] | None:
     except ValueError:
         return None
     return like, skip, listens
+
+
+ITEM_CHANGES_FIELD = "ids"
+
+
+def encode_item_changes(track_ids: Sequence[str]) -> bytes:
+    """The `ids` field of one change feed entry.
+
+    >>> decode_item_changes(encode_item_changes(["a", "b,c"]))
+    ['a', 'b,c']
+    """
+    return orjson.dumps(list(track_ids))
+
+
+def decode_item_changes(raw: bytes | None) -> list[str]:
+    """The track ids of one change feed entry ([] for a missing or foreign value)."""
+    if raw is None:
+        return []
+    try:
+        ids = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    return [t for t in ids if isinstance(t, str)] if isinstance(ids, list) else []
 
 
 def encode_seed(track_ids: Sequence[str], artists: Sequence[str], at_ms: int) -> bytes:

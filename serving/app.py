@@ -28,6 +28,8 @@ from serving.catalog import LiveCatalog
 from serving.config import ServingConfig
 from serving.errors import install_error_handlers
 from serving.experiments import served_counter
+from serving.heap import keep_settled
+from serving.item_stats import LiveItemStats
 from serving.limits import BodySizeLimit
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
@@ -47,19 +49,27 @@ def create_app(config: ServingConfig) -> FastAPI:
         app.state.redis = connect_async(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
         app.state.catalog = LiveCatalog(app.state.redis, config.keys)
+        app.state.item_stats = LiveItemStats(app.state.redis, config.keys, app.state.catalog,
+                                             config.item_stats_refresh_s)
         app.state.recommender = Recommender(
-            config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache())
+            config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache(),
+            app.state.item_stats)
         with contextlib.suppress(RedisError, OSError):
             await app.state.catalog.refresh()
         app.state.search_index = LiveSearchIndex(app.state.catalog, config.search_embeddings)
-        refresher = asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s))
-        search_refresher = asyncio.create_task(app.state.search_index.keep_fresh(config.catalog_refresh_s))
         ops = open_ops(app, config)
+        tasks = [
+            asyncio.create_task(app.state.catalog.keep_fresh(config.catalog_refresh_s)),
+            asyncio.create_task(app.state.search_index.keep_fresh(config.catalog_refresh_s)),
+            asyncio.create_task(app.state.item_stats.keep_fresh()),
+            asyncio.create_task(keep_settled(
+                lambda: (app.state.catalog.view, app.state.search_index.index), config.catalog_refresh_s)),
+        ]
         try:
             yield
         finally:
-            refresher.cancel()
-            search_refresher.cancel()
+            for task in tasks:
+                task.cancel()
             ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()

@@ -34,6 +34,8 @@ class ServingConfig:
     recs_cache_size: int = 4096
     """Finished recommendation answers kept in this process (0: no cache)."""
     recs_cache_ttl_s: float = 5.0
+    item_stats_refresh_s: float = 1.0
+    """How often the held item statistics re-sync (`serving.item_stats`): their staleness bound."""
     repeat_cooldown_s: int = 21_600
     """The repeat policy's cool-down, in the listener's event time (`ranking.config.ExclusionRules`)."""
     search_embeddings: bool = True

@@ -35,6 +35,11 @@ class Recommendations(BaseModel):
     user_id: str
     profile_version: int = Field(description="Events applied to this user when the list was made.")
     as_of: str | None = Field(description="Event time (RFC 3339) of the last applied event.")
+    stats_as_of: str | None = Field(
+        default=None, description="Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics "
+        "used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs "
+        "them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The "
+        "listener's own profile is read live on every request (`profile_version`, `as_of`).")
     cold_start: bool = Field(description="True when nothing is known of the listener: no profile, no seed.")
     seeded: bool = Field(default=False, description="True when declared favourites (seed) were used.")
     target: str | None = Field(
@@ -69,6 +74,11 @@ class RankResponse(BaseModel):
     user_id: str
     profile_version: int
     as_of: str | None
+    stats_as_of: str | None = Field(
+        default=None, description="Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics "
+        "used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs "
+        "them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The "
+        "listener's own profile is read live on every request (`profile_version`, `as_of`).")
     target: str | None = None
     request_id: str = Field(
         default="", description="This answer's id; players send it back as `context.request_id` with the "

@@ -3,9 +3,13 @@
 Per request (`ranking.pipeline` does everything else, in memory):
 
 1. one MGET: the profile and the declared favourites (same hash tag, so one slot in a cluster);
-2. one pipeline: the co-listening rows of the recent positives, and trending overall and in the
-   listener's two strongest genres;
-3. one HMGET: the live like and skip rates of the merged candidates.
+2. one pipeline: the co-listening rows of the recent positives and the artist rows of the liked
+   artists (skipped when there are none).
+
+The aggregate item statistics (every track's rates, trending overall and per genre, the stream's
+most listened tracks) are held in memory (`serving.item_stats`, bounded-stale, the age shown in
+answers). Until they are held for the current catalog view, trending and popularity are read in
+the pipeline above and the merged candidates' rates with one HMGET, as before.
 
 The global engagement model (for listeners without their own) changes once per 15 minutes of
 event time; it is re-read at most every `GLOBAL_REFRESH_S`.
@@ -49,9 +53,9 @@ from schemas.values import (
     is_model_weights,
 )
 from schemas.values import encode_seed as encode_seed_value
+from serving.item_stats import POPULAR_HELD, TRENDING_READ, HeldStats, LiveItemStats
+from serving.redis_client import score_pairs, zrevrange_with_scores
 
-TRENDING_READ = 100
-"""Trending tracks read per sorted set (overall, and each of the listener's two top genres)."""
 GLOBAL_REFRESH_S = 10.0
 
 
@@ -102,34 +106,53 @@ class ReadSignals:
     popular: list[tuple[str, float]]
 
 
+def popular_read(config: RankingConfig) -> int:
+    """How many of the stream's most listened tracks a request uses."""
+    return config.quota("popular") + config.popular_cold_quota
+
+
 async def read_signals(
     client: Any, keys: KeyLayout, profile: UserProfile | None, seed: SeedProfile | None,
     config: RankingConfig = RANKING_CONFIG, artist_seeds: Mapping[str, float] | None = None,
+    held: HeldStats | None = None,
 ) -> ReadSignals:
     """Co-listening rows of the recent positives, trending, and the artist rows of the liked
-    artists, in one pipeline."""
+    artists, in one pipeline (none when there is nothing to read). Trending and popularity come
+    from `held` when it has them (`serving.item_stats`), else from Redis in the same pipeline."""
     seeds = [track_id for track_id, _ in recent_positives(profile, config)] if profile else []
     artists = list(artist_seeds or {})
     genres = _top_genres(profile, seed)
-    pipe = client.pipeline(transaction=False)
-    for track_id in seeds:
-        pipe.zrevrange(keys.track_neighbours(track_id), 0, NEIGHBOURS_KEPT - 1, withscores=True)
-    for artist in artists:
-        pipe.zrevrange(keys.artist_neighbours(artist), 0, -1, withscores=True)
-    pipe.zrevrange(keys.stream_popular, 0, config.quota("popular") + config.popular_cold_quota - 1,
-                   withscores=True)
-    pipe.zrevrange(keys.trending, 0, TRENDING_READ - 1, withscores=True)
-    for genre in genres:
-        pipe.zrevrange(keys.trending_in_genre(genre), 0, TRENDING_READ - 1, withscores=True)
-    replies = await pipe.execute()
+    n_popular = popular_read(config)
+    trending: list[tuple[str, float]] | None = None
+    popular: list[tuple[str, float]] | None = None
+    if held is not None:
+        trending = held.trending_for(genres)
+        popular = held.popular[:n_popular] if n_popular <= POPULAR_HELD else None
+    rows = [keys.track_neighbours(t) for t in seeds] + [keys.artist_neighbours(a) for a in artists]
+    stops = [NEIGHBOURS_KEPT - 1] * len(seeds) + [-1] * len(artists)
+    if popular is None:
+        rows.append(keys.stream_popular)
+        stops.append(n_popular - 1)
+    if trending is None:
+        rows += [keys.trending, *(keys.trending_in_genre(g) for g in genres)]
+        stops += [TRENDING_READ - 1] * (1 + len(genres))
+    replies: list[Any] = []
+    if rows:
+        pipe = client.pipeline(transaction=False)
+        for key, stop in zip(rows, stops, strict=True):
+            zrevrange_with_scores(pipe, key, stop)
+        replies = [score_pairs(raw) for raw in await pipe.execute()]
     neighbours = {track_id: decode_neighbours(row)
                   for track_id, row in zip(seeds, replies, strict=False) if row}
     artist_rows = {artist: decode_neighbours(row)
                    for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
-    popular = decode_neighbours(replies[len(seeds) + len(artists)])
-    trending: list[tuple[str, float]] = []
-    for row in replies[len(seeds) + len(artists) + 1:]:
-        trending.extend(decode_neighbours(row))
+    rest = replies[len(seeds) + len(artists):]
+    if popular is None:
+        popular, rest = decode_neighbours(rest[0]), rest[1:]
+    if trending is None:
+        trending = []
+        for row in rest:
+            trending.extend(decode_neighbours(row))
     return ReadSignals(neighbours, trending, artist_rows, popular)
 
 
@@ -296,15 +319,20 @@ class Answer:
     cold_start: bool
     seeded: bool
     target: str | None
+    stats_as_of_ms: int
+    """Wall clock up to which the item statistics it used were read (`serving.item_stats`)."""
 
 
 class Recommender:
     """The pipeline with its reads; one per API process."""
 
-    def __init__(self, keys: KeyLayout, cache: ResponseCache, global_model: GlobalModelCache) -> None:
+    def __init__(self, keys: KeyLayout, cache: ResponseCache, global_model: GlobalModelCache,
+                 item_stats: LiveItemStats | None = None) -> None:
         self.keys = keys
         self.cache = cache
         self.global_model = global_model
+        self.item_stats = item_stats
+        """Rates, trending and popularity held in memory; None: read from Redis per request."""
         self.artist_listeners = ArtistListenersCache()
         self.explore_stats = ExploreStatsCache()
         self.ranker = RankerCache()
@@ -315,11 +343,18 @@ class Recommender:
     async def signals(
         self, client: Any, view: CatalogView, profile: UserProfile | None, seed: SeedProfile | None,
         request: RecommendRequest,
-    ) -> Signals:
-        """Everything besides the profile and the rates: one pipeline, plus the cached models."""
+    ) -> tuple[Signals, int]:
+        """Everything besides the profile, and the wall clock up to which its item statistics were
+        read: one pipeline, plus the cached models. Without held statistics for `view` the
+        candidates' rates are read later (`read_rates`)."""
         config = request.config
         artist_seeds = seed_artists(profile, view.index, config)
-        read = await read_signals(client, self.keys, profile, seed, config, artist_seeds)
+        held = self.item_stats.current(view) if self.item_stats is not None else None
+        read = await read_signals(client, self.keys, profile, seed, config, artist_seeds, held)
+        if held is not None:
+            for genre in _top_genres(profile, seed):
+                if genre not in held.trending_by_genre:
+                    self.item_stats.want_genre(genre)  # type: ignore[union-attr]
         global_weights = await self.global_model.get(client, self.keys)
         scores: dict[str, float] = {}
         via: dict[str, str] = {}
@@ -329,9 +364,10 @@ class Recommender:
                                         config.collaborative_normalise_rows)
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
-        return Signals(neighbours=read.neighbours, trending=read.trending, global_weights=global_weights,
-                       artist_scores=scores, artist_via=via, ranker=ranker, stream_popular=read.popular,
-                       explore_stats=explore)
+        signals = Signals(neighbours=read.neighbours, trending=read.trending, global_weights=global_weights,
+                          artist_scores=scores, artist_via=via, ranker=ranker, stream_popular=read.popular,
+                          explore_stats=explore, item_rates=held.rates if held is not None else None)
+        return signals, held.as_of_ms if held is not None else int(time.time() * 1000)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:
         if state.seed is None:
@@ -356,14 +392,15 @@ class Recommender:
             if cached is not None:
                 return cached
         seed = self.seed_profile(view, state)
-        signals = await self.signals(client, view, profile, seed, request)
+        signals, stats_as_of_ms = await self.signals(client, view, profile, seed, request)
         gathered: Gathered = gather(view, profile, seed, signals, request)
-        ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
-        signals = replace(signals, rates=await read_rates(client, self.keys, ids))
+        if signals.item_rates is None:
+            ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
+            signals = replace(signals, rates=await read_rates(client, self.keys, ids))
         scored = score(view, profile, seed, gathered, signals, request)
         items = pick(view, profile, scored, request)
         target = scored.target.name if scored.target is not None else None
-        answer = Answer(items, gathered.cold_start, seed is not None, target)
+        answer = Answer(items, gathered.cold_start, seed is not None, target, stats_as_of_ms)
         if profile is not None:
             self.cache.put(key, answer)
         return answer
@@ -371,9 +408,11 @@ class Recommender:
     async def rank(
         self, client: Any, view: CatalogView, state: ListenerState, track_ids: Sequence[str],
         request: RecommendRequest,
-    ) -> tuple[list[RankedTrack], list[str]]:
+    ) -> tuple[list[RankedTrack], list[str], int]:
+        """`rank_given`'s answer, and the wall clock up to which its item statistics were read."""
         seed = self.seed_profile(view, state)
-        signals = await self.signals(client, view, state.profile, seed, request)
-        known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
-        signals = replace(signals, rates=await read_rates(client, self.keys, known))
-        return rank_given(view, state.profile, seed, track_ids, signals, request)
+        signals, stats_as_of_ms = await self.signals(client, view, state.profile, seed, request)
+        if signals.item_rates is None:
+            known = [t for t in dict.fromkeys(track_ids) if t in view.index.position]
+            signals = replace(signals, rates=await read_rates(client, self.keys, known))
+        return (*rank_given(view, state.profile, seed, track_ids, signals, request), stats_as_of_ms)

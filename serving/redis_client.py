@@ -17,7 +17,7 @@ import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
@@ -125,3 +125,18 @@ class _ClusterClient(_Failing):
     def close(self) -> None:
         if self._target is not None:
             self._target.close()
+
+
+def zrevrange_with_scores(pipe: Any, key: str, stop: int) -> None:
+    """Queue `ZREVRANGE key 0 stop WITHSCORES` without redis-py's reply conversion (on RESP3 it
+    re-encodes every score as text and parses it back); read the reply with `score_pairs`."""
+    pipe.execute_command("ZREVRANGE", key, 0, stop, "WITHSCORES")
+
+
+def score_pairs(raw: Any) -> Sequence[Sequence[Any]]:
+    """A raw `zrevrange_with_scores` reply as `(member, score)` pairs, for
+    `schemas.values.decode_neighbours`: RESP3 nests them (the score a float), RESP2 is flat."""
+    if not raw or isinstance(raw[0], (list, tuple)):
+        return raw or []
+    members = iter(raw)
+    return list(zip(members, members, strict=True))

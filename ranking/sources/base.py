@@ -11,6 +11,7 @@ from ranking.candidates import SourceCandidates
 from ranking.catalog_view import CatalogView
 from ranking.config import ExclusionRules, RankingConfig
 from ranking.diversity import TasteClusters
+from ranking.item_rates import ItemRates
 from ranking.listener import Session
 from ranking.seeds import SeedProfile
 from schemas.profile_codec import UserProfile
@@ -27,6 +28,9 @@ class Signals:
     """(track_id, trending score), overall and in the listener's genres."""
     rates: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
     """track → (smoothed like rate, smoothed skip rate, listens), from the flow's item statistics."""
+    item_rates: ItemRates | None = None
+    """The same for every catalog position, aligned to the view (serving's live table); when set,
+    scoring reads it instead of `rates`."""
     global_weights: np.ndarray | None = None
     """The newest global engagement model (78 float32), for listeners without their own."""
     artist_scores: Mapping[str, float] = field(default_factory=dict)

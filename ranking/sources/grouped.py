@@ -50,7 +50,9 @@ def best_within(
         keep = min(len(rows), share + len(exclude))
         best = np.argpartition(-fit, keep - 1)[:keep] if keep < len(rows) else np.arange(len(rows))
         order = best[np.lexsort((rows[best], -fit[best]))]
-        parts.append([(int(rows[j]), float(fit[j])) for j in order if int(rows[j]) not in exclude][:share])
+        # As Python numbers: no numpy scalar per item.
+        ranked = zip(rows[order].tolist(), fit[order].tolist(), strict=True)
+        parts.append([(i, f) for i, f in ranked if i not in exclude][:share])
     positions: list[int] = []
     scores: list[float] = []
     seen: set[int] = set()

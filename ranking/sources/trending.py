@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-import numpy as np
-
 from ranking.candidates import SourceCandidates, ranked_candidates
 from ranking.catalog_index import CatalogIndex
 from ranking.config import DEFAULT_QUOTAS
@@ -20,13 +18,17 @@ def trending_candidates(
     exclude: Collection[int] = (),
 ) -> SourceCandidates:
     """Tracks from a `(track_id, trending score)` list, in the catalog, each at its best score."""
-    excluded = set(exclude)
+    excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+    position = index.position
     best: dict[int, float] = {}
     for track_id, score in trending:
-        i = index.position.get(track_id)
-        if i is not None and i not in excluded and score > best.get(i, -np.inf):
+        i = position.get(track_id)
+        if i is not None and i not in excluded and score > best.get(i, _NONE):
             best[i] = float(score)
     return ranked_candidates(NAME, best, n)
+
+
+_NONE = float("-inf")
 
 
 def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:

@@ -63,6 +63,7 @@ async def recommendations_for(
         user_id=user_id,
         profile_version=profile.version if profile else 0,
         as_of=iso(profile.as_of_ms) if profile else None,
+        stats_as_of=iso(answer.stats_as_of_ms),
         cold_start=answer.cold_start,
         seeded=answer.seeded,
         target=answer.target,
@@ -111,11 +112,12 @@ async def rank_tracks(
     assigned = assigned_for(cfg, user_id, served)
     request = RecommendParams.from_body(body, k=len(body.track_ids)).request(cfg, config=assigned.config)
     state = await listener(client, cfg, user_id)
-    items, unknown = await redis_call(lambda: recommender.rank(client, view, state, body.track_ids, request))
+    items, unknown, stats_as_of_ms = await redis_call(
+        lambda: recommender.rank(client, view, state, body.track_ids, request))
     profile = state.profile
     return RankResponse(
         user_id=user_id, profile_version=profile.version if profile else 0,
-        as_of=iso(profile.as_of_ms) if profile else None,
+        as_of=iso(profile.as_of_ms) if profile else None, stats_as_of=iso(stats_as_of_ms),
         target=request.target.name if request.target is not None else None,
         request_id=assigned.request_id, variant=assigned.variant, experiments=assigned.experiments,
         items=[track_out(view, item) for item in items], unknown=unknown,

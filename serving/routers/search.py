@@ -3,6 +3,7 @@ listener (their live taste blends in, their exclusions apply). `ranking.search` 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -81,7 +82,9 @@ async def search_tracks(
         base: RecommendRequest = RecommendParams().request(cfg, config=config)
         view = index.view
         seed = recommender.seed_profile(view, state)
-        signals = await redis_call(lambda: recommender.signals(client, view, state.profile, seed, base))
+        signals, _ = await redis_call(lambda: recommender.signals(client, view, state.profile, seed, base))
+        # Search has never scored with the items' live rates: keep it so.
+        signals = replace(signals, item_rates=None)
         person = Listener(state.profile, seed, signals, base)
         result = search(index, parsed, k, config, person)
     else:

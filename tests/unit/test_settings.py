@@ -37,6 +37,7 @@ ALL_VARS = {
     "ENCORE_CORS_ORIGINS": "https://a.example,https://b.example",
     "ENCORE_RECS_CACHE_SIZE": "0",
     "ENCORE_RECS_CACHE_TTL_S": "1.5",
+    "ENCORE_ITEM_STATS_REFRESH_S": "0.5",
     "ENCORE_REPEAT_COOLDOWN_S": "10",
     "ENCORE_LOG_LEVEL": "debug",
     "ENCORE_LOG_FORMAT": "json",

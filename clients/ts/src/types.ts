@@ -35,6 +35,8 @@ export interface Recommendations {
   profile_version: number;
   /** Event time (RFC 3339) of the last applied event. */
   as_of: string | null;
+  /** Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The listener's own profile is read live on every request (`profile_version`, `as_of`). */
+  stats_as_of?: string | null;
   /** True when nothing is known of the listener: no profile, no seed. */
   cold_start: boolean;
   /** True when declared favourites (seed) were used. */

@@ -1,0 +1,165 @@
+"""The request path's array code equals the per-candidate loops it replaced: rates held as a
+catalog-aligned table (`ranking.item_rates`) score exactly as the rates read by id for the same
+candidates, term by term, and so do the answers; `similar_artists` in one pass proposes exactly what
+its per-artist loop did."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
+from online_models.item_stats import RATE_PRIORS
+from ranking.catalog_view import CatalogView
+from ranking.item_rates import ItemRates, candidate_rates
+from ranking.pipeline import RecommendRequest, gather, pick, rank_given, score
+from ranking.scoring import quality_of, stream_popularity
+from ranking.sources import Signals
+from schemas.events import EventType
+from schemas.profile_codec import RecentTrack, UserProfile
+from schemas.values import decode_rates, encode_rates
+
+NOW = 1_795_248_000_000
+
+
+@pytest.fixture(scope="module")
+def view() -> CatalogView:
+    return CatalogView.build(read_spotify_csv(DEFAULT_SAMPLE))
+
+
+def random_rates(view: CatalogView, seed: int = 3) -> dict[str, tuple[float, float, float]]:
+    """Rates for a random half of the catalog, as they come back from Redis (6 digits)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in rng.choice(len(view), len(view) // 2, replace=False).tolist():
+        like, skip, listens = rng.random(), rng.random(), float(rng.integers(0, 500))
+        out[view.index.tracks[i].track_id] = decode_rates(encode_rates(like, skip, listens))
+    return out
+
+
+def listener(view: CatalogView) -> UserProfile:
+    liked = [t for t in view.index.tracks if t.genres and t.genres[0] == "rock"][:6]
+    rows = [view.index.position[t.track_id] for t in liked]
+    counts = dict.fromkeys(EventType, 0) | {EventType.LIKE: 6, EventType.COMPLETE: 6}
+    return UserProfile("u", version=12, as_of_ms=NOW, taste=view.index.features[rows].mean(0).tolist(),
+                       taste_weight=6, genres={"rock": 4.0},
+                       recent=[RecentTrack(t.track_id, EventType.LIKE) for t in liked], counts=counts)
+
+
+def _reference_stream_popularity(rates, track_ids, catalog, stream_popular) -> np.ndarray:
+    """The per-candidate loop the vectorised `stream_popularity` replaced."""
+    out = np.asarray(catalog, dtype=np.float32).copy()
+    top = math.log1p(max(v for _, v in stream_popular))
+    for j, track_id in enumerate(track_ids):
+        rate = rates.get(track_id)
+        if rate is not None and rate[2] > 0:
+            out[j] = min(1.0, math.log1p(rate[2]) / top)
+    return out
+
+
+def test_quality_and_stream_popularity_equal_the_per_candidate_loops(view: CatalogView) -> None:
+    rates = random_rates(view)
+    ids = [t.track_id for t in view.index.tracks]
+    expected = np.zeros(len(ids), dtype=np.float32)
+    for j, track_id in enumerate(ids):
+        if track_id in rates:
+            r = rates[track_id]
+            expected[j] = (r[0] - RATE_PRIORS.like_rate) - (r[1] - RATE_PRIORS.skip_rate)
+    assert np.array_equal(quality_of(rates, ids), expected)
+    streamed = [(ids[0], 480.0), (ids[1], 3.0)]
+    signals = Signals(rates=rates, stream_popular=streamed)
+    catalog = view.index.popularity
+    assert np.array_equal(stream_popularity(signals, ids, catalog),
+                          _reference_stream_popularity(rates, ids, catalog, streamed))
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3])
+def test_scoring_from_the_table_equals_scoring_from_rates_read_by_id(view: CatalogView,
+                                                                   diversity: float) -> None:
+    rates = random_rates(view)
+    table = ItemRates.from_mapping(view.index, rates)
+    profile = listener(view)
+    streamed = sorted(((t, r[2]) for t, r in rates.items()), key=lambda kv: -kv[1])[:150]
+    base = Signals(stream_popular=streamed, trending=[(t, 1.0) for t, _ in streamed[:30]])
+    request = RecommendRequest(k=10, now_ms=NOW, diversity=diversity)
+    for who in (profile, None):
+        gathered = gather(view, who, None, base, request)
+        ids = [view.index.tracks[c.position].track_id for c in gathered.candidates]
+        by_id = replace(base, rates={t: rates[t] for t in ids if t in rates})  # what HMGET returns
+        held = replace(base, item_rates=table)
+        a = score(view, who, None, gathered, by_id, request)
+        b = score(view, who, None, gathered, held, request)
+        assert a.terms.keys() == b.terms.keys() and "quality" in a.terms
+        for name in a.terms:
+            assert np.array_equal(a.terms[name], b.terms[name]), name
+        assert np.array_equal(a.scores, b.scores)
+        assert pick(view, who, a, request) == pick(view, who, b, request)
+    given = [t.track_id for t in view.index.tracks[:60]] + ["nope"]
+    known = [t for t in given if t in rates]
+    by_id = rank_given(view, profile, None, given, replace(base, rates={t: rates[t] for t in known}), request)
+    held = rank_given(view, profile, None, given, replace(base, item_rates=table), request)
+    assert by_id == held
+
+
+def test_no_rated_candidate_means_no_quality_term_as_with_an_empty_read(view: CatalogView) -> None:
+    table = ItemRates.empty(len(view))
+    positions = np.arange(5)
+    assert candidate_rates(positions, [], table, {}) is None
+    table.set([3], [(0.5, 0.1, 2.0)])
+    rows = candidate_rates(positions, [], table, {})
+    assert rows is not None and rows[3].tolist() == [0.5, 0.1, 2.0] and np.isnan(rows[0]).all()
+    table.set([3], [None])
+    assert candidate_rates(positions, [], table, {}) is None
+    grown = table.extended(len(view) + 2)
+    assert len(grown) == len(view) + 2 and np.isnan(grown.table[-2:]).all()
+
+
+def _reference_similar_artists(ctx, n: int):
+    """The per-artist loop `ranking.sources.similar_artists.propose` replaced."""
+    view, config = ctx.view, ctx.config
+    liked = ctx.profile.artists if ctx.profile is not None else {}
+    ranked = sorted(((a, s) for a, s in ctx.signals.artist_scores.items()
+                     if a not in liked and a in view.artist_rows), key=lambda kv: (-kv[1], kv[0]))
+    taste = ctx.scoring_profile.taste if ctx.scoring_profile is not None else None
+    per_artist = config.max_per_artist
+    parts = []
+    for artist, value in ranked[: max(1, n // max(per_artist, 1))]:
+        rows = view.artist_rows[artist]
+        rows = rows[~np.isin(rows, list(ctx.excluded))] if ctx.excluded else rows
+        if len(rows) == 0:
+            continue
+        fit = view.space.kernel_at(taste, rows, 1.0) if taste else view.index.popularity[rows]
+        parts.append((rows[np.lexsort((rows, -fit))][:per_artist].tolist(), value))
+    positions, values = [], []
+    for depth in range(per_artist):
+        for part, value in parts:
+            if depth < len(part) and len(positions) < n:
+                positions.append(int(part[depth]))
+                values.append(value)
+    return np.array(positions, np.int64), np.array(values, np.float32)
+
+
+@pytest.mark.parametrize("with_taste", [True, False])
+def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogView, with_taste: bool) -> None:
+    from ranking.config import RankingConfig
+    from ranking.sources.base import SourceContext
+    from ranking.sources.similar_artists import propose
+
+    rng = np.random.default_rng(5)
+    artists = [a for a in view.artist_rows]
+    profile = listener(view)
+    if not with_taste:
+        profile = replace(profile, taste=[])
+    for trial in range(20):
+        scores = {artists[i]: float(rng.random()) for i in rng.choice(len(artists), 80, replace=False)}
+        excluded = set(rng.choice(len(view), 100, replace=False).tolist()) if trial % 2 else set()
+        ctx = SourceContext(view, profile, profile, None, Signals(artist_scores=scores), RankingConfig(),
+                            RecommendRequest().rules, excluded, None, None, False)
+        for n in (0, 1, 7, 120):
+            got = propose(ctx, n)
+            positions, values = _reference_similar_artists(ctx, n)
+            assert got is not None
+            assert np.array_equal(got.positions, positions) and np.array_equal(got.scores, values)
