@@ -71,6 +71,7 @@ from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
+from flows.redis_sinks import queue_catalog_upsert
 from schemas.keys import KeyLayout, partition_member
 from schemas.topics import Topics
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
@@ -178,10 +179,11 @@ def synthetic_catalog(real: Sequence[Track], size: int,
 
 
 def write_catalog_direct(client: redis.Redis, keys: KeyLayout, tracks: Sequence[tuple[bytes, bytes]]) -> None:
-    """The catalog hash as the flow's CatalogSink writes it, in chunks, then one version bump."""
+    """The catalog as the flow's CatalogSink writes it (`queue_catalog_upsert`), in chunks."""
     for start in range(0, len(tracks), HSET_CHUNK):
-        client.hset(keys.catalog_tracks, mapping=dict(tracks[start : start + HSET_CHUNK]))
-    client.incr(keys.catalog_version)
+        pipe = client.pipeline(transaction=False)
+        queue_catalog_upsert(pipe, keys, dict(tracks[start : start + HSET_CHUNK]))
+        pipe.execute()
 
 
 # --------------------------------------------------------------------------------------------------
