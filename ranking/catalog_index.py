@@ -1,5 +1,8 @@
 """The catalog as matrices, for scoring every track against a profile in one numpy pass.
 
+`CatalogIndex.with_tracks` upserts tracks without a rebuild: changed rows are rewritten in a copy,
+new tracks are appended, so the rows of existing tracks keep their positions.
+
 >>> from schemas.tracks import Track
 >>> f = dict(danceability=0.5, energy=0.5, valence=0.5, acousticness=0.5,
 ...          instrumentalness=0.0, liveness=0.1, speechiness=0.1, tempo=120.0, loudness=-6.0)
@@ -7,11 +10,14 @@
 ...                             Track(track_id="b", genres=["pop"], popularity=80, **f)])
 >>> len(index), index.position["b"], index.genre_names
 (2, 1, ['rock', 'pop'])
+>>> grown = index.with_tracks([Track(track_id="c", genres=["jazz"], **f)]).index
+>>> len(grown), grown.position["c"], grown.genre_names, len(index)
+(3, 2, ['rock', 'pop', 'jazz'], 3)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +47,8 @@ class CatalogIndex:
     """Artist → its index in `artist_names`."""
     artist_of: np.ndarray
     """(n,) int32: index into `artist_names`."""
+    popularity_known: np.ndarray | None = None
+    """(n,) bool: the track has a popularity (the others hold the median of those that do)."""
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -96,4 +104,111 @@ class CatalogIndex:
             genre_position=genre_pos,
             artist_position=artist_pos,
             artist_of=artist_of,
+            popularity_known=known,
         )
+
+    def with_tracks(self, changes: Iterable[Track]) -> IndexDelta | None:
+        """This index with `changes` upserted (the last of an id wins), or None when none differs.
+
+        Equal to `build` over the same tracks in the same order (tested), except that the genre and
+        artist vocabularies only grow: a name an in-place update brings in is appended, not placed
+        at its first row, and a name no track carries any more keeps its entry (`IndexDelta`
+        reports both, so a caller can rebuild instead). Rows of existing tracks keep their positions;
+        new tracks are appended in first-seen order. Nothing of `self` is modified."""
+        by_id = {track.track_id: track for track in changes}
+        replaced: list[tuple[int, Track]] = []
+        appended: list[Track] = []
+        for track_id, track in by_id.items():
+            at = self.position.get(track_id)
+            if at is None:
+                appended.append(track)
+            elif self.tracks[at] != track:
+                replaced.append((at, self.tracks[at]))
+        if not replaced and not appended:
+            return None
+        replaced.sort(key=lambda item: item[0])
+        n0, n = len(self), len(self) + len(appended)
+        tracks = list(self.tracks)
+        for at, _ in replaced:
+            tracks[at] = by_id[tracks[at].track_id]
+        tracks.extend(appended)
+        position = self.position
+        if appended:
+            position = dict(position)
+            position.update((track.track_id, n0 + j) for j, track in enumerate(appended))
+        rows = np.array([at for at, _ in replaced] + list(range(n0, n)), dtype=np.int64)
+
+        genre_pos, artist_pos = dict(self.genre_position), dict(self.artist_position)
+        features = np.zeros((n, self.features.shape[1]), dtype=np.float32)
+        features[:n0] = self.features
+        has_features = np.zeros(n, dtype=bool)
+        has_features[:n0] = self.has_features
+        known = np.zeros(n, dtype=bool)
+        known[:n0] = self._known()
+        popularity = np.zeros(n, dtype=np.float32)
+        popularity[:n0] = self.popularity
+        artist_of = np.zeros(n, dtype=np.int32)
+        artist_of[:n0] = self.artist_of
+        cells: list[tuple[int, int]] = []
+        for r, i in enumerate(rows.tolist()):
+            track = tracks[i]
+            vector = track.feature_vector()
+            has_features[i] = vector is not None
+            features[i] = vector if vector is not None else 0.0
+            known[i] = track.popularity is not None
+            popularity[i] = track.popularity / 100.0 if track.popularity is not None else 0.0
+            cells.extend((r, genre_pos.setdefault(genre, len(genre_pos))) for genre in track.genres)
+            artist_of[i] = artist_pos.setdefault(track.artist, len(artist_pos))
+        # The catalog-wide parts (mean, spread, the median popularity) as `build` computes them.
+        if has_features.any():
+            mean = features[has_features].mean(axis=0)
+            std = features[has_features].std(axis=0)
+        else:
+            mean = np.full(features.shape[1], 0.5, dtype=np.float32)
+            std = np.zeros(features.shape[1], dtype=np.float32)
+        features[~has_features] = mean
+        popularity[~known] = float(np.median(popularity[known])) if known.any() else 0.5
+        g0 = self.genre_matrix.shape[1]
+        genre_matrix = np.zeros((n, len(genre_pos)), dtype=np.float32)
+        genre_matrix[:n0, :g0] = self.genre_matrix
+        block = np.zeros((len(rows), len(genre_pos)), dtype=np.float32)
+        if cells:
+            r_idx, c_idx = zip(*cells, strict=True)
+            block[list(r_idx), list(c_idx)] = 1.0
+        block /= np.maximum(block.sum(axis=1, keepdims=True), 1.0)
+        genre_matrix[rows] = block
+        index = CatalogIndex(
+            tracks=tracks, position=position, features=features, has_features=has_features,
+            feature_mean=mean.astype(np.float32), feature_std=np.maximum(std, 1e-3).astype(np.float32),
+            popularity=popularity, genre_names=list(genre_pos), genre_matrix=genre_matrix,
+            artist_names=list(artist_pos), genre_position=genre_pos, artist_position=artist_pos,
+            artist_of=artist_of, popularity_known=known)
+        return IndexDelta(index, rows, n0, replaced)
+
+    def _known(self) -> np.ndarray:
+        if self.popularity_known is not None:
+            return self.popularity_known
+        return np.array([t.popularity is not None for t in self.tracks], dtype=bool)
+
+
+@dataclass(frozen=True)
+class IndexDelta:
+    """What `CatalogIndex.with_tracks` changed."""
+
+    index: CatalogIndex
+    rows: np.ndarray
+    """int64 positions rewritten or appended: the replaced ones ascending, then the appended."""
+    appended_from: int
+    """The previous length: rows from here on are new."""
+    replaced: list[tuple[int, Track]]
+    """(position, the track it held before) of each row rewritten in place."""
+
+
+def ordered_like(previous: CatalogIndex, tracks: Sequence[Track]) -> tuple[list[Track], bool]:
+    """`tracks` with every id of `previous` at its old position and the rest after, in their order;
+    and whether that held (False when an id of `previous` is missing: then `tracks` as given)."""
+    by_id = {track.track_id: track for track in tracks}
+    if any(track_id not in by_id for track_id in previous.position):
+        return list(by_id.values()), False
+    known = [by_id[track.track_id] for track in previous.tracks]
+    return known + [t for track_id, t in by_id.items() if track_id not in previous.position], True

@@ -107,6 +107,8 @@ class PartitionIndex:
     z: np.ndarray
     """(n, d) z rows in `order`."""
     sq_norms: np.ndarray
+    changed_since_trained: int = 0
+    """Rows assigned by `with_rows` since the cells were trained (a caller retrains past a share)."""
 
     @classmethod
     def build(
@@ -131,6 +133,19 @@ class PartitionIndex:
     @property
     def n_cells(self) -> int:
         return len(self.centroids)
+
+    def with_rows(self, space: FeatureSpace, rows: np.ndarray) -> PartitionIndex:
+        """The same cells over `space` (this index's rows, maybe more at the end), with `rows`
+        (changed or new positions) assigned to their nearest cell; the other rows stay where
+        training put them."""
+        labels = np.empty(len(space), dtype=np.int64)
+        labels[self.order] = np.repeat(np.arange(self.n_cells), np.diff(self.offsets))
+        labels[rows] = assign_to_centres(space.z[rows], self.centroids, 4_096)
+        order = np.argsort(labels, kind="stable").astype(np.int64)
+        offsets = np.zeros(self.n_cells + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(np.bincount(labels, minlength=self.n_cells))
+        return PartitionIndex(space, self.centroids, order, offsets, space.z[order], space.sq_norms[order],
+                              self.changed_since_trained + len(rows))
 
     def probe(self, taste: Sequence[float] | np.ndarray, n_probe: int = 16) -> np.ndarray:
         """Catalog positions of every row in the `n_probe` cells nearest the taste."""
