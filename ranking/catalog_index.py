@@ -12,7 +12,7 @@ new tracks are appended, so the rows of existing tracks keep their positions.
 (2, 1, ['rock', 'pop'])
 >>> grown = index.with_tracks([Track(track_id="c", genres=["jazz"], **f)]).index
 >>> len(grown), grown.position["c"], grown.genre_names, len(index)
-(3, 2, ['rock', 'pop', 'jazz'], 3)
+(3, 2, ['rock', 'pop', 'jazz'], 2)
 """
 
 from __future__ import annotations

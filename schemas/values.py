@@ -200,11 +200,13 @@ def encode_catalog_change(track_ids: Iterable[str]) -> dict[str, bytes]:
     return {"ids": orjson.dumps(list(track_ids))}
 
 
-def decode_catalog_change(fields: Mapping[bytes, bytes]) -> list[str] | None:
-    """The track ids of a change entry; None when it is not one (the reader then rebuilds)."""
+def decode_catalog_change(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> list[str] | None:
+    """The track ids of a change entry (fields as Redis returns them, or as encoded); None when it
+    is not one (the reader then rebuilds)."""
+    raw = fields.get(b"ids", fields.get("ids"))  # type: ignore[call-overload]
     try:
-        ids = orjson.loads(fields[b"ids"])
-    except (KeyError, orjson.JSONDecodeError):
+        ids = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
         return None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         return None
