@@ -119,7 +119,7 @@ class CatalogView:
         track_x[rows] = track_rows(index.features[rows], index.has_features[rows],
                                    [bool(index.tracks[i].features_predicted) for i in rows.tolist()],
                                    index.genre_matrix[rows], index.genre_names)
-        space = FeatureSpace.from_index(index)
+        space = self.space.with_rows(index.features, index.feature_mean, index.feature_std, rows)
         if self.partition is not None:
             partition: PartitionIndex | None = self.partition.with_rows(space, rows)
             if partition.changed_since_trained >= RETRAIN_SHARE * len(index):

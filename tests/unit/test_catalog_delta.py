@@ -184,3 +184,19 @@ def test_ordered_like_keeps_previous_positions_and_appends_the_rest(tracks) -> N
     assert [t.track_id for t in ordered[50:]] == [t.track_id for t in reversed(tracks[50:60])]
     ordered, kept = ordered_like(previous, tracks[1:60])
     assert not kept and [t.track_id for t in ordered] == [t.track_id for t in tracks[1:60]]
+
+
+def test_popularity_only_changes_compute_only_their_rows_and_equal_a_rebuild(tracks) -> None:
+    view = CatalogView.build(tracks, partition_min_tracks=100)
+    changes = [changed(tracks[i], popularity=float(i % 100)) for i in (1, 50, 333)]
+    changes.append(new_track(1, tracks[9]))
+    got = view.apply(changes)
+    want = rebuilt(view, changes)
+    assert_same_view(got, want)
+    # The cells keep position order within each cell, as the stable sort of a rebuild gives.
+    partition = got.partition
+    assert partition is not None
+    labels = np.empty(len(got), dtype=np.int64)
+    labels[partition.order] = np.repeat(np.arange(partition.n_cells), np.diff(partition.offsets))
+    np.testing.assert_array_equal(partition.order, np.argsort(labels, kind="stable"))
+    np.testing.assert_array_equal(partition.z, got.space.z[partition.order])
