@@ -29,6 +29,7 @@ from serving.config import ServingConfig
 from serving.errors import install_error_handlers
 from serving.experiments import served_counter
 from serving.limits import BodySizeLimit
+from serving.metrics import CatalogMetrics, forget_this_process
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
@@ -46,7 +47,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         app.state.config = config
         app.state.redis = connect_async(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
-        app.state.catalog = LiveCatalog(app.state.redis, config.keys)
+        app.state.catalog = LiveCatalog(app.state.redis, config.keys,
+                                        on_update=app.state.catalog_metrics.observe)
         app.state.recommender = Recommender(
             config.keys, ResponseCache(config.recs_cache_size, config.recs_cache_ttl_s), GlobalModelCache())
         with contextlib.suppress(RedisError, OSError):
@@ -63,6 +65,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()
+            forget_this_process()
 
     app = FastAPI(
         title="Encore",
@@ -74,7 +77,8 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
-    app.state.experiment_answers = served_counter(app.state.ops_registry)
+    app.state.experiment_answers = served_counter(app.state.process_registry)
+    app.state.catalog_metrics = CatalogMetrics(app.state.process_registry)
     install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
     for router in (ingest.router, recommend.router, profile.router, users.router, search.router,
