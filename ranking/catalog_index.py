@@ -17,12 +17,14 @@ new tracks are appended, so the rows of existing tracks keep their positions.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.tracks import AUDIO_FEATURES, Track
+from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,8 @@ class CatalogIndex:
         artist_pos: dict[str, int] = {}
         artist_of = np.zeros(n, dtype=np.int32)
         rows, cols = [], []
+        features[:], has_features[:] = feature_rows(items)
         for i, track in enumerate(items):
-            vector = track.feature_vector()
-            if vector is not None:
-                features[i] = vector
-                has_features[i] = True
             if track.popularity is not None:
                 popularity[i] = track.popularity / 100.0
             for genre in track.genres:
@@ -150,11 +149,9 @@ class CatalogIndex:
         artist_of = np.zeros(n, dtype=np.int32)
         artist_of[:n0] = self.artist_of
         cells: list[tuple[int, int]] = []
+        features[rows], has_features[rows] = feature_rows([tracks[i] for i in rows.tolist()])
         for r, i in enumerate(rows.tolist()):
             track = tracks[i]
-            vector = track.feature_vector()
-            has_features[i] = vector is not None
-            features[i] = vector if vector is not None else 0.0
             known[i] = track.popularity is not None
             popularity[i] = track.popularity / 100.0 if track.popularity is not None else 0.0
             cells.extend((r, genre_pos.setdefault(genre, len(genre_pos))) for genre in track.genres)
@@ -189,6 +186,21 @@ class CatalogIndex:
         if self.popularity_known is not None:
             return self.popularity_known
         return np.array([t.popularity is not None for t in self.tracks], dtype=bool)
+
+
+_RAW_FEATURES = operator.attrgetter(*AUDIO_FEATURES)
+_LOW = np.array([FEATURE_RANGES[name][0] for name in AUDIO_FEATURES])
+_HIGH = np.array([FEATURE_RANGES[name][1] for name in AUDIO_FEATURES])
+
+
+def feature_rows(tracks: Sequence[Track]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 9) float32 `Track.feature_vector()` of each track (0 without features), and (n,) bool:
+    whether it has them. The same float64 arithmetic as `normalise_feature`, vectorised."""
+    raw = np.array([[math.nan if v is None else v for v in _RAW_FEATURES(t)] for t in tracks],
+                   dtype=np.float64).reshape(len(tracks), len(AUDIO_FEATURES))
+    has = ~np.isnan(raw[:, 0])
+    scaled = np.minimum(1.0, np.maximum(0.0, (raw - _LOW) / (_HIGH - _LOW)))
+    return np.where(has[:, None], scaled, 0.0).astype(np.float32), has
 
 
 @dataclass(frozen=True)

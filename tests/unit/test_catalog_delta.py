@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
-from ranking.catalog_index import CatalogIndex, ordered_like
+from ranking.catalog_index import CatalogIndex, feature_rows, ordered_like
 from ranking.catalog_view import CatalogView
 from ranking.pipeline import RecommendRequest, gather, pick, score
 from ranking.sources import Signals
@@ -200,3 +200,16 @@ def test_popularity_only_changes_compute_only_their_rows_and_equal_a_rebuild(tra
     labels[partition.order] = np.repeat(np.arange(partition.n_cells), np.diff(partition.offsets))
     np.testing.assert_array_equal(partition.order, np.argsort(labels, kind="stable"))
     np.testing.assert_array_equal(partition.z, got.space.z[partition.order])
+
+
+def test_feature_rows_equal_each_tracks_feature_vector(tracks) -> None:
+    sample = [*tracks[:200], changed(tracks[0], danceability=None, energy=None, valence=None,
+                                     acousticness=None, instrumentalness=None, liveness=None,
+                                     speechiness=None, tempo=None, loudness=None),
+              changed(tracks[1], tempo=400.0, loudness=-80.0)]
+    features, has = feature_rows(sample)
+    for row, track, flag in zip(features, sample, has, strict=True):
+        vector = track.feature_vector()
+        assert flag == (vector is not None)
+        np.testing.assert_array_equal(row, np.asarray(vector if vector is not None else [0.0] * 9,
+                                                      dtype=np.float32))
