@@ -67,7 +67,11 @@ class Child:
     def close(self) -> None:
         if self.process.stdin is not None:
             self.process.stdin.close()
-        self.process.wait(30)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:  # interrupted mid-load: it would finish loading first
+            self.process.kill()
+            self.process.wait()
 
 
 def catalog_of(size: int, real: list[Track], seed: int) -> list[tuple[bytes, bytes]]:

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 SCAN_COUNT = 5_000
 HMGET_CHUNK = 10_000
-DELTA_MAX_SHARE = 0.25
-"""More distinct changed tracks than this share of the catalog: rebuild (it is then as cheap)."""
 NO_CHANGE = b"0-0"
 """The stream id before every entry."""
 
@@ -137,8 +135,6 @@ class LiveCatalog:
             if entry is None:
                 raise _Rebuild("an unreadable catalog change entry")
             ids.update(dict.fromkeys(entry))
-        if len(ids) > max(CATALOG_CHANGES_READ, DELTA_MAX_SHARE * len(self.view)):
-            raise _Rebuild(f"{len(ids)} tracks changed")
         values = await self._fetch(list(ids))
         if any(value is None for value in values):
             raise _Rebuild("a changed track is no longer in the catalog")
