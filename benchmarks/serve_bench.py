@@ -14,9 +14,9 @@ docs/benchmarks.md, "Serving latency"):
    to the tracks topic and applied by the flow, as `encore catalog load` does. A synthetic catalog
    (`1m`: 1,000,000 tracks resampled from the real tracks' features with a little noise, synthetic
    ids, titles and artists; genres from the resampled track) is written straight into the Redis
-   catalog hash in the flow's format (`Track.to_json()` under `KeyLayout.catalog_tracks`) and the
-   catalog version is bumped once: through Kafka the flow bumps the version once per batch and
-   every bump makes the API reload the whole catalog (see the docs for the measured cost).
+   catalog hash as the flow's catalog sink writes it (`queue_catalog_upsert`: `Track.to_json()`
+   under `KeyLayout.catalog_tracks`, a change entry and a version bump per chunk), without the
+   broker and the flow's per-track cost.
 3. **Warm-up.** Every one of `--users` listeners gets history (3 events each, then a power law up
    to 10 per user on average), and the bench waits until the flow applied all of it. Then the API
    is started and timed until `/readyz` reports the whole catalog loaded; its RSS is read.

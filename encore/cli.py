@@ -24,6 +24,10 @@ log = logging.getLogger("encore")
 
 
 BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "catalog": ("catalog_bench", "the API's catalog: whole load (time, RSS), upserts reaching it (own Redis)",
+                "Runs benchmarks.catalog_bench: loads the real 28k-track and a synthetic 1M-track catalog "
+                "as an API worker does, then times upserts of 1, 100 and 10,000 tracks (changed, then new) "
+                "until they are in its view."),
     "ingest": ("flow_bench",
                "throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
                "Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness probes "
