@@ -138,45 +138,63 @@ class CatalogIndex:
         rows = np.array([at for at, _ in replaced] + list(range(n0, n)), dtype=np.int64)
 
         genre_pos, artist_pos = dict(self.genre_position), dict(self.artist_position)
-        features = np.zeros((n, self.features.shape[1]), dtype=np.float32)
-        features[:n0] = self.features
-        has_features = np.zeros(n, dtype=bool)
-        has_features[:n0] = self.has_features
-        known = np.zeros(n, dtype=bool)
-        known[:n0] = self._known()
-        popularity = np.zeros(n, dtype=np.float32)
-        popularity[:n0] = self.popularity
-        artist_of = np.zeros(n, dtype=np.int32)
-        artist_of[:n0] = self.artist_of
+        changed = [tracks[i] for i in rows.tolist()]
+        row_features, row_has = feature_rows(changed)
+        row_known = np.array([t.popularity is not None for t in changed], dtype=bool)
+        row_popularity = np.array([t.popularity / 100.0 if t.popularity is not None else 0.0
+                                   for t in changed], dtype=np.float32)
         cells: list[tuple[int, int]] = []
-        features[rows], has_features[rows] = feature_rows([tracks[i] for i in rows.tolist()])
-        for r, i in enumerate(rows.tolist()):
-            track = tracks[i]
-            known[i] = track.popularity is not None
-            popularity[i] = track.popularity / 100.0 if track.popularity is not None else 0.0
+        row_artist = np.zeros(len(rows), dtype=np.int32)
+        for r, track in enumerate(changed):
             cells.extend((r, genre_pos.setdefault(genre, len(genre_pos))) for genre in track.genres)
-            artist_of[i] = artist_pos.setdefault(track.artist, len(artist_pos))
-        # The catalog-wide parts (mean, spread, the median popularity) as `build` computes them.
-        if has_features.any():
-            mean = features[has_features].mean(axis=0)
-            std = features[has_features].std(axis=0)
-        else:
-            mean = np.full(features.shape[1], 0.5, dtype=np.float32)
-            std = np.zeros(features.shape[1], dtype=np.float32)
-        features[~has_features] = mean
-        popularity[~known] = float(np.median(popularity[known])) if known.any() else 0.5
-        g0 = self.genre_matrix.shape[1]
-        genre_matrix = np.zeros((n, len(genre_pos)), dtype=np.float32)
-        genre_matrix[:n0, :g0] = self.genre_matrix
+            row_artist[r] = artist_pos.setdefault(track.artist, len(artist_pos))
         block = np.zeros((len(rows), len(genre_pos)), dtype=np.float32)
         if cells:
             r_idx, c_idx = zip(*cells, strict=True)
             block[list(r_idx), list(c_idx)] = 1.0
         block /= np.maximum(block.sum(axis=1, keepdims=True), 1.0)
-        genre_matrix[rows] = block
+
+        # Copy on write: an array none of whose rows changed is shared with `self` (never modified
+        # after it is built); the others are copied with the new rows, so `self` stays whole.
+        same_features = n == n0 and np.array_equal(self.has_features[rows], row_has) and np.array_equal(
+            self.features[rows][row_has], row_features[row_has])
+        if same_features:
+            features, has_features = self.features, self.has_features
+            mean, std = self.feature_mean, self.feature_std
+        else:
+            features = _grown(self.features, n)
+            features[rows] = row_features
+            has_features = _grown(self.has_features, n)
+            has_features[rows] = row_has
+            # The catalog-wide parts (mean, spread) as `build` computes them.
+            if has_features.any():
+                mean = features[has_features].mean(axis=0)
+                std = features[has_features].std(axis=0)
+            else:
+                mean = np.full(features.shape[1], 0.5, dtype=np.float32)
+                std = np.zeros(features.shape[1], dtype=np.float32)
+            features[~has_features] = mean
+            mean, std = mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+        known = _grown(self._known(), n)
+        known[rows] = row_known
+        popularity = _grown(self.popularity, n)
+        popularity[rows] = row_popularity
+        popularity[~known] = float(np.median(popularity[known])) if known.any() else 0.5
+        g0 = self.genre_matrix.shape[1]
+        if n == n0 and len(genre_pos) == g0 and np.array_equal(self.genre_matrix[rows], block):
+            genre_matrix = self.genre_matrix
+        else:
+            genre_matrix = np.zeros((n, len(genre_pos)), dtype=np.float32)
+            genre_matrix[:n0, :g0] = self.genre_matrix
+            genre_matrix[rows] = block
+        if n == n0 and np.array_equal(self.artist_of[rows], row_artist):
+            artist_of = self.artist_of
+        else:
+            artist_of = _grown(self.artist_of, n)
+            artist_of[rows] = row_artist
         index = CatalogIndex(
             tracks=tracks, position=position, features=features, has_features=has_features,
-            feature_mean=mean.astype(np.float32), feature_std=np.maximum(std, 1e-3).astype(np.float32),
+            feature_mean=mean, feature_std=std,
             popularity=popularity, genre_names=list(genre_pos), genre_matrix=genre_matrix,
             artist_names=list(artist_pos), genre_position=genre_pos, artist_position=artist_pos,
             artist_of=artist_of, popularity_known=known)
@@ -186,6 +204,13 @@ class CatalogIndex:
         if self.popularity_known is not None:
             return self.popularity_known
         return np.array([t.popularity is not None for t in self.tracks], dtype=bool)
+
+
+def _grown(array: np.ndarray, n: int) -> np.ndarray:
+    """A copy of `array` with n rows: its own, then zeros."""
+    out = np.zeros((n, *array.shape[1:]), dtype=array.dtype)
+    out[: len(array)] = array
+    return out
 
 
 _RAW_FEATURES = operator.attrgetter(*AUDIO_FEATURES)

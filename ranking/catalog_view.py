@@ -114,14 +114,23 @@ class CatalogView:
             rebuilt = CatalogView.from_index(CatalogIndex.build(index.tracks), self.partition_min_tracks)
             return replace(rebuilt, generation=self.generation + 1, epoch=self.epoch)
         rows = delta.rows
-        track_x = np.zeros((len(index), self.track_x.shape[1]), dtype=np.float32)
-        track_x[: delta.appended_from] = self.track_x
-        track_x[rows] = track_rows(index.features[rows], index.has_features[rows],
-                                   [bool(index.tracks[i].features_predicted) for i in rows.tolist()],
-                                   index.genre_matrix[rows], index.genre_names)
-        space = self.space.with_rows(index.features, index.feature_mean, index.feature_std, rows)
+        grew = len(index) > len(self)
+        x_rows = track_rows(index.features[rows], index.has_features[rows],
+                            [bool(index.tracks[i].features_predicted) for i in rows.tolist()],
+                            index.genre_matrix[rows], index.genre_names)
+        if not grew and np.array_equal(self.track_x[rows], x_rows):
+            track_x = self.track_x  # shared: neither view modifies it
+        else:
+            track_x = np.zeros((len(index), self.track_x.shape[1]), dtype=np.float32)
+            track_x[: delta.appended_from] = self.track_x
+            track_x[rows] = x_rows
+        if index.features is self.index.features:
+            space = self.space
+        else:
+            space = self.space.with_rows(index.features, index.feature_mean, index.feature_std, rows)
         if self.partition is not None:
-            partition: PartitionIndex | None = self.partition.with_rows(space, rows)
+            partition: PartitionIndex | None = (
+                self.partition if space is self.space else self.partition.with_rows(space, rows))
             if partition.changed_since_trained >= RETRAIN_SHARE * len(index):
                 partition = PartitionIndex.build(space)
         else:

@@ -213,3 +213,12 @@ def test_feature_rows_equal_each_tracks_feature_vector(tracks) -> None:
         assert flag == (vector is not None)
         np.testing.assert_array_equal(row, np.asarray(vector if vector is not None else [0.0] * 9,
                                                       dtype=np.float32))
+
+
+def test_a_popularity_change_shares_every_array_it_does_not_change(tracks) -> None:
+    view = CatalogView.build(tracks, partition_min_tracks=100)
+    got = view.apply([changed(tracks[7], popularity=1.0)])
+    assert got.index.features is view.index.features and got.index.genre_matrix is view.index.genre_matrix
+    assert got.space is view.space and got.track_x is view.track_x and got.partition is view.partition
+    assert got.index.popularity is not view.index.popularity
+    assert_same_view(got, rebuilt(view, [changed(tracks[7], popularity=1.0)]))
