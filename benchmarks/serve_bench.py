@@ -14,9 +14,9 @@ docs/benchmarks.md, "Serving latency"):
    to the tracks topic and applied by the flow, as `encore catalog load` does. A synthetic catalog
    (`1m`: 1,000,000 tracks resampled from the real tracks' features with a little noise, synthetic
    ids, titles and artists; genres from the resampled track) is written straight into the Redis
-   catalog hash in the flow's format (`Track.to_json()` under `KeyLayout.catalog_tracks`) and the
-   catalog version is bumped once: through Kafka the flow bumps the version once per batch and
-   every bump makes the API reload the whole catalog (see the docs for the measured cost).
+   catalog hash as the flow's catalog sink writes it (`queue_catalog_upsert`: `Track.to_json()`
+   under `KeyLayout.catalog_tracks`, a change entry and a version bump per chunk), without the
+   broker and the flow's per-track cost.
 3. **Warm-up.** Every one of `--users` listeners gets history (3 events each, then a power law up
    to 10 per user on average), and the bench waits until the flow applied all of it. Then the API
    is started and timed until `/readyz` reports the whole catalog loaded; its RSS is read.
@@ -71,6 +71,7 @@ from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
+from flows.redis_sinks import queue_catalog_upsert
 from schemas.keys import KeyLayout, partition_member
 from schemas.topics import Topics
 from schemas.tracks import AUDIO_FEATURES, FEATURE_RANGES, Track
@@ -178,10 +179,11 @@ def synthetic_catalog(real: Sequence[Track], size: int,
 
 
 def write_catalog_direct(client: redis.Redis, keys: KeyLayout, tracks: Sequence[tuple[bytes, bytes]]) -> None:
-    """The catalog hash as the flow's CatalogSink writes it, in chunks, then one version bump."""
+    """The catalog as the flow's CatalogSink writes it (`queue_catalog_upsert`), in chunks."""
     for start in range(0, len(tracks), HSET_CHUNK):
-        client.hset(keys.catalog_tracks, mapping=dict(tracks[start : start + HSET_CHUNK]))
-    client.incr(keys.catalog_version)
+        pipe = client.pipeline(transaction=False)
+        queue_catalog_upsert(pipe, keys, dict(tracks[start : start + HSET_CHUNK]))
+        pipe.execute()
 
 
 # --------------------------------------------------------------------------------------------------

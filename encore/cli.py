@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from encore.catalog_loader import load_catalog
@@ -21,6 +24,10 @@ log = logging.getLogger("encore")
 
 
 BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "catalog": ("catalog_bench", "the API's catalog: whole load (time, RSS), upserts reaching it (own Redis)",
+                "Runs benchmarks.catalog_bench: loads the real 28k-track and a synthetic 1M-track catalog "
+                "as an API worker does, then times upserts of 1, 100 and 10,000 tracks (changed, then new) "
+                "until they are in its view."),
     "ingest": ("flow_bench",
                "throughput, pass-through ratio, freshness under load, memory (own broker and Redis)",
                "Runs benchmarks.flow_bench with ingest defaults: 1,000,000 events, then freshness probes "
@@ -73,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API, as production does")
     serve.add_argument("--host", help="bind address (default ENCORE_API_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default ENCORE_API_PORT or 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="uvicorn worker processes (metrics are summed over them; rate limits are "
+                            "per worker)")
 
     topics = commands.add_parser("topics", help="Kafka topics")
     topics_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
@@ -242,12 +251,38 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     os.environ.update(settings.to_env())
-    # Encore's own access log (serving/request_log.py) replaces uvicorn's; log_config=None sends
-    # uvicorn's lines through Encore's handler, in ENCORE_LOG_FORMAT.
-    uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
-                workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
-                log_config=None)
+    with metrics_dir(args.workers):
+        # Encore's own access log (serving/request_log.py) replaces uvicorn's; log_config=None sends
+        # uvicorn's lines through Encore's handler, in ENCORE_LOG_FORMAT.
+        uvicorn.run("encore.serve_main:create_app_from_env", factory=True, host=host, port=port,
+                    workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
+                    log_config=None)
     return 0
+
+
+@contextlib.contextmanager
+def metrics_dir(workers: int) -> Iterator[Path | None]:
+    """Several workers share their Prometheus metrics through files (`serving/metrics.py`): a fresh
+    temporary directory, removed afterwards; one an operator set in `PROMETHEUS_MULTIPROC_DIR` is
+    emptied first instead. Set before the workers start, so each imports prometheus_client with it."""
+    from serving.metrics import MULTIPROCESS_DIR_ENV, prepare_multiprocess_dir
+
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if given:
+        prepare_multiprocess_dir(Path(given))
+        yield Path(given)
+        return
+    if workers <= 1:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="encore-metrics-"))
+    os.environ[MULTIPROCESS_DIR_ENV] = str(path)
+    log.info("metrics of %d workers shared in %s", workers, path)
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_topics_create(settings: Settings, partitions: int | None) -> int:

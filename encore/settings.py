@@ -28,7 +28,7 @@
 | `ENCORE_JWT_JWKS` | unset | A JWKS file path or `https://` URL with the public keys of listener tokens (RS/PS/ES/EdDSA; `kid` picks the key). |
 | `ENCORE_JWT_ISSUER` | unset | When set, a listener token's `iss` must equal it. |
 | `ENCORE_JWT_AUDIENCE` | unset | When set, a listener token's `aud` must contain it. |
-| `ENCORE_JWT_RATE_PER_S` | `20` | Requests per second of one listener's tokens per API replica (bursts of twice as many). |
+| `ENCORE_JWT_RATE_PER_S` | `20` | Requests per second of one listener's tokens per API worker process (bursts of twice as many). |
 | `ENCORE_MAX_BODY_BYTES` | `1048576` | Largest request body the API reads; larger answers 413. |
 | `ENCORE_CORS_ORIGINS` | unset | Comma-separated origins allowed to call the API from a browser; unset: none. |
 | `ENCORE_RECS_CACHE_SIZE` | `4096` | Finished answers the API keeps per process, keyed by `profile_version` (a new event is never hidden); 0 turns the cache off. |

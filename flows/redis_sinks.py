@@ -7,7 +7,7 @@ counters and the freshness histogram, so what operators see moves with what read
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.client import Pipeline
@@ -18,8 +18,9 @@ from flows.progress import Progress
 from flows.redis_io import connect, pipelined
 from flows.track_lookup import TrackLookup
 from flows.user_state import ProfileWrite
-from schemas.keys import KeyLayout, freshness_bucket
+from schemas.keys import CATALOG_CHANGES_KEPT, KeyLayout, freshness_bucket
 from schemas.tracks import Track
+from schemas.values import encode_catalog_change
 
 
 class _ProfilePartition(StatelessSinkPartition[tuple[str, ProfileWrite]]):
@@ -125,8 +126,7 @@ class _CatalogPartition(StatelessSinkPartition[SourcedTrack]):
         mapping = {track_id: track.to_json() for track_id, track in latest.items()}
 
         def fill(pipe) -> None:
-            pipe.hset(self._keys.catalog_tracks, mapping=mapping)
-            pipe.incr(self._keys.catalog_version)
+            queue_catalog_upsert(pipe, self._keys, mapping)
             progress.record(pipe, self._keys)
             pipe.hincrby(self._keys.ops_counters, "tracks_upserted", len(latest))
 
@@ -137,8 +137,22 @@ class _CatalogPartition(StatelessSinkPartition[SourcedTrack]):
         self._client.close()
 
 
+def queue_catalog_upsert(pipe: Pipeline, keys: KeyLayout, mapping: Mapping[str | bytes, bytes]) -> None:
+    """Queue one catalog write: the tracks, their change entry, the version bump, in that order.
+
+    The order is the readers' contract (`serving/catalog.py`): an entry's tracks are in the hash
+    before the entry, and the entry is in the stream before its bump, so a reader that sees a
+    version also sees every entry behind it (all three keys share the `{catalog}` slot)."""
+    pipe.hset(keys.catalog_tracks, mapping=dict(mapping))
+    pipe.xadd(keys.catalog_changes, encode_catalog_change(
+        k.decode() if isinstance(k, bytes) else k for k in mapping), maxlen=CATALOG_CHANGES_KEPT,
+        approximate=True)
+    pipe.incr(keys.catalog_version)
+
+
 class CatalogSink(DynamicSink[SourcedTrack]):
-    """Upserts tracks into the catalog hash and bumps the catalog version readers watch."""
+    """Upserts tracks into the catalog hash, logs their ids in the change stream and bumps the
+    catalog version readers watch."""
 
     def __init__(self, url: str, keys: KeyLayout, lookup: TrackLookup) -> None:
         self._url = url

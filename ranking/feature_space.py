@@ -43,6 +43,24 @@ class FeatureSpace:
     def __len__(self) -> int:
         return len(self.z)
 
+    def with_rows(self, features: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                  rows: np.ndarray) -> FeatureSpace:
+        """`from_features(features, mean, std)` when only `rows` changed (or were appended): with
+        this space's mean and spread, only those rows are computed (the same arithmetic per row)."""
+        mean = np.asarray(mean, dtype=np.float32)
+        std = np.asarray(std, dtype=np.float32)
+        if not (np.array_equal(mean, self.mean) and np.array_equal(std, self.std)):
+            return FeatureSpace.from_features(features, mean, std)
+        n0 = len(self.z)
+        z = np.empty((len(features), self.z.shape[1]), dtype=np.float32)
+        z[:n0] = self.z
+        sq_norms = np.empty(len(features), dtype=np.float32)
+        sq_norms[:n0] = self.sq_norms
+        part = FeatureSpace.from_features(features[rows], mean, std)
+        z[rows] = part.z
+        sq_norms[rows] = part.sq_norms
+        return FeatureSpace(z=z, sq_norms=sq_norms, mean=self.mean, std=self.std)
+
     def to_z(self, vector: Sequence[float] | np.ndarray) -> np.ndarray:
         return ((np.asarray(vector, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
 
@@ -107,6 +125,8 @@ class PartitionIndex:
     z: np.ndarray
     """(n, d) z rows in `order`."""
     sq_norms: np.ndarray
+    changed_since_trained: int = 0
+    """Rows assigned by `with_rows` since the cells were trained (a caller retrains past a share)."""
 
     @classmethod
     def build(
@@ -131,6 +151,31 @@ class PartitionIndex:
     @property
     def n_cells(self) -> int:
         return len(self.centroids)
+
+    def with_rows(self, space: FeatureSpace, rows: np.ndarray) -> PartitionIndex:
+        """The same cells over `space` (this index's rows, maybe more at the end), with `rows`
+        (changed or new positions) assigned to their nearest cell; the other rows stay where
+        training put them."""
+        labels = np.empty(len(space), dtype=np.int64)
+        labels[self.order] = np.repeat(np.arange(self.n_cells), np.diff(self.offsets))
+        fresh = assign_to_centres(space.z[rows], self.centroids, 4_096)
+        n0 = len(self.order)
+        old = rows < n0
+        if np.array_equal(labels[rows[old]], fresh[old]):
+            # No row moved cell: each new row goes to the end of its cell, which keeps every cell in
+            # position order, as the stable sort below gives (no sort of the whole catalog).
+            added, cells = rows[~old], fresh[~old]
+            by_cell = np.lexsort((added, cells))
+            order = np.insert(self.order, self.offsets[cells[by_cell] + 1], added[by_cell])
+            offsets = self.offsets.copy()
+            offsets[1:] += np.cumsum(np.bincount(cells, minlength=self.n_cells))
+        else:
+            labels[rows] = fresh
+            order = np.argsort(labels, kind="stable").astype(np.int64)
+            offsets = np.zeros(self.n_cells + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum(np.bincount(labels, minlength=self.n_cells))
+        return PartitionIndex(space, self.centroids, order, offsets, space.z[order], space.sq_norms[order],
+                              self.changed_since_trained + len(rows))
 
     def probe(self, taste: Sequence[float] | np.ndarray, n_probe: int = 16) -> np.ndarray:
         """Catalog positions of every row in the `n_probe` cells nearest the taste."""

@@ -23,6 +23,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{x:<experiment>}:outcomes` | hash | outcomes of recommended tracks per variant of an experiment: `<variant>:<counter>` → count (`schemas.values.EXPERIMENT_COUNTERS`), full state |
 | `{ns}:v1:{catalog}:tracks` | hash | track_id → track JSON (`schemas.tracks.Track`) |
 | `{ns}:v1:{catalog}:version` | string (int) | bumped on every catalog write; readers reload on change |
+| `{ns}:v1:{catalog}:changes` | stream | one entry per catalog write, `ids` → the track ids it upserted (`schemas.values.encode_catalog_change`), the newest ~`CATALOG_CHANGES_KEPT`: readers apply what changed since their last entry |
 | `{ns}:v1:{ops}:offsets` | sorted set | `<topic>:<partition>` → next offset the flow will process (processed + 1), only ever raised |
 | `{ns}:v1:{ops}:offset_times` | hash | `<topic>:<partition>` → broker timestamp (ms) of the last processed message |
 | `{ns}:v1:{ops}:counters` | hash | `events_applied`, `events_duplicate`, `profile_writes`, `tracks_upserted` → running totals |
@@ -125,6 +126,10 @@ class KeyLayout:
     def catalog_version(self) -> str:
         return f"{self._root}:{{catalog}}:version"
 
+    @property
+    def catalog_changes(self) -> str:
+        return f"{self._root}:{{catalog}}:changes"
+
     def _ops(self, name: str) -> str:
         return f"{self._root}:{{ops}}:{name}"
 
@@ -169,6 +174,14 @@ further behind reloads the item statistics whole."""
 
 NEIGHBOURS_KEPT = 50
 """Co-listening neighbours stored per track (the strongest)."""
+
+CATALOG_CHANGES_KEPT = 10_000
+"""Entries kept in the catalog change stream (`MAXLEN ~`: Redis keeps at least this many). A reader
+more entries behind than `CATALOG_CHANGES_READ` (below this) rebuilds from the hash instead."""
+
+CATALOG_CHANGES_READ = 5_000
+"""The most change entries a reader applies incrementally; kept below `CATALOG_CHANGES_KEPT`, so a
+reader that finds fewer after its last entry knows that none of them was trimmed."""
 
 
 FRESHNESS_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)

@@ -10,6 +10,7 @@
 | learned ranker | `{model}:ranker` | JSON `{"features": [...], "weights": [...], "intercept": f, "examples": n, "metrics": {"auc": {"learned": f, "prior": f}, "log_loss": {...}}}` |
 | request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...[~x:<arm>=<track tag>]...` |
 | experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
+| catalog change | `{catalog}:changes` stream entry | field `ids` → JSON array of the track ids one catalog write upserted |
 
 The flow writes them, the API and the benchmarks read them, through these functions only.
 
@@ -29,13 +30,15 @@ True
 ('9f2c01~ranker=treatment~x:long_tail=26c08b', [('ranker', 'treatment')], True)
 >>> decode_outcomes({b"control:like": b"3", b"control:play": b"10", b"junk": b"1"})
 {'control': {'like': 3, 'play': 10}}
+>>> decode_catalog_change(encode_catalog_change(["t1", "t2"])), decode_catalog_change({b"x": b"1"})
+(['t1', 't2'], None)
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -218,3 +221,21 @@ def decode_explore(request_id: str | None) -> list[tuple[str, str]]:
             if NAME_PATTERN.match(arm) and len(tag) == 6:
                 out.append((arm, tag))
     return out
+
+
+def encode_catalog_change(track_ids: Iterable[str]) -> dict[str, bytes]:
+    """The fields of one catalog change entry: the ids a catalog write upserted."""
+    return {"ids": orjson.dumps(list(track_ids))}
+
+
+def decode_catalog_change(fields: Mapping[bytes, bytes] | Mapping[str, bytes]) -> list[str] | None:
+    """The track ids of a change entry (fields as Redis returns them, or as encoded); None when it
+    is not one (the reader then rebuilds)."""
+    raw = fields.get(b"ids", fields.get("ids"))  # type: ignore[call-overload]
+    try:
+        ids = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return ids

@@ -31,6 +31,7 @@ from serving.experiments import served_counter
 from serving.heap import keep_settled
 from serving.item_stats import LiveItemStats
 from serving.limits import BodySizeLimit
+from serving.metrics import CatalogMetrics, forget_this_process
 from serving.ops import install_ops, open_ops
 from serving.producer import AckedProducer
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
@@ -48,7 +49,8 @@ def create_app(config: ServingConfig) -> FastAPI:
         app.state.config = config
         app.state.redis = connect_async(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.producer = AckedProducer(config.brokers, config.produce_timeout_s, config.kafka_config)
-        app.state.catalog = LiveCatalog(app.state.redis, config.keys)
+        app.state.catalog = LiveCatalog(app.state.redis, config.keys,
+                                        on_update=app.state.catalog_metrics.observe)
         app.state.item_stats = LiveItemStats(app.state.redis, config.keys, app.state.catalog,
                                              config.item_stats_refresh_s)
         app.state.recommender = Recommender(
@@ -73,6 +75,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             ops.close()
             app.state.producer.close()
             await app.state.redis.aclose()
+            forget_this_process()
 
     app = FastAPI(
         title="Encore",
@@ -84,7 +87,8 @@ def create_app(config: ServingConfig) -> FastAPI:
     install_error_handlers(app)
     install_security(app, config)
     install_ops(app)
-    app.state.experiment_answers = served_counter(app.state.ops_registry)
+    app.state.experiment_answers = served_counter(app.state.process_registry)
+    app.state.catalog_metrics = CatalogMetrics(app.state.process_registry)
     install_request_log(app, config)  # request ids, access log, tracing: outermost, so last
 
     for router in (ingest.router, recommend.router, profile.router, users.router, search.router,

@@ -18,7 +18,7 @@ HS256 with `ENCORE_JWT_SECRET`, or RS/PS/ES/EdDSA keys from a JWKS file or URL (
 never an algorithm the key was not made for; `exp` and `sub` are required, `iss` and `aud` checked
 when configured. The token's `sub` is the listener: it may post only its own events and read only
 its own recommendations, rank, profile and export, and forget itself (`require(..., listener=...)`).
-Each listener has its own rate bucket.
+Each listener has its own rate bucket. Buckets are per worker process (`serving/limits.py`).
 
 With no keys and no token verifier configured the API runs in **demo mode**: every request is
 allowed, and the service says so loudly.
@@ -51,12 +51,13 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from schemas._text import is_identifier
 from serving.errors import ApiError
+from serving.limits import rate_limited
 
 SCOPES = ("write", "read", "admin")
 DEFAULT_RATE_PER_S = 200.0
 DEFAULT_BURST = 400.0
 LISTENER_RATE_PER_S = 20.0
-"""Requests per second of one listener's tokens, per API replica (burst: twice as many)."""
+"""Requests per second of one listener's tokens, per API worker process (burst: twice as many)."""
 LISTENER_BUCKETS = 100_000
 """Listeners whose rate buckets a replica keeps (least recently seen go first)."""
 TOKEN_LEEWAY_S = 30
@@ -384,9 +385,7 @@ async def _authenticate(request: Request, scope: str, access: ListenerAccess) ->
             raise ApiError(403, "forbidden", f"the key {key.name!r} lacks the {scope!r} scope")
         wait_s = auth.take_token(key)
         if wait_s > 0:
-            raise ApiError(429, "rate_limited",
-                           f"the key {key.name!r} is over its limit of {key.rate_per_s:g} requests/s",
-                           headers={"Retry-After": str(max(1, round(wait_s)))})
+            raise rate_limited(f"the key {key.name!r}", key.rate_per_s, wait_s)
         return key
     if auth.tokens is None or not _JWT_SHAPE.match(secret):
         raise _unauthenticated("the API key is not valid")
@@ -402,9 +401,7 @@ async def _authenticate(request: Request, scope: str, access: ListenerAccess) ->
             raise ApiError(403, "forbidden", "a listener token reaches only its own listener's data")
     wait_s = auth.take_listener_token(who)
     if wait_s > 0:
-        raise ApiError(429, "rate_limited",
-                       f"this listener is over its limit of {auth.listener_rate_per_s:g} requests/s",
-                       headers={"Retry-After": str(max(1, round(wait_s)))})
+        raise rate_limited("this listener", auth.listener_rate_per_s, wait_s)
     return who
 
 

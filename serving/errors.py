@@ -87,6 +87,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
           "listener token reaches for another listener's data."},
     422: {"model": ErrorResponse, "description": "Invalid input; details name each bad field."},
     429: {"model": ErrorResponse,
-          "description": "The key or listener is over its rate limit; see Retry-After."},
+          "description": "The key or listener is over its rate limit, counted per API worker process "
+                         "(X-RateLimit-Scope: worker); see Retry-After."},
     503: {"model": ErrorResponse, "description": "Redis or Kafka is unavailable; retry later."},
 }

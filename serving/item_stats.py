@@ -101,7 +101,7 @@ class LiveItemStats:
     def current(self, view: CatalogView) -> HeldStats | None:
         """The held statistics of `view`, or None (not synced yet for it: the caller reads Redis)."""
         held = self.held
-        if held is None or held.view is not view or len(held.rates) != len(view):
+        if held is None or not _same_rows(held.view, view) or len(held.rates) != len(view):
             return None
         return held
 
@@ -130,7 +130,7 @@ class LiveItemStats:
         # Trimming never goes below ITEM_CHANGES_KEPT: a shorter feed lost nothing.
         trimmed = (length >= ITEM_CHANGES_KEPT and bool(first)
                    and _stream_id(first[0][0]) > _stream_id(self._last_id))
-        if held is None or held.view is not view or trimmed or len(held.rates) > len(view):
+        if held is None or not _same_rows(held.view, view) or trimmed or len(held.rates) > len(view):
             # Read the feed's newest id first: writes during the scan are named by later entries.
             rates = await self._load_all(view)
             self._last_id = newest[0][0] if newest else b"0-0"
@@ -174,3 +174,9 @@ class LiveItemStats:
             except Exception as exc:  # keep serving the last tables; their as_of shows their age
                 log.warning("item statistics sync failed: %s", exc)
             await asyncio.sleep(self.refresh_s)
+
+
+def _same_rows(held: CatalogView, view: CatalogView) -> bool:
+    """Rates held for `held` hold for `view` (extended by any rows it appended): the same view, or an
+    incremental successor of one epoch, whose shared tracks keep their rows (`CatalogView.apply`)."""
+    return held is view or held.epoch == view.epoch

@@ -1,11 +1,30 @@
-"""A cap on request body size, enforced while the body streams in (Content-Length may lie or be
-absent), answering 413 with the usual JSON error."""
+"""Limits: a cap on request body size, enforced while the body streams in (Content-Length may lie
+or be absent), answering 413 with the usual JSON error; and the 429 of the rate limits.
+
+**Rate limits are per worker process.** Each key's and each listener's token bucket
+(`serving/auth.py`) lives in the memory of the worker that answers, so with `encore serve --workers
+N` on R replicas a client may get up to N × R times the configured rate in all. The 429 says so in
+its message, in `details` and in `X-RateLimit-Scope: worker`. A limit that must hold across workers
+belongs in front of the API (gateway, load balancer), or configure rate / (N × R).
+"""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import JsonResponse
+from serving.errors import ApiError, JsonResponse
+
+RATE_LIMIT_SCOPE = "worker"
+"""Where a rate limit is counted: in each API worker process, not shared."""
+
+
+def rate_limited(who: str, rate_per_s: float, wait_s: float) -> ApiError:
+    """The 429 of a rate limit: `who` ("the key 'x'", "this listener") is over `rate_per_s`."""
+    return ApiError(
+        429, "rate_limited",
+        f"{who} is over its limit of {rate_per_s:g} requests/s (counted per API worker process)",
+        details=[{"limit_per_s": rate_per_s, "scope": RATE_LIMIT_SCOPE}],
+        headers={"Retry-After": str(max(1, round(wait_s))), "X-RateLimit-Scope": RATE_LIMIT_SCOPE})
 
 
 class _TooLarge(Exception):

@@ -3,20 +3,32 @@
 Flow and lag metrics are read from Kafka and Redis at scrape time by a custom collector, so every
 API replica reports the same numbers and a restarted replica loses nothing. Lag gauges carry the
 names and labels of kafka-lag-exporter (`kafka_consumergroup_group_lag{group,topic,partition}`, ...),
-so dashboards and alerts written for it work unchanged. Request latency is the one metric the
-replica itself measures, by route template.
+so dashboards and alerts written for it work unchanged. What the replica itself measures (request
+latency by route template, answers per experiment variant, its catalog's size, generation and
+update times) lives in the process's own registry (`registries`).
+
+**Several workers** (`encore serve --workers N`): each worker is a process with its own memory, so
+`encore serve` sets `PROMETHEUS_MULTIPROC_DIR` to a fresh directory and prometheus_client keeps every
+worker's counters, histograms and gauges in files there; `/metrics`, whichever worker answers it,
+sums counters and histograms over all workers (`MultiProcessCollector`), so a scrape sees every
+request once. Gauges say how they combine: `encore_catalog_tracks` is the smallest catalog a live
+worker serves (`livemin`: it equals each worker's once all caught up), `encore_catalog_generation`
+is per worker (`liveall`, labelled `pid`). A worker marks itself dead when it stops
+(`forget_this_process`), so its gauges leave the scrape; its counts stay in the sums.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,7 +39,16 @@ from schemas.values import decode_outcomes
 from serving.lag import LagMonitor, LagReport, LagUnavailable
 from serving.ops_stats import FlowStats, read_stats
 
+if TYPE_CHECKING:
+    from ranking.catalog_view import CatalogView
+
 log = logging.getLogger(__name__)
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own switch: set before it is imported, every metric value lives in a file."""
+
+CATALOG_UPDATE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                            120.0)
 
 REQUEST_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -206,6 +227,58 @@ class ExperimentCollector(Collector):
                     if value["rate"] is not None:
                         rates.add_metric([*labels, name], value["rate"])
         yield from (outcomes, plays, rates)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROCESS_DIR_ENV) or None
+
+
+def registries() -> tuple[CollectorRegistry, CollectorRegistry]:
+    """(where this process's own metrics are registered, what `/metrics` exposes).
+
+    One registry in a single process. With several workers, the own metrics write to the shared
+    directory and are exposed only through `MultiProcessCollector`, which reads every worker's
+    files (registering them directly too would count this worker twice)."""
+    own = CollectorRegistry()
+    path = multiprocess_dir()
+    if path is None:
+        return own, own
+    exposed = CollectorRegistry()
+    multiprocess.MultiProcessCollector(exposed, path)
+    return own, exposed
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Empty the directory of a previous run's files (they would add its counts to this run's)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def forget_this_process() -> None:
+    """On a worker's exit: drop its live gauges from the shared directory (counts stay)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())
+
+
+class CatalogMetrics:
+    """The in-memory catalog of this worker: `LiveCatalog(on_update=CatalogMetrics(...).observe)`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tracks = Gauge("encore_catalog_tracks", "Tracks in the in-memory catalog (several workers: "
+                            "the smallest any live worker serves).", registry=registry,
+                            multiprocess_mode="livemin")
+        self.generation = Gauge("encore_catalog_generation", "Changes applied to the in-memory catalog "
+                                "since the worker started (several workers: one series per pid).",
+                                registry=registry, multiprocess_mode="liveall")
+        self.updates = Histogram("encore_catalog_update_seconds", "Time to bring the in-memory catalog up "
+                                 "to date, by kind: delta (from the change stream) or full (a whole load).",
+                                 ["kind"], buckets=CATALOG_UPDATE_BUCKETS_S, registry=registry)
+
+    def observe(self, kind: str, seconds: float, view: CatalogView) -> None:
+        self.tracks.set(len(view))
+        self.generation.set(view.generation)
+        self.updates.labels(kind).observe(seconds)
 
 
 def request_histogram(registry: CollectorRegistry) -> Histogram:

@@ -36,7 +36,7 @@ from serving.auth import require
 from serving.config import ServingConfig
 from serving.errors import ApiError, JsonResponse
 from serving.lag import KafkaLogReader, LagMonitor, LagReport, LagUnavailable
-from serving.metrics import ExperimentCollector, OpsCollector, RequestTimer, request_histogram
+from serving.metrics import ExperimentCollector, OpsCollector, RequestTimer, registries, request_histogram
 from serving.models import Health
 from serving.ops_stats import FlowStats, StatsHistory, Window, read_stats_async
 from serving.redis_client import SyncRedis
@@ -76,9 +76,10 @@ class OpsState:
 
 def install_ops(app: FastAPI) -> None:
     """Add the ops routes, the /ops page's assets and the request timer to the app."""
-    registry = CollectorRegistry()
-    app.state.ops_registry = registry
-    app.add_middleware(RequestTimer, histogram=request_histogram(registry))
+    own, exposed = registries()
+    app.state.ops_registry = exposed  # what /metrics exposes; the Redis-reading collectors join it
+    app.state.process_registry = own  # this process's own metrics (the same one without workers)
+    app.add_middleware(RequestTimer, histogram=request_histogram(own))
     app.include_router(router)
     app.mount("/ops/static", StaticFiles(directory=STATIC_DIR), name="ops-static")
 
@@ -91,8 +92,7 @@ def open_ops(app: FastAPI, config: ServingConfig) -> OpsState:
     topics = config.topics
     monitor = LagMonitor(reader, client, config.keys, topics.consumed, topics.consumer_group)
     registry: CollectorRegistry = app.state.ops_registry
-    collector = OpsCollector(monitor, client, config.keys,
-                             catalog_size=lambda: len(app.state.catalog.index))
+    collector = OpsCollector(monitor, client, config.keys)  # catalog size: `CatalogMetrics`
     registry.register(collector)
     experiments = ExperimentCollector(client, config.keys, config.experiments)
     registry.register(experiments)
