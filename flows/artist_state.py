@@ -72,6 +72,8 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
         self.row = pickle.loads(resume_state) if resume_state is not None else ArtistRow()
         self.top: list[tuple[int, str]] | None = None
         """The last write's top as sorted `(−count, partner)`; None = rank the whole row next."""
+        self.written: dict[str, int] = {}
+        """The same top as partner → count."""
 
     def on_batch(self, values: list[ArtistSignal]) -> tuple[Iterable[ArtistWrite], bool]:
         row = self.row
@@ -80,29 +82,36 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
             row.learn_one(listeners, partners)
             touched.update(partners)
         k = ARTIST_MEMORY_CONFIG.neighbours_written
-        top = self.top
+        top, written = self.top, self.written
         if top is None:
-            self.top = [(-n, partner) for partner, n in row.top(k)]
-            return [ArtistWrite(row.listeners, row.top(k))], StatefulBatchLogic.RETAIN
+            neighbours = row.top(k)
+            self.top = [(-n, partner) for partner, n in neighbours]
+            self.written = dict(neighbours)
+            return [ArtistWrite(row.listeners, neighbours)], StatefulBatchLogic.RETAIN
         counts = row.counts
-        old = {partner: -negated for negated, partner in top}
-        now = dict(old)
+        entered: set[str] = set()
+        left: set[str] = set()
         for partner in touched:
             n = counts.get(partner)
-            was = now.get(partner)
+            was = written.get(partner)
             if n is None or n == was:
                 continue
             if was is not None:
                 del top[bisect.bisect_left(top, (-was, partner))]
-                del now[partner]
+                del written[partner]
             entry = (-n, partner)
             if len(top) < k or entry < top[-1]:
                 bisect.insort(top, entry)
-                now[partner] = n
+                written[partner] = n
+                entered.add(partner)
+                left.discard(partner)
                 if len(top) > k:
-                    del now[top.pop()[1]]
-        changed = [(partner, -negated) for negated, partner in top if old.get(partner) != -negated]
-        removed = tuple(sorted(partner for partner in old if partner not in now))
+                    out = top.pop()[1]
+                    del written[out]
+                    entered.discard(out)
+                    left.add(out)
+        changed = [(partner, written[partner]) for partner in sorted(entered)]
+        removed = tuple(sorted(left))
         return [ArtistWrite(row.listeners, changed, full=False, removed=removed)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
