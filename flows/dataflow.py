@@ -1,7 +1,7 @@
 """The Encore dataflow, top to bottom as the data moves.
 
 ```
-encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► split_replica_events ─┬─ per listener ─► update_profile ─┬─► write_profiles (Redis)
+encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► split_replica_events ─┬─ per event ─────► update_profile ─┬─► write_profiles (Redis)
                                                      │                                                 │                                  ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                                                 │                                  ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
                                                      │                                                 │                                  ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
@@ -17,9 +17,8 @@ encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─�
 `encore.events` also carries control messages (`schemas.events.Forget`): they take the same path to
 `update_profile`, in the listener's partition order, and nowhere else (`flows.grouping.group_batch`).
 
-Every step after `attach_track` gets one item per touched key per batch, not one per event: the
-listener's events of the batch, a partition's listening events (`flows/grouping.py`), a track's or
-an artist's summed signals.
+After `update_profile`, every keyed step gets one item per touched key per batch, not one per
+event: a partition's listening events (`flows/grouping.py`), a track's or an artist's summed signals.
 
 `update_profile` (keyed by user) dedupes each event over the event-time horizon, holds events
 ahead of the catalog, forgets a listener on a tombstone, and applies taste, engagement model, drift
@@ -115,14 +114,13 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     decode = _event_decoder(config)
     events = op.flat_map_batch("decode_event", raw_events, lambda batch: [decode(m) for m in batch])
     checked_events = op.branch("split_valid_events", events, is_valid)
-    # One item per listener and one per source partition per batch (`flows/grouping.py`).
-    grouped = op.flat_map_batch("attach_track", checked_events.trues,
-                                lambda batch: group_batch(lookup.attach(batch)))
-    by_key = op.branch("split_replica_events", grouped, is_replica_events)
+    # The listeners' events, and one list per source partition per batch (`flows/grouping.py`).
+    with_tracks = op.flat_map_batch("attach_track", checked_events.trues,
+                                    lambda batch: group_batch(lookup.attach(batch)))
+    by_key = op.branch("split_replica_events", with_tracks, is_replica_events)
     profiles = op.stateful_batch(
         "update_profile", by_key.falses,
-        lambda resume: Flattened(UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=catalog,
-                                                  hold=hold)),
+        lambda resume: UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=catalog, hold=hold),
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
     # Item statistics and co-listening of the applied events → per-track state → full-state writes.

@@ -1,13 +1,12 @@
-"""Batch-level items: what `attach_track` hands the keyed steps, one item per key per batch.
+"""Batch-level items for the global model: one item per source partition per batch.
 
 Bytewax costs something per item and per operator (a Python call for a map or a filter, routing
-and grouping for a keyed step), so the flow sends each keyed step one item per touched key per
-source batch rather than one per event: `group_batch` turns a batch of events with their tracks
-into one list per listener (in the batch's order, which is partition order for that listener) and
-one `ReplicaEvents` per source partition (its listening events in offset order, for the global
-model's replica). `Flattened` feeds such lists to a logic written for single items, so the
-learners, their snapshots and their tests do not change: a logic sees the same items in the same
-order as when they came one by one.
+and grouping for a keyed step), so `group_batch` hands `learn_global` one `ReplicaEvents` per
+source partition and batch (its listening events in offset order) instead of one item per event
+through a filter and a key map. The listeners' items pass through one by one: `update_profile`
+counts its input items as the events it took in (Bytewax's metrics, which the scale-out test reads).
+`Flattened` feeds such lists to a logic written for single items, so the replica, its snapshot and
+its tests do not change: it sees the same events in the same order as when they came one by one.
 """
 
 from __future__ import annotations
@@ -34,21 +33,18 @@ class ReplicaEvents(list):
     __slots__ = ()
 
 
-def group_batch(items: list[EventWithTrack]) -> list[tuple[str, list[Any]]]:
-    """`(user_id, (message, track, position))` items → one `(user_id, [values])` per listener and
-    one `(replica_id, ReplicaEvents)` per partition with listening events."""
-    users: dict[str, list[Any]] = {}
+def group_batch(items: list[EventWithTrack]) -> list[tuple[str, Any]]:
+    """`(user_id, (message, track, position))` items, as they are, then one
+    `(replica_id, ReplicaEvents)` per partition with listening events."""
     replicas: dict[str, ReplicaEvents] = {}
     for item in items:
-        user_id, value = item
-        users.setdefault(user_id, []).append(value)
-        if isinstance(value[0], Event):  # control messages teach the global model nothing
-            replica, _ = key_by_partition(item)
+        if isinstance(item[1][0], Event):  # control messages teach the global model nothing
+            replica, value = key_by_partition(item)
             group = replicas.get(replica)
             if group is None:
                 group = replicas[replica] = ReplicaEvents()
             group.append(value)
-    return [*users.items(), *replicas.items()]
+    return [*items, *replicas.items()]
 
 
 def is_replica_events(item: tuple[str, list[Any]]) -> bool:

@@ -17,16 +17,16 @@ def _item(user: str, partition: int, offset: int, forget: bool = False) -> tuple
     return user, (message, None, Position("events", partition, offset, T0))
 
 
-def test_a_batch_becomes_one_item_per_listener_and_per_partition_in_order() -> None:
+def test_a_batch_keeps_its_events_and_adds_one_list_per_partition_in_order() -> None:
     items = [_item("a", 0, 0), _item("b", 1, 0), _item("a", 0, 1), _item("c", 0, 2),
              _item("b", 1, 1, forget=True), _item("a", 0, 3)]
-    grouped = dict(group_batch(items))
-    assert [v[2].offset for v in grouped["a"]] == [0, 1, 3]
-    assert [type(v[0]) for v in grouped["b"]] == [Event, Forget]
+    out = group_batch(items)
+    assert out[: len(items)] == items
+    grouped = dict(out[len(items):])
     # A partition's listening events in offset order; control messages only go to the listener.
     assert isinstance(grouped["p0"], ReplicaEvents) and [v[2].offset for v in grouped["p0"]] == [0, 1, 2, 3]
     assert [v[2].offset for v in grouped["p1"]] == [0]
-    assert [k for k, v in group_batch(items) if is_replica_events((k, v))] == ["p0", "p1"]
+    assert [k for k, v in out if is_replica_events((k, v))] == ["p0", "p1"]
 
 
 class _Recorder(StatefulBatchLogic):
