@@ -111,8 +111,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    decode = _event_decoder(config)
-    events = op.flat_map_batch("decode_event", raw_events, lambda batch: [decode(m) for m in batch])
+    events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
     # The listeners' events, and one list per source partition per batch (`flows/grouping.py`).
     with_tracks = op.flat_map_batch("attach_track", checked_events.trues,
