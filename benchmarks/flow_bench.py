@@ -25,7 +25,9 @@ What it does (all on loopback, all started and stopped here; see docs/benchmarks
    `linger.ms=0`; a poller thread MGETs the pending keys every ~1 ms. Latency = key seen - just
    before `produce()`. The same events are also read by a plain consumer with librdkafka's
    defaults: the broker's share of that latency.
-4. **Footprint.** Peak RSS of the flow process (VmHWM), Redis `MEMORY USAGE` of profile keys.
+4. **Footprint.** Peak RSS of the flow process (VmHWM), its memory per active listener (VmRSS when
+   drained minus VmRSS at the first profile write, over the listeners), Redis `MEMORY USAGE` of
+   profile keys.
 
 Also measured: the **pass-through** rate of the same topic through the flow's own Kafka source into a
 sink that only counts (`benchmarks/passthrough.py`), and the ratio of the full flow to it.
@@ -151,6 +153,7 @@ class ThroughputResult:
     machine_busy_s: float  # every process on the machine
     full_passes: int
     detected_by: str  # how the end was seen, and so how late it may have been seen
+    rss_first_write: int | None = None  # the flow's VmRSS when its first profile write was seen
 
 
 def progress_bar(done: float, width: int = 30) -> str:
@@ -189,6 +192,7 @@ def measure_throughput(client: redis.Redis, keys: KeyLayout, workload: Workload,
     while True:
         if any(raw is not None for raw in client.mget(hottest)):
             t_first = time.perf_counter()
+            rss_first = read_proc_status(flow.pid, "VmRSS")
             break
         check_alive(flow)
         if time.perf_counter() - t_start > 120:
@@ -242,7 +246,7 @@ def measure_throughput(client: redis.Redis, keys: KeyLayout, workload: Workload,
         drain_s=t_done - t_first, total_s=t_done - t_start, flow_cpu_s=cpu_seconds(flow.pid),
         redis_cpu_s=redis_cpu(client) - redis_cpu0, broker_cpu_s=cpu_seconds(broker.pid) - broker_cpu0,
         poller_cpu_s=poller_cpu, bench_cpu_s=own_cpu, machine_busy_s=machine_busy,
-        full_passes=full_passes, detected_by=detected_by,
+        full_passes=full_passes, detected_by=detected_by, rss_first_write=rss_first,
     )
     return flow, result
 
@@ -623,10 +627,14 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"(librdkafka defaults, {len(fresh.kafka_ms)} seen)"),
             ("poller CPU", f"{fresh.poller_cpu_s:.1f} s over {fresh.send_seconds:.1f} s"),
         ]))
+    per_listener = ("?" if rss_drained is None or tp.rss_first_write is None else
+                    f"{(rss_drained - tp.rss_first_write) / max(1, tp.active_users) / 1024:,.1f} KiB")
     print("\nfootprint")
     print(fmt_rows([
         ("flow peak RSS (VmHWM)",
          f"{mib(peak_rss)} (VmRSS when drained {mib(rss_drained)}, at the end {mib(rss_now)})"),
+        ("flow memory per active listener",
+         f"{per_listener} (VmRSS drained − VmRSS at the first write, over {tp.active_users:,} listeners)"),
         ("MEMORY USAGE per profile, 100 random active users",
          f"{memory['random_usage']:,.0f} B (value {memory['random_strlen']:,.0f} B)"),
         ("MEMORY USAGE per profile, 100 hottest users",

@@ -1,21 +1,24 @@
 """The Encore dataflow, top to bottom as the data moves.
 
 ```
-encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─┬─► update_profile ─┬─► write_profiles (Redis)
-                                                     │                          │                   ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
-                                                     │                          │                   ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
-                                                     │                          │                   ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
-                                                     │                          │                   ├─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
-                                                     │                          │                   └─► refused_events (too_late, dedupe_full) ──┐
-                                                     │                          └─► listening_only ─► key_by_partition ─► learn_global ─► merge_global ─► write_global (Redis)
-                                                     └─ bad ───┐                                                                      │
-encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)            │
-                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄────────┘
+encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► split_replica_events ─┬─ per event ─────► update_profile ─┬─► write_profiles (Redis)
+                                                     │                                                 │                                  ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
+                                                     │                                                 │                                  ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
+                                                     │                                                 │                                  ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
+                                                     │                                                 │                                  ├─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
+                                                     │                                                 │                                  └─► refused_events (too_late, dedupe_full) ──┐
+                                                     │                                                 └─ per partition ─► learn_global ─► merge_global ─► write_global (Redis)     │
+                                                     └─ bad ───┐                                                                                                                    │
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)                                                          │
+                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄──────────────────────────────────────────────────────┘
                                                                  └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
 
 `encore.events` also carries control messages (`schemas.events.Forget`): they take the same path to
-`update_profile`, in the listener's partition order, and nowhere else (`listening_only`).
+`update_profile`, in the listener's partition order, and nowhere else (`flows.grouping.group_batch`).
+
+After `update_profile`, every keyed step gets one item per touched key per batch, not one per
+event: a partition's listening events (`flows/grouping.py`), a track's or an artist's summed signals.
 
 `update_profile` (keyed by user) dedupes each event over the event-time horizon, holds events
 ahead of the catalog, forgets a listener on a tombstone, and applies taste, engagement model, drift
@@ -53,7 +56,6 @@ from flows.decode import (
     SourceItem,
     decode_event_message,
     decode_track_message,
-    is_listening,
     is_valid,
 )
 from flows.dedupe import DedupeConfig
@@ -63,9 +65,9 @@ from flows.global_steps import (
     GlobalMergerLogic,
     GlobalModelSink,
     GlobalReplicaLogic,
-    key_by_partition,
     key_for_merger,
 )
+from flows.grouping import Flattened, group_batch, is_replica_events
 from flows.ranker_step import RankerLogic, ranker_examples_of, ranker_sink
 from flows.redis_io import connect
 from flows.redis_sinks import CatalogSink, ProfileSink
@@ -111,9 +113,12 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     raw_events = op.input("read_events", flow, source(topics.events))
     events = op.map("decode_event", raw_events, _event_decoder(config))
     checked_events = op.branch("split_valid_events", events, is_valid)
-    with_tracks = op.flat_map_batch("attach_track", checked_events.trues, lookup.attach)
+    # The listeners' events, and one list per source partition per batch (`flows/grouping.py`).
+    with_tracks = op.flat_map_batch("attach_track", checked_events.trues,
+                                    lambda batch: group_batch(lookup.attach(batch)))
+    by_key = op.branch("split_replica_events", with_tracks, is_replica_events)
     profiles = op.stateful_batch(
-        "update_profile", with_tracks,
+        "update_profile", by_key.falses,
         lambda resume: UserProfileLogic(learner, resume, priors, dedupe=dedupe, tracks=catalog, hold=hold),
     )
     op.output("write_profiles", profiles, ProfileSink(config.redis_url, keys))
@@ -138,9 +143,8 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     # before the per-user dedupe (a redelivered duplicate may be learned twice: the prior is
     # approximate), one merger that sees K records per period, published to Redis
     # (`flows/global_steps.py`).
-    listening = op.filter("listening_only", with_tracks, is_listening)
-    by_partition = op.map("key_by_partition", listening, key_by_partition)
-    replica_records = op.stateful_batch("learn_global", by_partition, GlobalReplicaLogic)
+    replica_records = op.stateful_batch("learn_global", by_key.trues,
+                                        lambda resume: Flattened(GlobalReplicaLogic(resume)))
     to_merger = op.map("key_for_merger", replica_records, key_for_merger)
     publications = op.stateful_batch("merge_global", to_merger, GlobalMergerLogic)
     op.output("write_global", publications, GlobalModelSink(config.redis_url, keys))

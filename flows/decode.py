@@ -9,7 +9,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 
 from flows.dead_letters import DeadLetter
 from flows.progress import Position
-from schemas.events import Event, Forget, InvalidEvent, Message, decode_message, event_time_problem
+from schemas.events import Forget, InvalidEvent, Message, decode_message, event_time_problem
 from schemas.tracks import InvalidTrack, Track, decode_track
 
 SourceItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
@@ -74,8 +74,3 @@ def decode_track_message(item: SourceItem) -> SourcedTrack | DeadLetter:
 
 def is_valid(item: object) -> bool:
     return not isinstance(item, DeadLetter)
-
-
-def is_listening(item: tuple[str, tuple[Message, object, Position]]) -> bool:
-    """A keyed item of the per-user stream that holds a listening event (not a control message)."""
-    return isinstance(item[1][0], Event)

@@ -1,7 +1,7 @@
 """The global engagement model in the flow: one replica per source partition, one merger, one sink.
 
 ```
-with_tracks ─► key_by_partition ─► learn_global (one replica per events partition)
+attach_track (a list per partition and batch) ─► learn_global (one replica per events partition)
             ─► key_for_merger ─► merge_global (one constant key: K records per period) ─► write_global (Redis)
 ```
 

@@ -33,14 +33,18 @@ class _TrackStatsPartition(StatelessSinkPartition[tuple[str, TrackWrite]]):
     def write_batch(self, items: list[tuple[str, TrackWrite]]) -> None:
         # One write per touched track: a later state of the same track supersedes an earlier one,
         # except that an unchanged co-listening row (None) keeps the last row written.
+        # Stats are written when some write of the batch changed them (the latest holds them all).
         latest: dict[str, TrackWrite] = {}
         rows: dict[str, list[tuple[str, float]]] = {}
+        changed: set[str] = set()
         for track_id, write in items:
             latest[track_id] = write
             if write.neighbours is not None:
                 rows[track_id] = write.neighbours
+            if write.stats_changed:
+                changed.add(track_id)
         keys = self._keys
-        with_stats = {track_id: w for track_id, w in latest.items() if w.fields}
+        with_stats = {track_id: w for track_id, w in latest.items() if w.fields and track_id in changed}
         rates = {track_id: rates_value(w) for track_id, w in with_stats.items()}
         trending = {track_id: w.trending for track_id, w in with_stats.items()}
         listens = {track_id: w.listens for track_id, w in with_stats.items()}

@@ -22,7 +22,7 @@ import heapq
 import math
 import pickle
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -143,6 +143,9 @@ class TrackWrite:
     neighbours: list[tuple[str, float]] | None
     """The top `NEIGHBOURS_KEPT` (track_id, decayed count), best first; None = the row did not change
     in this batch (its last write still holds)."""
+    stats_changed: bool = field(default=True, compare=False)
+    """False: stats, genres and time are those of the last write (only the row changed), so the
+    sink need not write them again (the floats are the same)."""
 
 
 def top_neighbours(store: CoListeningStore, track_id: str, k: int) -> tuple[list[tuple[str, float]], int]:
@@ -187,8 +190,8 @@ class TrackState:
     result equals `CoListeningStore.neighbours`, float for float (tested).
     """
 
-    __slots__ = ("genres", "max_era", "newest_ms", "row", "stats", "top", "top_era", "touched",
-                 "track_id")
+    __slots__ = ("genres", "last_stats", "max_era", "newest_ms", "row", "stats", "top", "top_era",
+                 "touched", "track_id")
 
     def __init__(self, track_id: str = "") -> None:
         self.track_id = track_id
@@ -205,16 +208,23 @@ class TrackState:
         """The era `top` was ranked at; ≠ `max_era` = rank the whole row next time."""
         self.touched: set[str] = set()
         """Neighbours added to since the last write."""
+        self.last_stats: tuple[dict[str, float], float, float, float, float] | None = None
+        """The last write's stats (fields, trending, like, skip, listens) while nothing but the row
+        changed since; None = compute them at the next write."""
 
     def apply(self, signal: TrackSignal) -> None:
         """Add one signal's item statistics and co-listening counts."""
         stats = self.stats
-        for (counter, era), scaled in signal.items.items():
-            stats.add(counter, era, scaled)
-        if signal.genres is not None:
+        if signal.items:
+            self.last_stats = None
+            for (counter, era), scaled in signal.items.items():
+                stats.add(counter, era, scaled)
+        if signal.genres is not None and signal.genres != self.genres:
             self.genres = signal.genres
+            self.last_stats = None
         if signal.newest_ms > self.newest_ms:
             self.newest_ms = signal.newest_ms
+            self.last_stats = None
         if not signal.pairs:
             return
         store, track_id, ts_ms, touched = self.row, self.track_id, signal.pairs_ms, self.touched
@@ -242,8 +252,15 @@ class TrackState:
         stats, at = self.stats, self.newest_ms
         if at < 0:  # only co-listening so far: no stats to read
             return TrackWrite({}, self.genres, at, 0.0, 0.0, 0.0, 0.0, neighbours)
-        return TrackWrite(stats.to_fields(), self.genres, at, stats.trending(at), stats.like_rate(at),
-                          stats.skip_rate(at), stats.listens(at), neighbours)
+        if self.last_stats is not None:
+            return TrackWrite(*self._stats_write(self.last_stats, neighbours), stats_changed=False)
+        self.last_stats = (stats.to_fields(), stats.trending(at), stats.like_rate(at),
+                           stats.skip_rate(at), stats.listens(at))
+        return TrackWrite(*self._stats_write(self.last_stats, neighbours))
+
+    def _stats_write(self, last: tuple, neighbours: list[tuple[str, float]] | None) -> tuple:
+        fields, trending, like_rate, skip_rate, listens = last
+        return fields, self.genres, self.newest_ms, trending, like_rate, skip_rate, listens, neighbours
 
     def _neighbours(self) -> list[tuple[str, float]]:
         # Ranked at an older era, `top` is still the right set, but rank once in full at a new era.

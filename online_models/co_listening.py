@@ -39,6 +39,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from online_models.decay import Decay, prune_eras
 from schemas.event_types import is_positive
@@ -66,9 +67,10 @@ class CoListeningConfig:
 CO_LISTENING_CONFIG = CoListeningConfig()
 
 
-@dataclass(frozen=True)
-class PairIncrement:
-    """Add `weight` to the co-listening count of tracks `a` and `b` (a < b) at event time `ts_ms`."""
+class PairIncrement(NamedTuple):
+    """Add `weight` to the co-listening count of tracks `a` and `b` (a < b) at event time `ts_ms`.
+
+    A named tuple: every positive makes up to a window of them, and a tuple is made in C."""
 
     a: str
     b: str
@@ -98,7 +100,7 @@ class ListeningWindow:
         if any(t == track_id for t, _ in self.entries):
             return []
         pairs = [
-            PairIncrement(*sorted((other, track_id)), 1.0, ts)
+            PairIncrement(*((other, track_id) if other < track_id else (track_id, other)), 1.0, ts)
             for other, at in self.entries
             if abs(ts - at) <= span
         ]

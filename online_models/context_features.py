@@ -54,6 +54,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from schemas._memo import IdentityMemo
 from schemas.events import Event, EventContext
 from schemas.tracks import AUDIO_FEATURES, Track
 
@@ -126,6 +127,11 @@ def track_sparse(track: Track | None) -> list[tuple[int, float]]:
     """The track part (indices < TRACK_DIM) as sorted `(index, value)` non-zeros."""
     if track is None:
         return [(MISSING_INDEX, 1.0)]
+    return list(_track_part(track)[0])
+
+
+def _encode_track(track: Track) -> tuple[tuple[tuple[int, float], ...], tuple[float, ...]]:
+    """The track part, and the centred audio values the interaction block crosses (0 when unknown)."""
     out: list[tuple[int, float]] = []
     vector = track.feature_vector()
     if vector is None:
@@ -141,7 +147,14 @@ def track_sparse(track: Track | None) -> list[tuple[int, float]]:
             b = GENRE_OFFSET + _bucket("genre", genre.strip().lower(), GENRE_BUCKETS)
             genre_values[b] = genre_values.get(b, 0.0) + share
         out.extend(sorted(genre_values.items()))
-    return out
+    audio = {i: v for i, v in out if i < len(AUDIO_FEATURES)}
+    return tuple(out), tuple(audio.get(i, 0.0) for i in _INTERACTING_AUDIO_INDEX)
+
+
+_track_part = IdentityMemo(_encode_track)
+"""Once per track object: every event on a track encodes it again (user and global models)."""
+_NO_TRACK: tuple[tuple[tuple[int, float], ...], tuple[float, ...]] = (
+    ((MISSING_INDEX, 1.0),), (0.0,) * len(_INTERACTING_AUDIO_INDEX))
 
 
 def context_sparse(ts_ms: int, context: EventContext | None) -> list[tuple[int, float]]:
@@ -156,12 +169,10 @@ def context_sparse(ts_ms: int, context: EventContext | None) -> list[tuple[int, 
 
 
 def _interactions(
-    track_part: list[tuple[int, float]], context_part: list[tuple[int, float]]
+    audio: tuple[float, ...], context_part: list[tuple[int, float]]
 ) -> list[tuple[int, float]]:
-    audio = {i: v for i, v in track_part if i < len(AUDIO_FEATURES)}
     out = []
-    for k, audio_index in enumerate(_INTERACTING_AUDIO_INDEX):
-        a = audio.get(audio_index, 0.0)
+    for k, a in enumerate(audio):
         if a == 0.0:
             continue
         for slot_index, _ in context_part:
@@ -172,9 +183,9 @@ def _interactions(
 
 def encode_sparse(event: Event, track: Track | None) -> list[tuple[int, float]]:
     """The features of `event` on `track` as `(index, value)` non-zeros, indices increasing."""
-    track_part = track_sparse(track)
+    track_part, audio = _track_part(track) if track is not None else _NO_TRACK
     context_part = context_sparse(event.ts, event.context)
-    return track_part + context_part + _interactions(track_part, context_part)
+    return [*track_part, *context_part, *_interactions(audio, context_part)]
 
 
 def encode_dict(event: Event, track: Track | None) -> dict[str, float]:

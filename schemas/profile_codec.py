@@ -65,6 +65,7 @@ _U32 = struct.Struct("<I")
 _TOD = struct.Struct(f"<{TOD_BUCKETS}I")
 _I64 = struct.Struct("<q")
 _U32_MAX = 2**32 - 1
+_TYPE_AND_SECOND = struct.Struct("<BI")
 
 
 def peek_version(raw: bytes | None) -> int:
@@ -122,16 +123,12 @@ class UserProfile:
     """`DriftDetector.to_bytes()`; empty = no detector yet."""
 
 
-def _put_str(out: bytearray, text: str) -> None:
-    data = text.encode("utf-8")[:65535]
-    out += _U16.pack(len(data))
-    out += data
-
-
 def _put_scores(out: bytearray, scores: dict[str, float]) -> None:
     out += _U8.pack(min(len(scores), 255))
     for name, score in list(scores.items())[:255]:
-        _put_str(out, name)
+        data = name.encode("utf-8")[:65535]
+        out += _U16.pack(len(data))
+        out += data
         out += _F32.pack(score)
 
 
@@ -141,26 +138,29 @@ def encode_profile(profile: UserProfile, codec_version: int = CODEC_VERSION) -> 
     v3 = codec_version >= 3
     out = bytearray(_HEADER.pack(MAGIC, codec_version, profile.version, profile.as_of_ms,
                                  profile.affinity_at_ms))
-    out += _U8.pack(len(profile.taste))
-    for value in profile.taste:
-        out += _F32.pack(value)
+    taste = profile.taste
+    out += _U8.pack(len(taste))
+    out += struct.pack(f"<{len(taste)}f", *taste)
     out += _TWO_F32.pack(profile.taste_weight, profile.skip_rate)
     counts = [min(profile.counts.get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES]
     if v3:
         out += _U8.pack(len(counts))
-        for count in counts:
-            out += _U32.pack(count)
+        out += struct.pack(f"<{len(counts)}I", *counts)
     else:
         out += _COUNTS_V2.pack(*counts[:5])
     _put_scores(out, profile.genres)
     _put_scores(out, profile.artists)
     recent = profile.recent[-255:]
     out += _U8.pack(len(recent))
+    code_of = _CODE_OF_TYPE
     for item in recent:
-        _put_str(out, item.track_id)
-        out += _U8.pack(_CODE_OF_TYPE[item.type])
+        data = item.track_id.encode("utf-8")[:65535]
+        out += _U16.pack(len(data))
+        out += data
         if v3:
-            out += _U32.pack(min(_U32_MAX, max(0, item.ts_ms // 1000)))
+            out += _TYPE_AND_SECOND.pack(code_of[item.type], min(_U32_MAX, max(0, item.ts_ms // 1000)))
+        else:
+            out += _U8.pack(code_of[item.type])
     if not v3:
         ids = profile.recent_event_ids[-255:]
         out += _U8.pack(len(ids))

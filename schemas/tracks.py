@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas._memo import IdentityMemo
 from schemas._text import Identifier, Label
 
 AUDIO_FEATURES: tuple[str, ...] = (
@@ -113,12 +114,21 @@ class Track(BaseModel):
 
     def feature_vector(self) -> list[float] | None:
         """The nine features scaled to [0, 1], in `AUDIO_FEATURES` order; None without features."""
-        if not self.has_features:
-            return None
-        return [normalise_feature(name, getattr(self, name)) for name in AUDIO_FEATURES]
+        scaled = _scaled_features(self)
+        return list(scaled) if scaled is not None else None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def _scale(track: Track) -> tuple[float, ...] | None:
+    if not track.has_features:
+        return None
+    return tuple(normalise_feature(name, getattr(track, name)) for name in AUDIO_FEATURES)
+
+
+_scaled_features: IdentityMemo[Track, tuple[float, ...] | None] = IdentityMemo(_scale)
+"""Once per track object: the flow reads a track's vector several times per event."""
 
 
 class InvalidTrack(ValueError):

@@ -12,7 +12,7 @@ import pytest
 from flows.artist_state import ArtistMemoryLogic, artist_signals_of
 from flows.progress import Position
 from flows.user_state import ProfileWrite
-from online_models.artist_memory import ArtistHistory, ArtistMemoryConfig, ArtistRow
+from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistHistory, ArtistMemoryConfig, ArtistRow
 from ranking.collaborative import artist_scores
 from schemas.events import Event
 
@@ -189,3 +189,59 @@ def test_serving_s_genre_and_artist_terms_are_the_ranker_s_genre_and_artist_feat
     x = features(profile, np.full((3, 9), 0.5, np.float32), [t.genres for t in tracks],
                  [t.artist for t in tracks], np.zeros(3), None)
     assert x[:, 1] == pytest.approx(genre_fit, abs=1e-6) and x[:, 2] == pytest.approx(artist_fit, abs=1e-6)
+
+
+def apply_artist_writes(zsets: dict[str, dict[str, int]], items: list) -> None:
+    """What `fill_artist_memory` does to the sorted sets, on dicts."""
+    from flows.artist_state import fill_artist_memory
+    from schemas.keys import KeyLayout
+
+    class Pipe:
+        def hset(self, key, mapping):
+            pass
+
+        def delete(self, key):
+            zsets.pop(key, None)
+
+        def zrem(self, key, *members):
+            for m in members:
+                zsets.get(key, {}).pop(m, None)
+
+        def zadd(self, key, mapping):
+            zsets.setdefault(key, {}).update(mapping)
+
+    fill_artist_memory(Pipe(), KeyLayout("t"), items)
+
+
+def test_partial_artist_writes_leave_the_sets_a_full_rewrite_leaves() -> None:
+    # More partners than are written, so partners enter and leave the top; resumes in between.
+    from schemas.keys import KeyLayout
+
+    rng = random.Random(5)
+    names = [f"artist{i}" for i in range(180)]
+    k = ARTIST_MEMORY_CONFIG.neighbours_written
+    logics: dict[str, ArtistMemoryLogic] = {}
+    zsets: dict[str, dict[str, int]] = {}
+    left = 0
+    for batch in range(60):
+        signals: dict[str, tuple[int, dict[str, int]]] = {}
+        for _ in range(rng.randint(1, 60)):
+            a, b = rng.choice(names[:5]), rng.choice(names)
+            if a != b:
+                partners = signals.setdefault(a, (0, {}))[1]
+                partners[b] = partners.get(b, 0) + rng.randint(1, 3)
+        items = []
+        for artist, signal in signals.items():
+            logic = logics.get(artist)
+            if logic is None or batch % 17 == 0:
+                logic = logics[artist] = ArtistMemoryLogic(logic.snapshot() if logic else None)
+            writes, _ = logic.on_batch([signal])
+            items += [(artist, w) for w in writes]
+            left += sum(len(w.removed) for w in writes)
+        split = rng.randint(0, len(items))  # one sink batch or two: the same sets
+        apply_artist_writes(zsets, items[:split])
+        apply_artist_writes(zsets, items[split:])
+        for artist, logic in logics.items():
+            assert zsets.get(KeyLayout("t").artist_neighbours(artist), {}) == dict(logic.row.top(k))
+            assert [p for _, p in logic.top] == [p for p, _ in logic.row.top(k)]
+    assert left > 0  # partners did leave a top

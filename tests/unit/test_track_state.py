@@ -236,3 +236,46 @@ def test_every_row_written_equals_the_stores_neighbours_at_that_point(seed: int)
             logic = TrackStateLogic(logic.snapshot())
     assert written > 100
     assert len({e for eras in store.rows["t"].values() for e in eras}) == 1 + seed % 2
+
+
+def test_a_batch_of_pairs_alone_keeps_the_stats_and_says_so() -> None:
+    logic = TrackStateLogic(None)
+    signals = TrackSignals()
+    signals.add_event(Event(event_id="e1", user_id="u", track_id="t1", type="like", ts=T0), genres_of("t001"))
+    (first,), _ = logic.on_batch([signals.by_track["t1"]])
+    assert first.stats_changed
+    pairs = TrackSignals()
+    pairs.add_pairs([PairIncrement("t1", "t2", 1.0, T0 + HOUR)])
+    (second,), _ = logic.on_batch([pairs.by_track["t1"]])
+    # The stats, trending and rates of the last write, unchanged; only the row is new.
+    assert not second.stats_changed and second.neighbours == [("t2", 1.0)]
+    assert (second.fields, second.trending, second.like_rate, second.at_ms) == (
+        first.fields, first.trending, first.like_rate, first.at_ms)
+    resumed = TrackStateLogic(logic.snapshot())
+    (third,), _ = resumed.on_batch([pairs.by_track["t1"]])
+    assert third.stats_changed  # after a resume the stats are written again
+
+
+def test_the_sink_writes_stats_when_any_write_of_its_batch_changed_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import flows.track_sinks as track_sinks
+    from schemas.keys import KeyLayout
+
+    hashes: list[str] = []
+
+    class Pipe:
+        def __getattr__(self, name: str):
+            return lambda *a, **k: hashes.append(a[0]) if name == "hset" else None
+
+    monkeypatch.setattr(track_sinks, "pipelined", lambda _client, fill, _what: fill(Pipe()))
+    monkeypatch.setattr(track_sinks, "connect", lambda _url: None)
+    sink = track_sinks._TrackStatsPartition("redis://unused", KeyLayout("t"))
+    changed = TrackWrite({"likes@0": 1.0}, ("rock",), T0, 1.0, 1.0, 0.0, 1.0, None)
+    same = TrackWrite({"likes@0": 1.0}, ("rock",), T0, 1.0, 1.0, 0.0, 1.0, [("t2", 1.0)], stats_changed=False)
+    stats_key = KeyLayout("t").track_stats("t1")
+    sink.write_batch([("t1", changed), ("t1", same)])
+    assert stats_key in hashes
+    hashes.clear()
+    sink.write_batch([("t1", same)])
+    assert stats_key not in hashes
