@@ -38,7 +38,7 @@ def is_identifier(value: str) -> bool:
 
     >>> is_identifier("ana"), is_identifier(" ana"), is_identifier("a\x85"), is_identifier("x" * 129)
     (True, False, False, False)
-    >>> is_identifier("ana\n")  # Python's `$` would match before a final newline: fullmatch
+    >>> is_identifier("ana\\n")  # Python's `$` would match before a final newline: fullmatch
     False
     """
     return len(value) <= ID_MAX_LEN and _IDENTIFIER.fullmatch(value) is not None
