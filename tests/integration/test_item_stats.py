@@ -140,12 +140,24 @@ def test_a_trimmed_feed_or_a_new_catalog_reloads_everything(env: Env, monkeypatc
             assert stats.full_loads == 2
             held = stats.current(catalog.view)
             assert np.array_equal(held.rates.table, direct_table(env, catalog), equal_nan=True)
-            # A new catalog view: the old tables are not served for it, the next sync reloads.
+            # A new catalog view that keeps every track's row (same epoch): the tables carry over.
             env.redis.incr(env.keys.catalog_version)
             await catalog.refresh()
+            assert catalog.view.epoch == held.view.epoch and catalog.view is not held.view
+            assert stats.current(catalog.view) is held
+            await stats.sync()
+            assert stats.full_loads == 2
+            # A view whose rows moved (a track deleted: a new epoch): the old tables are not served
+            # for it, the next sync reloads.
+            env.redis.hdel(env.keys.catalog_tracks, TRACKS[0].track_id)
+            env.redis.incr(env.keys.catalog_version)
+            await catalog.refresh()
+            assert catalog.view.epoch != held.view.epoch
             assert stats.current(catalog.view) is None
             await stats.sync()
             assert stats.full_loads == 3 and stats.current(catalog.view) is not None
+            assert np.array_equal(stats.current(catalog.view).rates.table, direct_table(env, catalog),
+                                  equal_nan=True)
         finally:
             await client.aclose()
 
