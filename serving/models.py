@@ -7,6 +7,30 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
+# Fields every ranked answer carries (recommendations and rank), described once.
+def _stats_as_of() -> Any:
+    return Field(
+        default=None, description="Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics "
+        "used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs "
+        "them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The "
+        "listener's own profile is read live on every request (`profile_version`, `as_of`).")
+
+
+def _request_id() -> Any:
+    return Field(
+        default="", description="This answer's id; players send it back as `context.request_id` with the "
+        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
+
+
+def _variant() -> Any:
+    return Field(
+        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
+
+
+def _experiments() -> Any:
+    return Field(default_factory=dict, description="Experiment → variant.")
+
+
 class Accepted(BaseModel):
     accepted: int = Field(description="How many items the broker acknowledged.")
     topic: str
@@ -35,21 +59,14 @@ class Recommendations(BaseModel):
     user_id: str
     profile_version: int = Field(description="Events applied to this user when the list was made.")
     as_of: str | None = Field(description="Event time (RFC 3339) of the last applied event.")
-    stats_as_of: str | None = Field(
-        default=None, description="Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics "
-        "used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs "
-        "them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The "
-        "listener's own profile is read live on every request (`profile_version`, `as_of`).")
+    stats_as_of: str | None = _stats_as_of()
     cold_start: bool = Field(description="True when nothing is known of the listener: no profile, no seed.")
     seeded: bool = Field(default=False, description="True when declared favourites (seed) were used.")
     target: str | None = Field(
         default=None, description="The mood / activity / time-of-day target applied, if any.")
-    request_id: str = Field(
-        default="", description="This answer's id; players send it back as `context.request_id` with the "
-        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
-    variant: str | None = Field(
-        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
-    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
+    request_id: str = _request_id()
+    variant: str | None = _variant()
+    experiments: dict[str, str] = _experiments()
     items: list[RecommendedTrack]
 
 
@@ -74,18 +91,11 @@ class RankResponse(BaseModel):
     user_id: str
     profile_version: int
     as_of: str | None
-    stats_as_of: str | None = Field(
-        default=None, description="Wall-clock time (RFC 3339, ms) up to which the aggregate item statistics "
-        "used (rates, trending, stream popularity) were read: the API holds them in memory and re-syncs "
-        "them every ENCORE_ITEM_STATS_REFRESH_S, so they may be that much older than the answer. The "
-        "listener's own profile is read live on every request (`profile_version`, `as_of`).")
+    stats_as_of: str | None = _stats_as_of()
     target: str | None = None
-    request_id: str = Field(
-        default="", description="This answer's id; players send it back as `context.request_id` with the "
-        "plays of its tracks (it carries the experiment variants, `schemas.values.encode_request_id`).")
-    variant: str | None = Field(
-        default=None, description="The experiment variant(s) this answer was ranked with (comma-separated).")
-    experiments: dict[str, str] = Field(default_factory=dict, description="Experiment → variant.")
+    request_id: str = _request_id()
+    variant: str | None = _variant()
+    experiments: dict[str, str] = _experiments()
     items: list[RecommendedTrack] = Field(description="The known tracks, best first.")
     unknown: list[str] = Field(
         description="Given ids the catalog does not know (reported, not dropped silently).")
