@@ -613,6 +613,8 @@ class StackResult:
     raw: dict[int, list[int]]  # evaluated listener -> API top DEPTH without `exclude`
     adaptation: dict[int, dict[int, list[int]]]  # step -> switching listener -> API top 10
     seconds: dict[str, float]
+    variants: dict[str, tuple[dict[int, list[int]], dict[int, list[int]]]] = field(default_factory=dict)
+    """--variants: name -> (lists, deep) read from an API ranking with that variant's overrides."""
 
 
 def _read(stack: quality.Stack, asks: dict[int, tuple[str, int, list[str], int]],
@@ -634,7 +636,8 @@ def _read(stack: quality.Stack, asks: dict[int, tuple[str, int, list[str], int]]
 
 
 def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequence[int],
-              progress: bool, say: Callable[[str], None]) -> StackResult:
+              progress: bool, say: Callable[[str], None],
+              variants: dict[str, dict[str, object]] | None = None) -> StackResult:
     """Every listener's events through Kafka, the flow and the API; read the evaluated listeners."""
     t0 = time.perf_counter()
     cat = scenario.catalog
@@ -672,6 +675,17 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         raw = _read(stack, {i: (listeners[i].user_id, DEPTH, [], version[listeners[i].user_id])
                             for i in scenario.evaluated}, index)
         seconds["reads"] = time.perf_counter() - t2
+        read_variants: dict[str, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
+        for name, overrides in (variants or {}).items():
+            t = time.perf_counter()
+            alt = quality.start_variant_api(stack, name, overrides, workdir / "logs")
+            read_variants[name] = (
+                _read(alt, {i: (listeners[i].user_id, DEPTH, played[i], version[listeners[i].user_id])
+                            for i in scenario.evaluated}, index),
+                _read(alt, {i: (listeners[i].user_id, quality.MAX_API_K, played[i],
+                                version[listeners[i].user_id]) for i in scenario.evaluated}, index))
+            alt.serve.stop()
+            say(f"variant {name}: read in {time.perf_counter() - t:.0f}s")
         adaptation: dict[int, dict[int, list[int]]] = {}
         sent = 0
         done = scenario.n_events
@@ -698,7 +712,7 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         seconds["adaptation"] = time.perf_counter() - t3
         bar.close()
         ok = True
-        return StackResult(lists, deep, raw, adaptation, seconds)
+        return StackResult(lists, deep, raw, adaptation, seconds, read_variants)
     finally:
         tear_down(processes, workdir, finished=ok)
 
@@ -750,13 +764,21 @@ Metrics = dict[str, float]
 def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, Metrics]], float,
                                                                   dict[int, dict[str, Metrics]]]:
     cat = scenario.catalog
-    drop: dict[int, list[int]] = {}
-    for i in scenario.evaluated:
-        known = scenario.listeners[i].streamed_artists(cat)
-        drop[i] = [t for t in res.deep[i] if int(cat.artist_of[t]) not in known][:DEPTH]
+
+    def drop_streamed(deep: dict[int, list[int]]) -> dict[int, list[int]]:
+        drop: dict[int, list[int]] = {}
+        for i in scenario.evaluated:
+            known = scenario.listeners[i].streamed_artists(cat)
+            drop[i] = [t for t in deep[i] if int(cat.artist_of[t]) not in known][:DEPTH]
+        return drop
+
+    drop = drop_streamed(res.deep)
     cont = {False: {"Encore": summarise(res.lists, scenario),
                     "Encore, no exclude= (raw)": summarise(res.raw, scenario)},
             True: {"Encore": summarise(drop, scenario)}}
+    for name, (lists, deep) in res.variants.items():
+        cont[False][f"Encore [{name}]"] = summarise(lists, scenario)
+        cont[True][f"Encore [{name}]"] = summarise(drop_streamed(deep), scenario)
     short = float(np.mean([len(v) for v in drop.values()]))
     adapt: dict[int, dict[str, dict[str, float]]] = {}
     for step, lists in res.adaptation.items():
@@ -775,7 +797,7 @@ def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dic
 def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int = DEFAULT_EVAL,
         max_listeners: int | None = None, steps: Sequence[int] = DEFAULT_STEPS, offline_only: bool = False,
         tune_params: bool = False, progress: bool = True, say: Callable[[str], None] = print,
-        baselines: bool = True) -> Results:
+        baselines: bool = True, variants: dict[str, dict[str, object]] | None = None) -> Results:
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     run_id = uuid.uuid4().hex[:8]
@@ -805,7 +827,7 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
     seconds["baselines"] = time.perf_counter() - t2
     results = Results(continuation, adaptation, params, tune_params, scenario, seconds)
     if not offline_only:
-        res = run_stack(scenario, catalog_csv, run_id, steps, progress, say)
+        res = run_stack(scenario, catalog_csv, run_id, steps, progress, say, variants)
         seconds.update(res.seconds)
         cont, results.encore_short, adapt = encore_results(scenario, res)
         for d in (False, True):
@@ -892,6 +914,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--encore-only", action="store_true",
                         help="skip the offline baselines (for ablation runs of Encore alone; the tables "
                              "then have Encore's rows only)")
+    parser.add_argument("--variants", type=Path, default=None,
+                        help="ablations in one run: a JSON file {name: ranking overrides}; after the "
+                             "default API's reads, an API per variant ranks on the same Redis, and each "
+                             "gets its rows (\"Encore [name]\")")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -911,7 +937,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(args.lastfm, args.data, args.seed, args.eval_listeners, args.listeners, args.steps,
                       args.offline_only, args.tune, not args.no_progress,
-                      say=lambda s: print(s, flush=True), baselines=not args.encore_only)
+                      say=lambda s: print(s, flush=True), baselines=not args.encore_only,
+                      variants=quality.load_variants(args.variants))
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1

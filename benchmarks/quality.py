@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import math
 import os
 import platform
@@ -47,7 +48,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +70,7 @@ from encore.catalog_loader import load_catalog
 from encore.local import ManagedProcess, create_topics, free_port, start_broker, start_redis
 from encore.settings import Settings
 from encore.simulate import ListenerSimulation
+from ranking.config import RankingConfig
 from schemas.keys import KeyLayout
 from schemas.topics import Topics
 from schemas.tracks import Track
@@ -383,6 +385,42 @@ def start_stack(workdir: Path, data: Path, run_id: str, processes: list[ManagedP
     return Stack(settings, keys, topics, client, api, flow, serve, processes)
 
 
+def start_variant_api(stack: Stack, name: str, overrides: Mapping[str, object], log_dir: Path) -> Stack:
+    """Another API on the same Redis whose ranking config has `overrides` (`ENCORE_RANKING_CONFIG`): the
+    stack as that API serves it. For ablations in one run (`--variants`); stopped with the stack."""
+    port = free_port()
+    base = orjson.loads(stack.settings.ranking_overrides or "{}")
+    settings = stack.settings.with_(api_port=port, api_url=f"http://127.0.0.1:{port}",
+                                    ranking_overrides=orjson.dumps({**base, **overrides}).decode())
+    command = [sys.executable, "-m", "encore.cli", "serve", "--port", str(port)]
+    log = log_dir / f"serve-{name}.log"
+    serve = ManagedProcess(f"serve-{name}", command, log, env=settings.to_env()).start()
+    stack.processes.append(serve)
+    api = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    with httpx.Client(timeout=10) as http:
+        while True:
+            check_alive(serve)
+            with contextlib.suppress(httpx.HTTPError):
+                r = http.get(f"{api}/v1/users/quality-probe/recommendations", params={"k": 1})
+                if r.status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise BenchError(f"the API of variant {name} did not serve in 120s:\n{serve.tail(20)}")
+            time.sleep(0.2)
+    return dataclasses.replace(stack, api=api, serve=serve)
+
+
+def load_variants(path: Path | None) -> dict[str, dict[str, object]]:
+    """`--variants`: a JSON object {name: ranking overrides}, each checked as `RankingConfig` would."""
+    if path is None:
+        return {}
+    variants = orjson.loads(path.read_bytes())
+    for overrides in variants.values():
+        RankingConfig.with_overrides(overrides)
+    return variants
+
+
 def event(run_id: str, user_id: str, seq: int, track_id: str, kind: str) -> bytes:
     value: dict[str, object] = {"event_id": f"{user_id}-{seq}", "user_id": user_id, "track_id": track_id,
                                 "type": kind, "ts": TS0_MS + seq * 200_000,
@@ -493,7 +531,7 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
         min_tracks: int = DEFAULT_MIN_TRACKS, steps: Sequence[int] = DEFAULT_STEPS,
         progress: bool = True, say: callable = print,  # type: ignore[valid-type]
         diversity: float | None = None, explore: float | None = None,
-        outcome_seconds: float = 0.0) -> Results:
+        outcome_seconds: float = 0.0, variants: Mapping[str, Mapping[str, object]] | None = None) -> Results:
     """The whole benchmark: start the stack, replay, read, score; stops everything it started."""
     t_start = time.perf_counter()
     steps = sorted(set(steps))
@@ -518,6 +556,9 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
         stack = start_stack(workdir, data, run_id, processes, say, explore)
         if diversity is not None:
             stack.params["diversity"] = diversity
+        # Ablations in one run: an API per variant on the same Redis, each read where Encore is.
+        alts = {name: start_variant_api(stack, name, overrides, workdir / "logs")
+                for name, overrides in (variants or {}).items()}
         stack_s = time.perf_counter() - t_start
         bootstrap = stack.settings.require_kafka()
         played: dict[str, list[str]] = {lst.user_id: list(lst.replay) for lst in listeners}
@@ -540,8 +581,13 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
                     for lst in listeners})
         done += len(listeners)
         bar.show("continuation: read", done)
+        alt_lists = {name: read_recommendations(
+            alt, {lst.user_id: ask(lst, max(k, len(lst.held_out))) for lst in listeners})
+            for name, alt in alts.items()}
 
-        cont: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in CONT_METHODS}
+        cont: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for method in CONT_METHODS:  # the table's order; variants' rows follow
+            cont[method] = defaultdict(list)
         covered: set[str] = set()
         beyond: dict[str, list[float]] = defaultdict(list)
         before: dict[str, list[str]] = {}
@@ -564,6 +610,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
                 "item-kNN (hourly refit)": baselines.item_knn(lst.replay, depth),
                 "EASE (nightly refit)": baselines.factorised("EASE", tuned["EASE"], lst.replay, depth),
                 "ALS (nightly refit)": baselines.factorised("ALS", tuned["ALS"], lst.replay, depth),
+                **{f"Encore [{name}]": [t for t in got[lst.user_id] if t not in seen][:depth]
+                   for name, got in alt_lists.items()},
             }
             before[lst.user_id] = [t for t in encore_lists[lst.user_id] if t not in seen]
             covered.update(ranked["Encore"][:k])
@@ -598,10 +646,12 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
             wait_versions(stack, expected, bar, f"adaptation, {step} event(s) of B", done, len(messages))
             done += len(messages)
             lists = read_recommendations(stack, {lst.user_id: ask(lst, k) for lst in adapting})
+            alt_lists = {name: read_recommendations(alt, {lst.user_id: ask(lst, k) for lst in adapting})
+                         for name, alt in alts.items()}
             done += len(adapting)
             bar.show(f"adaptation, {step} event(s) of B: read", done)
             sent = step
-            per: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in ADAPT_METHODS}
+            per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
             for lst in adapting:
                 b = listeners[lst.switch_to]  # type: ignore[index]
                 history = played[lst.user_id]
@@ -614,6 +664,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
                     "item-kNN (hourly refit)": baselines.item_knn(history, k),
                     "EASE (nightly refit)": baselines.factorised("EASE", tuned["EASE"], history, k),
                     "ALS (nightly refit)": baselines.factorised("ALS", tuned["ALS"], history, k),
+                    **{f"Encore [{name}]": [t for t in got[lst.user_id] if t not in seen][:k]
+                       for name, got in alt_lists.items()},
                 }
                 b_held = set(b.held_out)
                 for method, r in ranked.items():
@@ -737,6 +789,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="the API's diversity parameter (0..1; default: the API's default)")
     parser.add_argument("--explore", type=float, default=None,
                         help="exploration slots' share (RankingConfig.explore_share; default: the config's)")
+    parser.add_argument("--variants", type=Path, default=None,
+                        help="ablations in one run: a JSON file {name: ranking overrides}; an API per "
+                             "variant ranks on the same Redis and gets its rows (\"Encore [name]\")")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--scenario", choices=SCENARIOS, default="playlists",
                         help="playlists (this module), lastfm (benchmarks.lastfm: real listeners' held-out "
@@ -805,7 +860,8 @@ def main_playlists(argv: Sequence[str] | None = None) -> int:
     try:
         results = run(args.data, args.playlists, args.seed, args.k, args.min_tracks, args.steps,
                       progress=not args.no_progress, say=lambda s: print(s, flush=True),
-                      diversity=args.diversity, explore=args.explore, outcome_seconds=args.outcome_seconds)
+                      diversity=args.diversity, explore=args.explore, outcome_seconds=args.outcome_seconds,
+                      variants=load_variants(args.variants))
     except BenchError as exc:
         print(f"encore bench quality: {exc}", file=sys.stderr)
         return 1
