@@ -4,15 +4,16 @@ For the listener's seed artists H with weights w_h (`seed_artists`: tanh(affinit
 liked artists, plus a boost for the artists of the latest positives, so a listener who switches
 taste turns the collaborative scores too) and any artist b:
 
-    score(b) = Σ_{h ∈ H} w_h · cos(h, b) / max_c cos(h, c),
+    score(b) = Σ_{h ∈ H} w_h · N_h^−x · cos(h, b) / max_c cos(h, c),
     cos(h, b) = C(h, b) / sqrt(N_h · N_b)
 
 C(h, b) = how many listeners' histories hold both (the row of h), N = listeners of an artist
 (`online_models.artist_memory`). Cosine keeps popular artists from winning by popularity alone;
 dividing each liked artist's row by its best entry gives every liked artist the same vote (an
 artist with few listeners has large cosines everywhere and would otherwise shout); summing over the
-whole liked set is item-kNN over the listener's history. `via[b]` is the liked artist that
-contributed most (for the reason "fans of X play it too").
+whole liked set is item-kNN over the listener's history. N_h^−x (`collaborative_idf` = x) makes
+a liked artist everybody plays say less about this listener than a rare one does. `via[b]` is the
+liked artist that contributed most (for the reason "fans of X play it too").
 
 >>> scores, via = artist_scores({"Muse": 0.8}, {"Muse": [("Blur", 3.0), ("Oasis", 1.0)]},
 ...                             {"Muse": 4, "Blur": 9, "Oasis": 4})
@@ -84,8 +85,10 @@ def artist_scores(
     rows: Mapping[str, Sequence[tuple[str, float]]],
     listeners: Mapping[str, float],
     normalise_rows: bool = True,
+    idf: float = 0.0,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """`(artist → score, artist → strongest seed artist)`; seed artists themselves included."""
+    """`(artist → score, artist → strongest seed artist)`; seed artists themselves included. `idf` is
+    the exponent x of the seed weights' N_h^−x."""
     scores: dict[str, float] = {}
     best: dict[str, tuple[float, str]] = {}
     for h, weight in seeds.items():
@@ -107,6 +110,8 @@ def artist_scores(
         if not scaled:
             continue
         factor = weight / top if normalise_rows else weight / math.sqrt(n_h)
+        if idf:
+            factor *= n_h**-idf
         get_score, get_best = scores.get, best.get
         for b, c in scaled:
             share = factor * c

@@ -58,8 +58,12 @@ class RankingConfig:
     """Audio-feature similarity to the taste vector, in (0, 1]."""
     genre: float = 0.6
     """Mean of the listener's squashed genre affinities over the track's genres, in (-1, 1)."""
-    artist: float = 0.8
-    """The listener's squashed affinity for the track's artist, in (-1, 1)."""
+    artist: float = 0.0
+    """The listener's squashed affinity for the track's artist, in (-1, 1). 0 by default: a liked
+    artist's other tracks already score through the collaborative term (the artist co-occurs with the
+    listener's other artists), and on real listening the extra pull filled lists with artists the
+    listener knows instead of new ones (docs/quality.md, "Third pass"); a disliked artist is left
+    out by `ExclusionRules.disliked_artist_below`."""
     popularity: float = 0.15
     """Catalog popularity in [0, 1]: a prior that breaks ties toward known-good tracks."""
     session: float = 0.9
@@ -89,6 +93,9 @@ class RankingConfig:
     """Session novelty at which the long-term collaborative seeds start to fade, and are gone."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
+    collaborative_idf: float = 0.25
+    """x in each liked artist's vote × N^−x (N: the artist's listeners): an artist everybody plays says
+    less about a listener's taste than a rare one (`ranking.collaborative.artist_scores`)."""
     mood: float = 0.5
     """× fit to an explicit mood or activity target."""
     time_of_day: float = 0.2
@@ -139,8 +146,9 @@ class RankingConfig:
     """Liked tracks (recent likes and completes) that taste clusters are found from."""
 
     # Picking.
-    diversity_default: float = 0.3
-    """MMR λ when the request does not say."""
+    diversity_default: float = 0.0
+    """MMR λ when the request does not say. 0: the taste-cluster spread is on request, because on both
+    quality scenarios every λ > 0 cost accuracy and adaptation (docs/quality.md, "Third pass")."""
     max_per_artist: int = 2
     """Most tracks of one artist in a list."""
     artist_repeat_penalty: float = 0.3

@@ -18,7 +18,8 @@ weight) under these keys; a term contributes a reason only above `MIN_CONTRIBUTI
 | `popular` | "popular in <first genre>" |
 
 Ordered by contribution (ties in the table's order), except that "because you liked …" leads
-whenever it applies: it is the most specific reason a person can check. With nothing above the
+whenever it applies: it is the most specific reason a person can check; and the asked-for mood or
+activity comes next when it contributes: it answers what the caller asked. With nothing above the
 threshold the track is "popular in <genre>". Deterministic: the same inputs give the same words.
 
 >>> from schemas.tracks import Track
@@ -45,6 +46,10 @@ MIN_CONTRIBUTION = 0.05
 MAX_REASONS = 3
 _ORDER = ("familiar", "co_listening", "similar_artists", "taste", "artist", "genre", "session", "engagement",
           "trending", "mood", "quality", "discovery", "popular")
+
+
+_LEADING = {"familiar": 0, "co_listening": 0, "mood": 1}
+"""Reasons shown before the others whenever they contribute (0 first, then 1)."""
 
 
 def _popular(track: Track) -> str:
@@ -109,7 +114,7 @@ def explain(
     """The `limit` strongest reasons for `track`, strongest first (see the module's table)."""
     ranked = sorted(
         (key for key in _ORDER if contributions.get(key, 0.0) > min_contribution),
-        key=lambda key: (key not in ("familiar", "co_listening"), -contributions[key], _ORDER.index(key)),
+        key=lambda key: (_LEADING.get(key, len(_LEADING)), -contributions[key], _ORDER.index(key)),
     )
     reasons: list[str] = []
     for key in ranked:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 import redis.asyncio as aioredis
 from fastapi import Depends, Path, Query, Request
 
-from ranking.config import RANKING_CONFIG, ExclusionRules, RankingConfig
+from ranking.config import ExclusionRules, RankingConfig
 from ranking.moods import ACTIVITIES, MOODS, known_name
 from ranking.pipeline import RecommendRequest
 from schemas._text import IDENTIFIER_PATTERN
@@ -78,7 +78,8 @@ class RecommendParams:
     mood: str | None = None
     activity: str | None = None
     hour: int | None = None
-    diversity: float = RANKING_CONFIG.diversity_default
+    diversity: float | None = None
+    """None: the ranking config's `diversity_default` (the deployment's, or the experiment variant's)."""
     discovery: float = 0.0
     exclude: frozenset[str] = frozenset()
     familiar: float = 0.0
@@ -105,11 +106,13 @@ class RecommendParams:
         if details:
             raise ApiError(422, "invalid_parameters", "unknown mood or activity", details)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        config = cfg.ranking if config is None else config
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        if given["diversity"] is None:
+            given["diversity"] = config.diversity_default
         return RecommendRequest(
-            **{f.name: getattr(self, f.name) for f in fields(self)},
-            now_ms=now_ms, clock_hour=now_ms // 3_600_000 % 24,
-            rules=ExclusionRules(cooldown_s=cfg.repeat_cooldown_s),
-            config=cfg.ranking if config is None else config,
+            **given, now_ms=now_ms, clock_hour=now_ms // 3_600_000 % 24,
+            rules=ExclusionRules(cooldown_s=cfg.repeat_cooldown_s), config=config,
         )
 
 
@@ -118,7 +121,8 @@ _MOOD_HELP = ("energetic, chill, happy, melancholic, party, focused, romantic or
 _ACTIVITY_HELP = "running, studying, commuting, sleeping, cooking, working_out or relaxing."
 _HOUR_HELP = "The listener's local hour (0-23): nudges toward the time of day (morning, evening, ...)."
 _DIVERSITY_HELP = ("0: pure relevance; 1: spread across the listener's taste clusters. "
-                   "At most 2 per artist.")
+                   "At most 2 per artist. Default: the deployment's (`diversity_default`, 0.3 unless "
+                   "configured).")
 _DISCOVERY_HELP = "0: no change; 1: strongly favour less popular tracks close to the taste."
 _FAMILIAR_HELP = ("Share of the list (0-1) kept for tracks the listener enjoyed before, once the repeat "
                   "cool-down is over (default 0: they only compete like any other track).")
@@ -127,7 +131,7 @@ K = Annotated[int, Query(ge=1, le=100, description="How many tracks.")]
 Mood = Annotated[str | None, Query(max_length=64, description=_MOOD_HELP)]
 Activity = Annotated[str | None, Query(max_length=64, description=_ACTIVITY_HELP)]
 Hour = Annotated[int | None, Query(ge=0, le=23, description=_HOUR_HELP)]
-Diversity = Annotated[float, Query(ge=0, le=1, description=_DIVERSITY_HELP)]
+Diversity = Annotated[float | None, Query(ge=0, le=1, description=_DIVERSITY_HELP)]
 Discovery = Annotated[float, Query(ge=0, le=1, description=_DISCOVERY_HELP)]
 Exclude = Annotated[list[str], Query(max_length=500, description="Track ids not to return.")]
 Familiar = Annotated[float, Query(ge=0, le=1, description=_FAMILIAR_HELP)]

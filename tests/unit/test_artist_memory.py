@@ -110,6 +110,10 @@ def test_scores_are_cosine_over_the_liked_artists() -> None:
     # Normalised rows: each seed artist's best partner gets its full vote.
     scores, _ = artist_scores({"A": w, "B": w}, rows, listeners)
     assert scores["X"] == pytest.approx(w + w) and scores["Y"] == pytest.approx(w * 0.5)
+    # idf: a seed's vote × N^-x, so A (4 listeners) counts half as much as B (1) at x = 0.5.
+    scores, via = artist_scores({"A": w, "B": w}, rows, listeners, idf=0.5)
+    assert scores["X"] == pytest.approx(w / 2 + w) and scores["Y"] == pytest.approx(w * 0.5 / 2)
+    assert via["X"] == "B"
 
 
 def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:

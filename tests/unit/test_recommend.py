@@ -359,18 +359,19 @@ def test_the_learned_ranker_takes_over_the_terms_it_covers_as_it_learns(view: Ca
                         if not {view.index.tracks[int(i)].track_id for i in rows} & played),
                        key=lambda name: (len(view.artist_rows[name]), name))
     profile.artists = {liked_artist: 3.0}
-    # The soft artist penalty off: the plain list may hold the liked artist up to the hard cap.
+    # The soft artist penalty off, and a hand weight on artist affinity (the default has none): the
+    # plain list may hold the liked artist up to the hard cap.
     from ranking.config import RankingConfig
 
-    no_penalty = RankingConfig(artist_repeat_penalty=0.0)
+    no_penalty = RankingConfig(artist_repeat_penalty=0.0, artist=0.8)
     plain = recommend(view, profile, k=20, diversity=0.0, config=no_penalty)
-    cold = RankerState(FEATURES, list(prior_weights()), 0.0, examples=0)
+    cold = RankerState(FEATURES, list(prior_weights(no_penalty)), 0.0, examples=0)
     assert learned_share(cold) == 0.0
     assert [i.track_id for i in recommend(view, profile, Signals(ranker=cold), k=20, diversity=0.0,
                                           config=no_penalty)] == [i.track_id for i in plain]
     # A ranker that learned, from a million outcomes (half of them skips), that this listener's artist
     # affinity means skips, and ranks the stream's events better than the hand weights do.
-    weights = dict(zip(FEATURES, prior_weights(), strict=True)) | {"artist": -5.0}
+    weights = dict(zip(FEATURES, prior_weights(no_penalty), strict=True)) | {"artist": -5.0}
     proved = {"auc": {"learned": 0.80, "prior": 0.75}}
     learned = RankerState(FEATURES, [weights[f] for f in FEATURES], 0.0, examples=1_000_000,
                           metrics=proved, positives=500_000)

@@ -45,6 +45,13 @@ def test_the_parameters_become_the_request_field_by_field() -> None:
         f.name for f in dataclasses.fields(RecommendRequest)}
 
 
+def test_an_unset_diversity_is_the_ranking_configs_default() -> None:
+    assert RecommendParams().request(CFG).diversity == CFG.ranking.diversity_default
+    variant = dataclasses.replace(RANKING_CONFIG, diversity_default=0.05)
+    assert RecommendParams().request(CFG, config=variant).diversity == 0.05
+    assert RecommendParams(diversity=0.0).request(CFG, config=variant).diversity == 0.0
+
+
 def test_unknown_moods_and_activities_are_refused_with_each_field_named() -> None:
     with pytest.raises(ApiError) as caught:
         RecommendParams(mood="grumpy", activity="juggling").request(CFG)

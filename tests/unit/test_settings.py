@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from encore.settings import Settings, SettingsError, redact_url
+from ranking.config import RANKING_CONFIG
 
 ALL_VARS = {
     "ENCORE_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
@@ -73,7 +74,7 @@ def test_empty_strings_mean_default() -> None:
 def test_every_variable_is_parsed() -> None:
     s = Settings.from_env(ALL_VARS)
     assert s.search_embeddings is False
-    assert [v.config.artist for v in s.experiments[0].variants] == [0.8, 1.2]
+    assert [v.config.artist for v in s.experiments[0].variants] == [RANKING_CONFIG.artist, 1.2]
     assert s.kafka_bootstrap == "k1:9092,k2:9092"
     assert s.redis_url == "redis://r:6380/2"
     assert s.namespace == "staging"
