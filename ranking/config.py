@@ -59,11 +59,13 @@ class RankingConfig:
     genre: float = 0.6
     """Mean of the listener's squashed genre affinities over the track's genres, in (-1, 1)."""
     artist: float = 0.0
-    """The listener's squashed affinity for the track's artist, in (-1, 1). 0 by default: a liked
-    artist's other tracks already score through the collaborative term (the artist co-occurs with the
-    listener's other artists), and on real listening the extra pull filled lists with artists the
-    listener knows instead of new ones (docs/quality.md, "Third pass"); a disliked artist is left
-    out by `ExclusionRules.disliked_artist_below`."""
+    """× the listener's squashed affinity for the track's artist when it is positive, in [0, 1). 0 by
+    default: a liked artist's other tracks already score through the collaborative term (the artist
+    co-occurs with the listener's other artists), and on real listening the extra pull filled lists
+    with artists the listener knows instead of new ones (docs/quality.md, "Third pass")."""
+    artist_disliked: float = 0.8
+    """× the same affinity when it is negative, in (-1, 0): skips of an artist push its other tracks
+    down at once (a clear dislike leaves the artist out: `ExclusionRules.disliked_artist_below`)."""
     popularity: float = 0.15
     """Catalog popularity in [0, 1]: a prior that breaks ties toward known-good tracks."""
     session: float = 0.9

@@ -3,7 +3,7 @@
 | term | from |
 |---|---|
 | `taste` | taste kernel to the profile's taste vector |
-| `genre`, `artist` | squashed affinities |
+| `genre`, `artist` | squashed affinities (an artist's liked and disliked sides weighted apart) |
 | `popular` | catalog popularity prior |
 | `session` | kernel to the current session's centre, and its genres |
 | `engagement` | the listener's own engagement model blended with the global model: `2·(p − ½)` |
@@ -162,7 +162,7 @@ def score(
         artist_vector = squash_affinities(scoring_profile.artists, index.artist_position,
                                           config.affinity_scale)
         artist_fit = artist_vector[index.artist_of[positions]]
-        terms["artist"] = config.artist * artist_fit
+        terms["artist"] = np.where(artist_fit > 0, config.artist, config.artist_disliked) * artist_fit
     else:
         genre_fit = artist_fit = np.zeros(m, dtype=np.float32)
     popularity = index.popularity[positions]

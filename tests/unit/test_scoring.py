@@ -177,7 +177,8 @@ def test_negative_artist_affinity_pushes_the_artist_down(index: CatalogIndex) ->
     profile = rock_fan()
     profile.artists[disliked] = -0.5  # above the exclusion threshold: scored down, not left out
     ranked = recommend(index, profile, k=60)
-    penalty = RANKING_CONFIG.artist * math.tanh(-0.5 / RANKING_CONFIG.affinity_scale)
+    penalty = RANKING_CONFIG.artist_disliked * math.tanh(-0.5 / RANKING_CONFIG.affinity_scale)
+    assert penalty < 0
     for track_id, value, _ in ranked:
         if index.tracks[index.position[track_id]].artist == disliked:
             assert value == pytest.approx(baseline[track_id] + penalty, abs=1e-5)
@@ -211,3 +212,4 @@ def test_describe_taste_names_the_standout_features(index: CatalogIndex) -> None
              for w in pair}
     assert set(words) <= known
     assert describe_taste(index, list(index.feature_mean)) == []
+
