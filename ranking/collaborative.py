@@ -38,12 +38,12 @@ _NONE = (0.0, "")
 def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
                  config: RankingConfig = RANKING_CONFIG) -> dict[str, float]:
     """The listener's seed artists and their weights, strongest first: tanh(affinity / scale) of the
-    `collaborative_artists` strongest liked artists, plus `collaborative_session` × novelty ×
-    recency^i for the artist of each of the latest `session_positives` positives (i = 0 for the
-    newest). Novelty (`session_novelty`) is how far those positives sit outside the genres the
-    listener usually plays: a listener who switches taste turns the collaborative scores at once,
-    one who keeps listening as usual keeps their whole history's. Past a clear switch
-    (`collaborative_switch`) the liked artists' weights fade out."""
+    `collaborative_artists` strongest liked artists, plus `collaborative_session` × s × recency^i
+    for the artist of each of the latest `session_positives` positives (i = 0 for the newest), where
+    s ramps from 0 to 1 as their novelty (`session_novelty`: how far they sit outside the genres the
+    listener usually plays) crosses `collaborative_switch`; by the same ramp the liked artists'
+    weights fade out. A listener who switches taste turns the collaborative scores at once; one who
+    keeps listening as usual, or wanders among their usual genres, keeps their whole history's."""
     if profile is None:
         return {}
     liked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
@@ -63,9 +63,11 @@ def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
         fade = min(1.0, max(0.0, (novelty - low) / (high - low))) if high > low else float(novelty >= low)
         if fade > 0:
             weights = {a: w * (1.0 - fade) for a, w in weights.items()}
+        # Boosted by the switch ramp, not the raw novelty: a listener of many genres has some novelty
+        # on almost every play, and boosting it made their collaborative seeds follow noise.
         for rank, track in enumerate(latest):
-            if track.artist and novelty > 0:
-                boost = config.collaborative_session * novelty * config.session_recency**rank
+            if track.artist and fade > 0:
+                boost = config.collaborative_session * fade * config.session_recency**rank
                 weights[track.artist] = weights.get(track.artist, 0.0) + boost
     return dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])))
 

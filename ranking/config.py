@@ -88,11 +88,13 @@ class RankingConfig:
     collaborative_artists: int = 32
     """The listener's strongest liked artists whose co-occurrence rows serving reads."""
     collaborative_session: float = 3.0
-    """Added to the seed weight of the artist of each of the latest positives (× their novelty ×
-    session_recency per step back, `ranking.collaborative.seed_artists`): a listener who switches
-    taste turns the collaborative scores at once."""
-    collaborative_switch: tuple[float, float] = (0.5, 0.9)
-    """Session novelty at which the long-term collaborative seeds start to fade, and are gone."""
+    """Added to the seed weight of the artist of each of the latest positives (× session_recency per
+    step back) once they are a clear switch of taste (`collaborative_switch`;
+    `ranking.collaborative.seed_artists`): a listener who switches turns the collaborative scores at
+    once, one whose latest plays merely wander among their usual genres keeps their whole history's."""
+    collaborative_switch: tuple[float, float] = (0.4, 0.8)
+    """Session novelty at which the switch starts (the latest positives' artists start to be boosted
+    and the long-term seeds to fade), and is complete."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
     collaborative_idf: float = 0.25

@@ -130,13 +130,19 @@ def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:
     profile = UserProfile("u", genres={"rock": 4.0}, artists={"Old": 4.0, "Weak": 0.1, "Hated": -3.0},
                           recent=[RecentTrack("t0", EventType.LIKE, 1), RecentTrack("t1", EventType.SKIP, 2),
                                   RecentTrack("t2", EventType.COMPLETE, 3)])
-    config = RankingConfig(collaborative_session=3.0, session_recency=0.4, affinity_scale=2.0)
-    # The latest positives: t2 (jazz, never played: novel) and t0 (rock, the top genre): novelty ½.
+    config = RankingConfig(collaborative_session=3.0, session_recency=0.4, affinity_scale=2.0,
+                           collaborative_switch=(0.4, 0.8))
+    # The latest positives: t2 (jazz, never played: novel) and t0 (rock, the top genre): novelty ½,
+    # a quarter of the way through the switch ramp (0.4 to 0.8): boosted and faded by ¼.
     seeds = seed_artists(profile, index, config)
-    assert seeds == pytest.approx({"Old": math.tanh(2.0), "New 2": 1.5, "New 0": 3.0 * 0.5 * 0.4,
-                                   "Weak": math.tanh(0.05)})
+    assert seeds == pytest.approx({"Old": math.tanh(2.0) * 0.75, "New 2": 3.0 * 0.25,
+                                   "New 0": 3.0 * 0.25 * 0.4, "Weak": math.tanh(0.05) * 0.75})
     assert list(seeds)[:2] == ["New 2", "Old"]
     assert "Hated" not in seeds and "New 1" not in seeds  # a dislike, a skip: no seeds
+    # A wander below the ramp (novelty 0.4 or less): the liked artists alone, unfaded.
+    profile.genres["jazz"] = 1.6  # t2's genre at 0.4 of the top: novelty (0.6 + 0) / 2 = 0.3
+    assert seed_artists(profile, index, config) == pytest.approx(
+        {"Old": math.tanh(2.0), "Weak": math.tanh(0.05)})
     # A clear switch (every latest positive in a genre never played): the old taste's seeds fade out.
     switched = UserProfile("u", genres={"rock": 4.0}, artists={"Old": 4.0},
                            recent=[RecentTrack("t1", EventType.LIKE, 1),
