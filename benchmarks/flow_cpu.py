@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -88,16 +89,28 @@ class KeepSink(DynamicSink[Any]):
         return _KeepPartition(self.kept)
 
 
-def partitioned(topic: str, messages: Iterable[tuple[bytes, bytes]]) -> dict[int, list[KafkaSourceMessage]]:
+def partitioned(topic: str, messages: Iterable[tuple[bytes, bytes]],
+                time_scale: float = 1.0) -> dict[int, list[KafkaSourceMessage]]:
     """Messages by partition (a stable hash of the key, as a keyed producer does), with offsets and
     broker timestamps a little after the events' times."""
     parts: dict[int, list[KafkaSourceMessage]] = {p: [] for p in range(PARTITIONS)}
     for i, (key, value) in enumerate(messages):
         p = zlib.crc32(key) % PARTITIONS
-        broker_ts = TS0_MS + 20 * i + 5_000
+        broker_ts = TS0_MS + int(20 * i * time_scale) + 5_000
         parts[p].append(KafkaSourceMessage(key=key, value=value, topic=topic, offset=len(parts[p]),
                                            partition=p, timestamp=(1, broker_ts)))
     return parts
+
+
+def stretched(events: list[tuple[bytes, bytes]], time_scale: float) -> list[tuple[bytes, bytes]]:
+    """The events with their times `time_scale` times as far apart (eras, periods and the dedupe
+    horizon come into play)."""
+    out = []
+    for key, value in events:
+        event = orjson.loads(value)
+        event["ts"] = TS0_MS + int((event["ts"] - TS0_MS) * time_scale)
+        out.append((key, orjson.dumps(event)))
+    return out
 
 
 def with_noise(events: list[tuple[bytes, bytes]], duplicates: float, seed: int) -> list[tuple[bytes, bytes]]:
@@ -195,27 +208,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--duplicates", type=float, default=0.0,
                         help="share of events redelivered (and one bad message per 500)")
+    parser.add_argument("--batch-size", type=int, help="messages per partition poll (default: the settings')")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="event times this many times as far apart (e.g. 25000: about two months)")
     parser.add_argument("--dump", type=Path, help="write every Redis value here afterwards")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured run here")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env({})
+    batch_size = args.batch_size or settings.flow_batch_size
     topics = Topics(NAMESPACE)
     tracks = read_spotify_csv(Path(__file__).parent.parent / "encore" / "data" / "spotify_sample.csv")
     workload = make_workload(args.events, args.users, tracks, args.seed, "cpu")
     events = workload.events
+    if args.time_scale != 1.0:
+        events = stretched(events, args.time_scale)
     if args.duplicates:
         events = with_noise(events, args.duplicates, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="encore-flowcpu-"))
     server, url = start_redis(workdir / "redis")
     try:
         client = redis.Redis.from_url(url)
-        run({topics.tracks: partitioned(topics.tracks, iter_tracks_json(tracks))}, url,
-            settings.flow_batch_size, None)
-        messages = {topics.events: partitioned(topics.events, events)}
+        run({topics.tracks: partitioned(topics.tracks, iter_tracks_json(tracks))}, url, batch_size, None)
+        messages = {topics.events: partitioned(topics.events, events, args.time_scale)}
         redis0 = _redis_cpu(client)
         tune_garbage_collector()  # as `encore.flow_main` does before running
-        cpu, wall, dead = run(messages, url, settings.flow_batch_size, args.profile)
+        cpu, wall, dead = run(messages, url, batch_size, args.profile)
         redis_s = _redis_cpu(client) - redis0
         print(f"events {len(events):,} ({args.events:,} distinct, {dead:,} dead letters); "
               f"flow CPU {cpu:.2f} s = {cpu / len(events) * 1e6:.1f} us/event; "
