@@ -144,9 +144,9 @@ class TasteLearner:
         elapsed = ts - profile.affinity_at_ms
         if elapsed > 0:
             decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
-            # New dicts in the same order: cheaper than assigning each key back in place.
-            profile.genres = {name: score * decay for name, score in profile.genres.items()}
-            profile.artists = {name: score * decay for name, score in profile.artists.items()}
+            for scores in (profile.genres, profile.artists):
+                for name in scores:
+                    scores[name] *= decay
             profile.affinity_at_ms = ts
         if weight == 0:
             return
