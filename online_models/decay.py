@@ -74,8 +74,8 @@ class Decay:
         """The decayed value at `at_ms` of per-era stored sums (eras summed oldest first)."""
         if len(sums) == 1:
             # `fsum` of one number is that number, except that it turns −0.0 into 0.0: so does + 0.0.
-            for era, value in sums.items():
-                return value * self.factor(era, at_ms) + 0.0
+            ((era, value),) = sums.items()
+            return value * self.factor(era, at_ms) + 0.0
         return math.fsum([sums[era] * self.factor(era, at_ms) for era in sorted(sums)])
 
 
