@@ -40,12 +40,10 @@ def flow_config(settings: Settings) -> FlowConfig:
 def tune_garbage_collector() -> None:
     """Make full collections rare: the flow holds long-lived state and makes many short-lived
     objects, and full collections freed nothing while costing a quarter of its CPU
-    (docs/benchmarks.md). Young collections are rarer too: at the default 700 allocations, a batch's
-    items (events, signals, writes) live through several and are scanned again in each, so a larger
-    first generation lets most of them die by reference count before any scan."""
+    (docs/benchmarks.md). Young generations are still collected as usual."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 10, 1_000_000)
+    gc.set_threshold(700, 10, 1_000_000)
 
 
 def flow() -> Dataflow:
