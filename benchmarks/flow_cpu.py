@@ -10,7 +10,8 @@ measures what the dataflow itself costs: `flows.dataflow.build_flow`, unchanged,
 dead-letter sink by one that keeps the messages. A first run applies the catalog (the shipped
 sample, through the flow's own catalog path); the measured run then drains `flow_bench`'s workload
 (same generator and seed), optionally with a share of redelivered duplicates and bad messages.
-Printed: the process's CPU (all threads: the dataflow, its Redis clients) per event, and Redis's.
+Printed: the process's CPU (all threads: the dataflow, its Redis clients) per event, and Redis's;
+with `--steps`, each step's share (its Python entry points timed with `os.times`).
 
 `--dump` writes every Redis key's value afterwards (sorted; no wall-clock keys), so two trees'
 outcomes can be compared byte for byte: run each with `PYTHONPATH=<tree>`. `--profile` writes a
@@ -159,6 +160,57 @@ def run(flow_messages: dict[str, dict[int, list[KafkaSourceMessage]]], redis_url
     return _cpu() - times0, time.perf_counter() - wall0, sum(len(s.kept) for s in sinks)
 
 
+STEP_METHODS = (
+    ("flows.user_state", "UserProfileLogic", "on_batch", "update_profile"),
+    ("flows.user_state", "UserProfileLogic", "snapshot", "update_profile (snapshots)"),
+    ("flows.track_state", "TrackStateLogic", "on_batch", "update_track_stats"),
+    ("flows.track_state", "TrackStateLogic", "snapshot", "update_track_stats (snapshots)"),
+    ("flows.artist_state", "ArtistMemoryLogic", "on_batch", "update_artist_memory"),
+    ("flows.ranker_step", "RankerLogic", "on_batch", "learn_ranker"),
+    ("flows.grouping", "Flattened", "on_batch", "learn_global"),
+    ("flows.global_steps", "GlobalMergerLogic", "on_batch", "merge_global"),
+    ("flows.experiment_state", "ExperimentLogic", "on_batch", "count_experiments"),
+    ("flows.track_lookup", "TrackLookup", "attach", "attach_track"),
+    ("flows.track_sinks", "_TrackStatsPartition", "write_batch", "write_track_stats"),
+    ("flows.redis_sinks", "_ProfilePartition", "write_batch", "write_profiles"),
+    ("flows.redis_io", "_PipelinePartition", "write_batch",
+     "write_artist_memory, write_ranker, write_experiments"),
+)
+STEP_FUNCTIONS = (
+    ("decode_event_message", "decode_event"), ("is_valid", "split_valid_events"),
+    ("is_replica_events", "split_replica_events"), ("track_signals_of", "track_signals"),
+    ("artist_signals_of", "artist_signals"), ("ranker_examples_of", "ranker_examples"),
+    ("experiment_signals_of", "experiment_signals"), ("_refused", "refused_events"),
+)
+"""What `--steps` times (by the names `flows.dataflow` gives the steps): the logics' and sinks'
+methods, and the functions `build_flow` hands to Bytewax."""
+
+
+def time_steps(cpu: dict[str, float]) -> None:
+    """Wrap every step's Python entry point so that its CPU adds up in `cpu` (a few tenths of a µs
+    per call of overhead; the rest of the flow's CPU is Bytewax and what it calls between steps)."""
+    import functools
+    import importlib
+
+    import flows.dataflow as dataflow
+
+    def timed(function: Any, label: str) -> Any:
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = _cpu()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                cpu[label] = cpu.get(label, 0.0) + _cpu() - start
+        return call
+
+    for module, cls, method, label in STEP_METHODS:
+        owner = getattr(importlib.import_module(module), cls)
+        setattr(owner, method, timed(getattr(owner, method), label))
+    for name, label in STEP_FUNCTIONS:
+        setattr(dataflow, name, timed(getattr(dataflow, name), label))
+
+
 def _cpu() -> float:
     import os
 
@@ -211,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="messages per partition poll (default: the settings')")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="event times this many times as far apart (e.g. 25000: about two months)")
+    parser.add_argument("--steps", action="store_true", help="print the CPU of each step per event")
     parser.add_argument("--dump", type=Path, help="write every Redis value here afterwards")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured run here")
     args = parser.parse_args(argv)
@@ -232,12 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         run({topics.tracks: partitioned(topics.tracks, iter_tracks_json(tracks))}, url, batch_size, None)
         messages = {topics.events: partitioned(topics.events, events, args.time_scale)}
         redis0 = _redis_cpu(client)
+        steps: dict[str, float] = {}
+        if args.steps:
+            time_steps(steps)
         tune_garbage_collector()  # as `encore.flow_main` does before running
         cpu, wall, dead = run(messages, url, batch_size, args.profile)
         redis_s = _redis_cpu(client) - redis0
         print(f"events {len(events):,} ({args.events:,} distinct, {dead:,} dead letters); "
               f"flow CPU {cpu:.2f} s = {cpu / len(events) * 1e6:.1f} us/event; "
               f"wall {wall:.2f} s = {len(events) / wall:,.0f} events/s; redis CPU {redis_s:.2f} s")
+        for label, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+            print(f"  {seconds / len(events) * 1e6:6.1f} us/event  {label}")
+        if steps:
+            print(f"  {(cpu - sum(steps.values())) / len(events) * 1e6:6.1f} us/event  the rest (Bytewax, "
+                  "routing between steps, Redis reads)")
         if args.dump:
             print(f"dump {args.dump}: sha256 {dump(client, args.dump)}")
     finally:
