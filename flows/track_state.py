@@ -18,7 +18,6 @@ of the order of additions, ~1e-16 relative).
 
 from __future__ import annotations
 
-import heapq
 import math
 import pickle
 from collections.abc import Iterable
@@ -175,7 +174,9 @@ def top_neighbours(store: CoListeningStore, track_id: str, k: int) -> tuple[list
         else:
             scored.append((-decay.value_at(eras, reference_ms), neighbour))
     at_ms = store.last_ms[track_id]
-    return [(n, decay.value_at(row[n], at_ms)) for _, n in heapq.nsmallest(k, scored)], newest_era
+    # sorted()[:k] is heapq.nsmallest's own definition, in C (the (score, id) pairs are distinct).
+    scored.sort()
+    return [(n, decay.value_at(row[n], at_ms)) for _, n in scored[:k]], newest_era
 
 
 class TrackState:
@@ -297,7 +298,8 @@ class TrackState:
         at_ms = self.row.last_ms[self.track_id]
         factor = decay.factor(era, at_ms)
         out = []
-        for _, neighbour in heapq.nsmallest(NEIGHBOURS_KEPT, scored):
+        scored.sort()  # nsmallest = sorted()[:N], in C
+        for _, neighbour in scored[:NEIGHBOURS_KEPT]:
             eras = row[neighbour]
             out.append((neighbour, eras[era] * factor if len(eras) == 1 and era in eras
                         else decay.value_at(eras, at_ms)))

@@ -35,7 +35,6 @@ the `row_capacity` strongest (ties by name). Below the cut everything is exact.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -95,9 +94,10 @@ class ArtistRow:
             counts[partner] = counts.get(partner, 0) + n
         capacity = self.config.row_capacity
         if len(counts) >= 2 * capacity:
-            kept = heapq.nsmallest(capacity, counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            self.counts = dict(kept)
+            self.counts = dict(self.top(capacity))
 
     def top(self, k: int) -> list[tuple[str, int]]:
         """The k strongest partners, ties by name."""
-        return heapq.nsmallest(k, self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        # heapq.nsmallest by (−count, name) is sorted()[:k]; (−count, name) pairs sort so in C.
+        ranked = sorted([(-n, name) for name, n in self.counts.items()])
+        return [(name, -n) for n, name in ranked[:max(k, 0)]]

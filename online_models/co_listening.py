@@ -176,10 +176,24 @@ class CoListeningStore:
     def _ranked(self, row: dict[str, dict[int, float]]) -> list[tuple[str, float]]:
         """Neighbours with their count at the start of the row's newest era, strongest first."""
         newest = max(max(eras) for eras in row.values())
-        at = newest * self.decay.era_ms
-        scored = [(n, self.decay.value_at(eras, at)) for n, eras in row.items()]
-        scored.sort(key=lambda pair: (-pair[1], pair[0]))
-        return scored
+        decay = self.decay
+        at = newest * decay.era_ms
+        # A count in one era (nearly all) is one product: `fsum` of it is that product, so skip
+        # `value_at` and compute each era's factor once. Sorting (−count, id) pairs is the same
+        # order as the key (−count, id), without a Python call per neighbour.
+        factors: dict[int, float] = {}
+        scored: list[tuple[float, str]] = []
+        for n, eras in row.items():
+            if len(eras) == 1:
+                for era, scaled in eras.items():
+                    factor = factors.get(era)
+                    if factor is None:
+                        factor = factors[era] = decay.factor(era, at)
+                    scored.append((-(scaled * factor), n))
+            else:
+                scored.append((-decay.value_at(eras, at), n))
+        scored.sort()
+        return [(n, -count) for count, n in scored]
 
     def _cut(self, row: dict[str, dict[int, float]]) -> None:
         for neighbour, _ in self._ranked(row)[self.config.capacity :]:

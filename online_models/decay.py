@@ -72,7 +72,11 @@ class Decay:
 
     def value_at(self, sums: Mapping[int, float], at_ms: int) -> float:
         """The decayed value at `at_ms` of per-era stored sums (eras summed oldest first)."""
-        return math.fsum(sums[era] * self.factor(era, at_ms) for era in sorted(sums))
+        if len(sums) == 1:
+            # `fsum` of one number is that number, except that it turns −0.0 into 0.0: so does + 0.0.
+            ((era, value),) = sums.items()
+            return value * self.factor(era, at_ms) + 0.0
+        return math.fsum([sums[era] * self.factor(era, at_ms) for era in sorted(sums)])
 
 
 def prune_eras(sums: dict[int, float], newest_era: int) -> None:
