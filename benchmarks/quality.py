@@ -371,18 +371,23 @@ def start_stack(workdir: Path, data: Path, run_id: str, processes: list[ManagedP
                            workdir / "logs" / "serve.log", env=settings.to_env()).start()
     processes.append(serve)
     api = f"http://127.0.0.1:{port}"
+    wait_serving(api, "the API", serve, flow)
+    return Stack(settings, keys, topics, client, api, flow, serve, processes)
+
+
+def wait_serving(api: str, label: str, serve: ManagedProcess, *others: ManagedProcess) -> None:
+    """Until `api` answers a recommendation read (its catalog is loaded); at most 120 s."""
     deadline = time.monotonic() + 120
     with httpx.Client(timeout=10) as http:
         while True:
-            check_alive(flow, serve)
+            check_alive(serve, *others)
             with contextlib.suppress(httpx.HTTPError):
                 r = http.get(f"{api}/v1/users/quality-probe/recommendations", params={"k": 1})
                 if r.status_code == 200:
-                    break
+                    return
             if time.monotonic() > deadline:
-                raise BenchError(f"the API did not serve the catalog in 120s:\n{serve.tail(20)}")
+                raise BenchError(f"{label} did not serve the catalog in 120s:\n{serve.tail(20)}")
             time.sleep(0.2)
-    return Stack(settings, keys, topics, client, api, flow, serve, processes)
 
 
 def start_variant_api(stack: Stack, name: str, overrides: Mapping[str, object], log_dir: Path) -> Stack:
@@ -397,17 +402,7 @@ def start_variant_api(stack: Stack, name: str, overrides: Mapping[str, object], 
     serve = ManagedProcess(f"serve-{name}", command, log, env=settings.to_env()).start()
     stack.processes.append(serve)
     api = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    with httpx.Client(timeout=10) as http:
-        while True:
-            check_alive(serve)
-            with contextlib.suppress(httpx.HTTPError):
-                r = http.get(f"{api}/v1/users/quality-probe/recommendations", params={"k": 1})
-                if r.status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError(f"the API of variant {name} did not serve in 120s:\n{serve.tail(20)}")
-            time.sleep(0.2)
+    wait_serving(api, f"the API of variant {name}", serve)
     return dataclasses.replace(stack, api=api, serve=serve)
 
 
