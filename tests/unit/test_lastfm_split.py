@@ -178,3 +178,16 @@ def test_metrics_count_each_held_out_artist_once() -> None:
     assert m["recall"] == 1.0 and m["hr"] == 1.0
     assert m["ndcg"] == pytest.approx((1 + 1 / np.log2(5)) / (1 + 1 / np.log2(3)))
     assert list_metrics([2], artist_of, {0}, k=20) == {"hr": 0.0, "ndcg": 0.0, "recall": 0.0}
+
+
+def test_variants_are_ranking_overrides_checked_before_any_stack_starts(tmp_path: Path) -> None:
+    from benchmarks.quality import load_variants
+
+    good = tmp_path / "good.json"
+    good.write_text('{"no artist": {"artist": 0.0}, "cap one": {"max_per_artist": 1}}')
+    assert load_variants(good) == {"no artist": {"artist": 0.0}, "cap one": {"max_per_artist": 1}}
+    assert load_variants(None) == {}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"typo": {"artsit": 0.0}}')
+    with pytest.raises(ValueError, match="unknown ranking setting 'artsit'"):
+        load_variants(bad)
