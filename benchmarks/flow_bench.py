@@ -465,6 +465,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--recovery", choices=("on", "off"), default=None,
                         help="the flow's Bytewax recovery (ENCORE_RECOVERY; default: the settings' default)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="the flow's ENCORE_FLOW_BATCH_SIZE (most messages per partition poll; "
+                             "default: the setting's default)")
     parser.add_argument("--fetch-wait-ms", type=int, default=None, metavar="MS",
                         help="the flow's ENCORE_KAFKA_FETCH_WAIT_MS (default: the settings' default)")
     parser.add_argument("--freshness-probe-every", type=int, default=1, metavar="K",
@@ -511,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                data_dir=workdir / namespace)
         if args.fetch_wait_ms is not None:
             settings = settings.with_(kafka_fetch_wait_ms=args.fetch_wait_ms)
+        if args.batch_size is not None:
+            settings = settings.with_(flow_batch_size=args.batch_size)
         if args.recovery is not None:
             if not hasattr(settings, "recovery"):
                 raise BenchError("--recovery: this version of Encore has no recovery setting")

@@ -13,7 +13,7 @@
 | `ENCORE_KAFKA_CONFIG` | unset | Kafka client options as a JSON object of librdkafka names (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, ...), given to every Kafka client: the flow's source, sink and offset committer, the API's producer, the lag reader, the topic admin and `encore catalog load` (translated for the kafka-python ones, `schemas/kafka_config.py`). Secrets are never printed. |
 | `ENCORE_KAFKA_CONFIG_FILE` | unset | A file holding such a JSON object (e.g. a mounted secret); its options win over those of `ENCORE_KAFKA_CONFIG`, so the secrets can live in the file and the rest in the environment. |
 | `ENCORE_KAFKA_FETCH_WAIT_MS` | `10` | Longest the flow's Kafka fetch waits at the broker for data; low keeps latency low on brokers (like Tansu) that do not answer a waiting fetch early. |
-| `ENCORE_FLOW_BATCH_SIZE` | `1000` | Most Kafka messages the flow takes per poll per partition. |
+| `ENCORE_FLOW_BATCH_SIZE` | `4000` | Most Kafka messages the flow takes per poll per partition. |
 | `ENCORE_FLOW_PROCESSES` | `1` | Bytewax processes `encore flow` runs on this machine (`--processes` overrides); more than the partition count of `encore.events` leaves some idle. |
 | `ENCORE_CATALOG_REFRESH_S` | `1.0` | How often the API and flow check the catalog version. |
 | `ENCORE_RECOVERY` | `on` | `on`: the flow runs with Bytewax recovery in `<data dir>/recovery/<namespace>`; `off`: it restarts from the topics' beginning. |
@@ -54,6 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from flows.config import DEFAULT_BATCH_SIZE
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.experiments import Experiment, ExperimentConfigError, parse_experiments
 from schemas.kafka_config import KafkaClientConfig, KafkaConfigError
@@ -224,7 +225,7 @@ class Settings:
     api_port: int = 8000
     api_url: str = "http://127.0.0.1:8000"
     data_dir: Path = Path(".encore")
-    flow_batch_size: int = 1000
+    flow_batch_size: int = DEFAULT_BATCH_SIZE
     kafka_fetch_wait_ms: int = 10
     kafka_config: KafkaClientConfig = field(default_factory=KafkaClientConfig)
     """Kafka client options for every client (librdkafka names; secrets hidden from `repr`)."""
@@ -295,7 +296,7 @@ class Settings:
             api_port=api_port,
             api_url=env.get("ENCORE_API_URL") or f"http://127.0.0.1:{api_port}",
             data_dir=Path(env.get("ENCORE_DATA_DIR") or ".encore"),
-            flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", 1000),
+            flow_batch_size=_int(env, "ENCORE_FLOW_BATCH_SIZE", DEFAULT_BATCH_SIZE),
             kafka_fetch_wait_ms=_int(env, "ENCORE_KAFKA_FETCH_WAIT_MS", 10, maximum=10_000),
             kafka_config=_kafka_config(env),
             flow_processes=_int(env, "ENCORE_FLOW_PROCESSES", 1, maximum=MAX_FLOW_PROCESSES),

@@ -62,7 +62,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert s.api_port == 8000
     assert s.api_url == "http://127.0.0.1:8000"
     assert s.data_dir == Path(".encore")
-    assert s.flow_batch_size == 1000
+    assert s.flow_batch_size == 4000
     assert s.catalog_refresh_s == 1.0
     assert s.log_level == "INFO"
 
