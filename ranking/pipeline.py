@@ -32,7 +32,7 @@ import numpy as np
 
 from ranking import explore as exploration
 from ranking import scoring
-from ranking.candidates import Candidate, SourceCandidates, merge_candidates
+from ranking.candidates import Candidate, CandidateTable, SourceCandidates, merge_candidates
 from ranking.catalog_view import CatalogView
 from ranking.config import EXCLUSION_RULES, RANKING_CONFIG, ExclusionRules, RankingConfig
 from ranking.diversity import TasteClusters, diversify
@@ -89,7 +89,7 @@ class RecommendRequest:
 
 @dataclass
 class Gathered:
-    candidates: list[Candidate]
+    candidates: CandidateTable
     excluded: set[int]
     clusters: TasteClusters | None
     cold_start: bool
@@ -124,9 +124,9 @@ def gather(
     return Gathered(merged, excluded, clusters, cold, arms, frozenset(only))
 
 
-def _explore_candidates(ctx: SourceContext, merged: list[Candidate]) -> tuple[dict[str, list[int]], set[int]]:
+def _explore_candidates(ctx: SourceContext, merged: CandidateTable) -> tuple[dict[str, list[int]], set[int]]:
     """Each exploration arm's proposals, as indices into `merged` (new candidates appended to it)."""
-    by_position = {c.position: j for j, c in enumerate(merged)}
+    by_position = {i: j for j, i in enumerate(merged.positions.tolist())}
     arms: dict[str, list[int]] = {}
     only: set[int] = set()
     for arm in ctx.config.explore_arms:
@@ -142,10 +142,9 @@ def _explore_candidates(ctx: SourceContext, merged: list[Candidate]) -> tuple[di
                 continue
             j = by_position.get(i)
             if j is None:
-                j = by_position[i] = len(merged)
-                merged.append(Candidate(i))
+                j = by_position[i] = merged.append(i)
                 only.add(j)
-            merged[j].sources.setdefault(arm, float(value))
+            merged.setdefault(j, arm, float(value))
             indices.append(j)
         if indices:
             arms[arm] = indices
@@ -167,7 +166,7 @@ def score(
         candidates, clusters, cold = gathered.candidates, gathered.clusters, gathered.cold_start
         arms, only = gathered.explore, gathered.explore_only
     else:
-        candidates, clusters, cold = list(gathered), None, False
+        candidates, clusters, cold = CandidateTable.from_candidates(gathered), None, False
     scoring_profile = effective_profile(profile, seed, config=request.config)
     target = request.target
     positions, total, terms, engagement, own_share = scoring.score(
@@ -238,7 +237,7 @@ def pick(
             contributions["taste"] = 0.0  # the global taste is nobody's taste: no "matches your taste"
         if not scored.own_model:
             contributions.pop("engagement", None)  # the global model says nothing about *you*
-        candidate = scored.candidates[j]
+        candidate = scored.candidates[j]  # the row as a Candidate: only the picked few
         if FAMILIAR in candidate.sources:
             contributions[FAMILIAR] = 1.0
         via = index.position.get(candidate.via) if candidate.via else None
@@ -262,14 +261,14 @@ def _with_familiar(scored: Scored, order: list[int], request: RecommendRequest) 
     """`order` with at least round(k × familiar) familiar tracks (the best-scored ones), replacing
     the lowest-ranked others, then in score order again."""
     want = round(request.k * min(1.0, request.familiar))
-    candidates = scored.candidates
-    have = [j for j in order if FAMILIAR in candidates[j].sources]
+    familiar = scored.candidates.has(FAMILIAR).tolist()
+    have = [j for j in order if familiar[j]]
     if len(have) >= want:
         return order
     chosen = set(order)
     extra = [j for j in np.lexsort((scored.positions, -scored.scores)).tolist()
-             if FAMILIAR in candidates[j].sources and j not in chosen][: want - len(have)]
-    others = [j for j in order if FAMILIAR not in candidates[j].sources]
+             if familiar[j] and j not in chosen][: want - len(have)]
+    others = [j for j in order if not familiar[j]]
     keep = others[: max(0, min(len(order), request.k) - len(have) - len(extra))]
     kept = set(keep) | set(have) | set(extra)
     return sorted(kept, key=lambda j: (-scored.scores[j], int(scored.positions[j])))
@@ -323,21 +322,13 @@ def rank_given(
         elif i not in seen:
             seen.add(i)
             positions.append(i)
-    proposals = {i: Candidate(i) for i in positions}
     extra: list[SourceCandidates] = []
     if profile is not None and signals.neighbours:
         extra.append(co_listening_neighbours(index, recent_positives(profile, request.config),
                                              signals.neighbours, n=len(index)))
     if signals.trending:
         extra.append(trending_candidates(index, signals.trending, n=len(index)))
-    for source in extra:
-        for j, i in enumerate(source.positions.tolist()):
-            candidate = proposals.get(i)
-            if candidate is not None:
-                candidate.sources[source.source] = float(source.scores[j])
-                if source.via is not None and candidate.via is None:
-                    candidate.via = source.via[j]
-    candidates = [proposals[i] for i in positions]
+    candidates = CandidateTable.of(positions, extra, overwrite=True)
     scored = score(view, profile, seed, candidates, signals, request)
     full = replace(request, k=len(candidates))
     items = pick(view, profile, scored, full, diversify_list=request.diversity > 0,

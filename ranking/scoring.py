@@ -26,7 +26,7 @@ import numpy as np
 
 from online_models.context_features import context_vector, score_tracks
 from online_models.item_stats import RATE_PRIORS
-from ranking.candidates import SOURCE_TERMS, Candidate, source_terms
+from ranking.candidates import SOURCE_TERMS, Candidate, CandidateTable, source_terms
 from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
 from ranking.config import RANKING_CONFIG, RankingConfig
@@ -79,7 +79,7 @@ def squash_affinities(scores: Mapping[str, float], position: Mapping[str, int], 
 
 @dataclass
 class Scored:
-    candidates: list[Candidate]
+    candidates: CandidateTable
     positions: np.ndarray
     scores: np.ndarray
     terms: dict[str, np.ndarray]
@@ -146,7 +146,8 @@ def score(
     `profile` is the live profile (session, own model), `scoring_profile` the one with declared
     favourites blended in (taste, affinities)."""
     index = view.index
-    positions = np.array([c.position for c in candidates], dtype=np.int64)
+    candidates = CandidateTable.from_candidates(candidates)
+    positions = candidates.positions
     m = len(positions)
     terms: dict[str, np.ndarray] = {}
     taste_vector = (

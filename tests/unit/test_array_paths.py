@@ -1,7 +1,8 @@
 """The request path's array code equals the per-candidate loops it replaced: rates held as a
 catalog-aligned table (`ranking.item_rates`) score exactly as the rates read by id for the same
 candidates, term by term, and so do the answers; `similar_artists` in one pass proposes exactly what
-its per-artist loop did."""
+its per-artist loop did; the merged candidates held as columns (`CandidateTable`) carry what the
+per-candidate dicts did."""
 
 from __future__ import annotations
 
@@ -163,3 +164,42 @@ def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogVie
             positions, values = _reference_similar_artists(ctx, n)
             assert got is not None
             assert np.array_equal(got.positions, positions) and np.array_equal(got.scores, values)
+
+
+def _reference_provenance(picked, sources, overwrite=False):
+    """The per-candidate loop `CandidateTable` replaced: a dict of sources per picked position."""
+    from ranking.candidates import Candidate
+
+    by_position = {i: Candidate(i) for i in picked}
+    for src in sources:
+        for j, i in enumerate(src.positions.tolist()):
+            candidate = by_position.get(i)
+            if candidate is not None and (overwrite or src.source not in candidate.sources):
+                candidate.sources[src.source] = float(src.scores[j])
+                if src.via is not None and candidate.via is None:
+                    candidate.via = src.via[j]
+    return [by_position[i] for i in picked]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_candidate_table_equals_the_per_candidate_loop(overwrite: bool) -> None:
+    from ranking.candidates import CandidateTable, SourceCandidates, merge_candidates, source_terms
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        sources = []
+        for s, name in enumerate(["taste", "co_listening", "trending", "taste", "popular"]):
+            positions = rng.choice(300, int(rng.integers(0, 60)), replace=False)
+            if trial % 7 == 0 and len(positions) > 2 and s == 4:
+                positions[1] = positions[0]  # a repeated position: the element-by-element path
+            scores = rng.random(len(positions)).astype(np.float32)
+            via = [f"v{trial}-{s}-{k}" for k in range(len(positions))] if name == "co_listening" else None
+            sources.append(SourceCandidates(name, positions.astype(np.int64), scores, via=via))
+        picked = list(dict.fromkeys(rng.choice(320, 80).tolist()))
+        table = CandidateTable.of(picked, sources, overwrite=overwrite)
+        reference = _reference_provenance(picked, sources, overwrite)
+        assert list(table) == reference
+        terms, expected = source_terms(table), source_terms(reference)
+        assert all(np.array_equal(terms[k], expected[k]) for k in expected)
+        merged = merge_candidates(sources, limit=120, exclude={int(picked[0])})
+        assert list(merged) == _reference_provenance([c.position for c in merged], sources)
