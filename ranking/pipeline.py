@@ -228,30 +228,39 @@ def pick(
     taste_words = describe_taste(index, scoring_profile.taste) if has_taste else []
     liked_genres = scoring_profile.genres if scoring_profile is not None else {}
     label = scored.target.label if scored.target is not None else None
+    # The picked rows of every column at once, as Python numbers (no numpy scalar per item).
+    rows = np.asarray(order, dtype=np.int64)
+    terms = {name: np.asarray(values)[rows].tolist() for name, values in scored.terms.items()}
+    table = scored.candidates
+    proposed = {name: mask[rows].tolist() for name, mask in table.proposed.items()}
+    picked_positions = positions[rows].tolist()
+    picked_scores = scored.scores[rows].tolist()
+    picked_engagement = scored.engagement[rows].tolist() if scored.engagement is not None else None
     out = []
-    for j in order:
-        i = int(positions[j])
+    for r, j in enumerate(order):
+        i = picked_positions[r]
         track = index.tracks[i]
-        contributions = {name: float(values[j]) for name, values in scored.terms.items()}
+        contributions = {name: values[r] for name, values in terms.items()}
         if scored.cold_start:
             contributions["taste"] = 0.0  # the global taste is nobody's taste: no "matches your taste"
         if not scored.own_model:
             contributions.pop("engagement", None)  # the global model says nothing about *you*
-        candidate = scored.candidates[j]  # the row as a Candidate: only the picked few
-        if FAMILIAR in candidate.sources:
+        sources = sorted(name for name, mask in proposed.items() if mask[r])
+        if FAMILIAR in sources:
             contributions[FAMILIAR] = 1.0
-        via = index.position.get(candidate.via) if candidate.via else None
+        via_id = table.via[j]
+        via = index.position.get(via_id) if via_id else None
         reasons = explain(track, contributions, via=index.tracks[via] if via is not None else None,
                           taste_words=taste_words, liked_genres=liked_genres, mood_label=label,
                           similar_via=scored.artist_via.get(track.artist or ""))
         arm = explored.get(j)
         if arm is not None:
             new = exploration.reason(arm, track, liked_genres)
-            reasons = [new, *(r for r in reasons if not r.startswith("something new"))][:3]
+            reasons = [new, *(text for text in reasons if not text.startswith("something new"))][:3]
         out.append(RankedTrack(
-            position=i, track_id=track.track_id, score=round(float(scored.scores[j]), 6), reasons=reasons,
-            sources=sorted(candidate.sources),
-            engagement=round(float(scored.engagement[j]), 6) if scored.engagement is not None else None,
+            position=i, track_id=track.track_id, score=round(picked_scores[r], 6), reasons=reasons,
+            sources=sources,
+            engagement=round(picked_engagement[r], 6) if picked_engagement is not None else None,
             explore=arm,
         ))
     return out

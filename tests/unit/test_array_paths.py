@@ -203,3 +203,61 @@ def test_candidate_table_equals_the_per_candidate_loop(overwrite: bool) -> None:
         assert all(np.array_equal(terms[k], expected[k]) for k in expected)
         merged = merge_candidates(sources, limit=120, exclude={int(picked[0])})
         assert list(merged) == _reference_provenance([c.position for c in merged], sources)
+
+
+def _reference_top_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """`top_positions` as it was: one partition of the whole array."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.lexsort((top, -scores[top]))]
+    return top[np.isfinite(scores[top])].astype(np.int64)
+
+
+def test_top_positions_equals_one_partition_of_the_whole_array() -> None:
+    from ranking.feature_space import top_positions
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        size = int(rng.choice([50, 5_000, 28_000, 60_000]))
+        scores = rng.random(size).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores * rng.choice([50, 500, 5_000])).astype(np.float32)  # many ties
+        if trial % 5 == 0:
+            scores[rng.choice(size, size // 10)] = -np.inf  # excluded
+        if trial % 11 == 0:
+            scores[rng.choice(size, 3)] = np.nan
+        if trial % 13 == 0:
+            scores[:] = -np.inf
+            scores[rng.choice(size, 30)] = 1.0
+        n = int(rng.choice([1, 24, 50, 200, 400]))
+        assert np.array_equal(top_positions(scores, n), _reference_top_positions(scores, n)), trial
+
+
+def test_kernels_equal_the_expressions_they_replaced(view: CatalogView) -> None:
+    space = view.space
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        taste = view.index.features[rng.integers(len(view))] + rng.normal(0, 0.05, 9).astype(np.float32)
+        bandwidth = float(rng.choice([1.0, 0.7, 1.3]))
+        zu = space.to_z(taste)
+        d2 = np.maximum(space.sq_norms - 2.0 * (space.z @ zu) + float(zu @ zu), 0.0) / space.z.shape[1]
+        assert np.array_equal(space.kernel(taste, bandwidth), np.exp(-d2 / (2.0 * bandwidth**2)))
+        positions = rng.choice(len(view), int(rng.integers(0, 3_000)))
+        z = space.z[positions]
+        d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
+        expected = np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
+        got = space.kernel_at(taste, positions, bandwidth)
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+
+
+def test_column_sums_add_nine_numbers_as_numpy_does() -> None:
+    """`FeatureSpace.kernel_at` sums 9 squared differences column by column in the order of
+    numpy's pairwise sum of a row of 9; a numpy that sums otherwise fails here, not in answers."""
+    rng = np.random.default_rng(2)
+    for m in (1, 2, 7, 9, 100, 4_097, 200_000):
+        d = (rng.standard_normal((m, 9)) * rng.choice([1e-3, 1.0, 30.0], (m, 1))).astype(np.float32) ** 2
+        c = np.ascontiguousarray(d.T)
+        columns = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7])) + c[8]
+        assert np.array_equal(columns, np.add.reduce(d, axis=1)), m
