@@ -336,7 +336,8 @@ def rank_given(
         extra.append(co_listening_neighbours(index, recent_positives(profile, request.config),
                                              signals.neighbours, n=len(index)))
     if signals.trending:
-        extra.append(trending_candidates(index, signals.trending, n=len(index)))
+        extra.append(trending_candidates(index, signals.trending, n=len(index),
+                                         ranked=signals.trending_ranked))
     candidates = CandidateTable.of(positions, extra, overwrite=True)
     scored = score(view, profile, seed, candidates, signals, request)
     full = replace(request, k=len(candidates))

@@ -13,12 +13,24 @@ from ranking.sources.base import CandidateSource, SourceContext
 NAME = "trending"
 
 
+def ranked_trending(index: CatalogIndex, trending: Sequence[tuple[str, float]]) -> SourceCandidates:
+    """`trending_candidates` of the whole list with nothing excluded: what serving computes once per
+    held trending list (`Signals.trending_ranked`); excluding from it gives the same answer."""
+    return trending_candidates(index, trending, n=len(trending))
+
+
 def trending_candidates(
     index: CatalogIndex, trending: Sequence[tuple[str, float]], n: int = DEFAULT_QUOTAS[NAME],
-    exclude: Collection[int] = (),
+    exclude: Collection[int] = (), ranked: SourceCandidates | None = None,
 ) -> SourceCandidates:
-    """Tracks from a `(track_id, trending score)` list, in the catalog, each at its best score."""
+    """Tracks from a `(track_id, trending score)` list, in the catalog, each at its best score.
+
+    `ranked`: `ranked_trending(index, trending)`, computed before; the first n of it not excluded
+    are the answer (a track's best score and the order do not depend on what is excluded)."""
     excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
+    if ranked is not None:
+        keep = [j for j, i in enumerate(ranked.positions.tolist()) if i not in excluded][: max(n, 0)]
+        return SourceCandidates(NAME, ranked.positions[keep], ranked.scores[keep])
     position = index.position
     best: dict[int, float] = {}
     for track_id, score in trending:
@@ -34,7 +46,8 @@ _NONE = float("-inf")
 def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
     if not ctx.signals.trending:
         return None
-    return trending_candidates(ctx.view.index, ctx.signals.trending, n, ctx.excluded)
+    return trending_candidates(ctx.view.index, ctx.signals.trending, n, ctx.excluded,
+                               ctx.signals.trending_ranked)
 
 
 SOURCE = CandidateSource(NAME, propose)

@@ -261,3 +261,21 @@ def test_column_sums_add_nine_numbers_as_numpy_does() -> None:
         c = np.ascontiguousarray(d.T)
         columns = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7])) + c[8]
         assert np.array_equal(columns, np.add.reduce(d, axis=1)), m
+
+
+def test_trending_ranked_once_then_excluded_equals_the_per_request_pass(view: CatalogView) -> None:
+    from ranking.sources.trending import ranked_trending, trending_candidates
+
+    rng = np.random.default_rng(4)
+    ids = [t.track_id for t in view.index.tracks]
+    for _ in range(30):
+        picks = rng.integers(0, len(ids), 250)
+        trending = [(ids[i] if rng.random() > 0.05 else "not-in-catalog", float(rng.integers(0, 40)))
+                    for i in picks]  # repeats, ties and unknown ids
+        ranked = ranked_trending(view.index, trending)
+        for n in (0, 10, 50, len(view)):
+            exclude = set(rng.choice(len(ids), int(rng.integers(0, 300))).tolist())
+            a = trending_candidates(view.index, trending, n, exclude)
+            b = trending_candidates(view.index, trending, n, exclude, ranked=ranked)
+            assert a.positions.tolist() == b.positions.tolist()
+            assert np.array_equal(a.scores, b.scores) and a.scores.dtype == b.scores.dtype
