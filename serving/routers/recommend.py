@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from ranking.pipeline import RecommendRequest
 from ranking.seeds import SeedFavourites, seed_of
@@ -39,7 +39,7 @@ from serving.models import (
     SimilarTracks,
 )
 from serving.recommender import Recommender, encode_seed
-from serving.routers.shared import catalog_view, iso, listener, redis_call, track_out
+from serving.routers.shared import answer, built_track_out, catalog_view, iso, listener, redis_call, track_out
 
 reads = APIRouter(prefix="/v1", tags=["recommend"],
                   dependencies=[Depends(require("read", ListenerAccess.OWN))], responses=ERROR_RESPONSES)
@@ -59,7 +59,7 @@ async def recommendations_for(
     state = await listener(client, cfg, user_id)
     answer = await redis_call(lambda: recommender.recommend(client, view, catalog.version, state, request))
     profile = state.profile
-    return Recommendations(
+    return Recommendations.model_construct(
         user_id=user_id,
         profile_version=profile.version if profile else 0,
         as_of=iso(profile.as_of_ms) if profile else None,
@@ -71,7 +71,7 @@ async def recommendations_for(
                                                         if item.explore]),
         variant=assigned.variant,
         experiments=assigned.experiments,
-        items=[track_out(view, item) for item in answer.items],
+        items=[built_track_out(view, item) for item in answer.items],
     )
 
 
@@ -79,7 +79,7 @@ async def recommendations_for(
 async def recommendations(
     user_id: UserId, params: RecommendParamsDep, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
     recommender: RecommenderDep, served: ServedDep,
-) -> Recommendations:
+) -> Response:
     """The best k catalog tracks for this listener right now, each with reasons.
 
     Candidates come from the listener's taste (per taste cluster), tracks co-listened with their
@@ -94,14 +94,14 @@ async def recommendations(
     """
     assigned = assigned_for(cfg, user_id, served)
     request = params.request(cfg, config=assigned.config)
-    return await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
+    return answer(await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned))
 
 
 @reads.post("/users/{user_id}/rank", response_model=RankResponse)
 async def rank_tracks(
     user_id: UserId, body: RankRequest, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
     recommender: RecommenderDep, served: ServedDep,
-) -> RankResponse:
+) -> Response:
     """Re-rank the caller's tracks for this listener: scores and reasons, best first.
 
     Nothing is generated or filtered: every known track comes back (duplicates once), ordered by
@@ -115,13 +115,13 @@ async def rank_tracks(
     items, unknown, stats_as_of_ms = await redis_call(
         lambda: recommender.rank(client, view, state, body.track_ids, request))
     profile = state.profile
-    return RankResponse(
+    return answer(RankResponse.model_construct(
         user_id=user_id, profile_version=profile.version if profile else 0,
         as_of=iso(profile.as_of_ms) if profile else None, stats_as_of=iso(stats_as_of_ms),
         target=request.target.name if request.target is not None else None,
         request_id=assigned.request_id, variant=assigned.variant, experiments=assigned.experiments,
-        items=[track_out(view, item) for item in items], unknown=unknown,
-    )
+        items=[built_track_out(view, item) for item in items], unknown=unknown,
+    ))
 
 
 @catalog_reads.get("/tracks/{track_id}/similar", response_model=SimilarTracks,
