@@ -42,7 +42,7 @@ from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pi
 from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
 from ranking.sources.popular import streamed_positions
-from ranking.sources.trending import ranked_trending
+from ranking.sources.trending import ranked_parts, trending_part
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
 from schemas.values import (
@@ -374,8 +374,12 @@ class Recommender:
             # catalog positions, ranked, once per sync instead of once per request.
             index, genres = view.index, tuple(_top_genres(profile, seed))
             if read.trending and read.trending is held.trending_for(genres):
-                trending_ranked = held.derived(("trending", genres), index,
-                                               lambda: ranked_trending(index, read.trending))
+                # Per list (overall, each genre), not per genre pair: listeners share lists.
+                parts = [held.derived(("trending", None), index, lambda: trending_part(index, held.trending))]
+                for genre in genres:
+                    parts.append(held.derived(("trending", genre), index, lambda g=genre: trending_part(
+                        index, held.trending_by_genre[g])))
+                trending_ranked = ranked_parts(parts)
             n_popular = popular_read(config)
             if read.popular and n_popular <= POPULAR_HELD and read.popular is held.popular_head(n_popular):
                 popular_positions = held.derived(("popular", n_popular), index,

@@ -264,15 +264,26 @@ def test_column_sums_add_nine_numbers_as_numpy_does() -> None:
 
 
 def test_trending_ranked_once_then_excluded_equals_the_per_request_pass(view: CatalogView) -> None:
-    from ranking.sources.trending import ranked_trending, trending_candidates
+    from ranking.sources.trending import ranked_parts, ranked_trending, trending_candidates, trending_part
 
     rng = np.random.default_rng(4)
     ids = [t.track_id for t in view.index.tracks]
-    for _ in range(30):
+    for trial in range(30):
         picks = rng.integers(0, len(ids), 250)
         trending = [(ids[i] if rng.random() > 0.05 else "not-in-catalog", float(rng.integers(0, 40)))
                     for i in picks]  # repeats, ties and unknown ids
         ranked = ranked_trending(view.index, trending)
+        cuts = sorted(rng.integers(0, len(trending), 2).tolist())
+        lists = [trending[: cuts[0]], trending[cuts[0] : cuts[1]], trending[cuts[1] :]]
+        if trial % 4 == 0:
+            lists[1] = [(t, s if k % 3 else float("nan")) for k, (t, s) in enumerate(lists[1])]
+            lists[2] = [(t, -np.inf if k % 5 == 0 else -s) for k, (t, s) in enumerate(lists[2])]
+            trending = [x for part in lists for x in part]
+            ranked = ranked_trending(view.index, trending)
+        from_parts = ranked_parts([trending_part(view.index, part) for part in lists])
+        assert from_parts.positions.tolist() == ranked.positions.tolist()
+        assert np.array_equal(from_parts.scores, ranked.scores)
+        assert from_parts.scores.dtype == ranked.scores.dtype
         for n in (0, 10, 50, len(view)):
             exclude = set(rng.choice(len(ids), int(rng.integers(0, 300))).tolist())
             a = trending_candidates(view.index, trending, n, exclude)
