@@ -249,13 +249,16 @@ def merge_candidates(
     taken = [0] * len(sources)
     seen: set[int] = set(exclude)
     picked: list[int] = []
-    while len(picked) < limit:
-        progressed = False
-        for s, items in enumerate(lists):
+    # Rounds over the sources that can still take (quota left, items left): a source drops out
+    # once it cannot, instead of being visited again every round.
+    active = [s for s in range(len(sources)) if quota[s] > 0 and lengths[s] > 0]
+    while active and len(picked) < limit:
+        still = []
+        for s in active:
             if len(picked) >= limit:
                 break
-            cursor, n = cursors[s], lengths[s]
-            while taken[s] < quota[s] and cursor < n:
+            items, cursor, n = lists[s], cursors[s], lengths[s]
+            while cursor < n:
                 i = items[cursor]
                 cursor += 1
                 if i in seen:
@@ -263,11 +266,11 @@ def merge_candidates(
                 seen.add(i)
                 taken[s] += 1
                 picked.append(i)
-                progressed = True
                 break
             cursors[s] = cursor
-        if not progressed:
-            break
+            if taken[s] < quota[s] and cursor < n:
+                still.append(s)
+        active = still
     return CandidateTable.of(picked, sources)
 
 

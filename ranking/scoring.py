@@ -190,8 +190,9 @@ def score(
         terms["quality"] = config.quality * quality_term(rates)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
     if signals.artist_scores and m:
-        by_artist = np.array([signals.artist_scores.get(index.artist_names[a], 0.0)
-                              for a in index.artist_of[positions]], dtype=np.float64)
+        names, get = index.artist_names, signals.artist_scores.get
+        by_artist = np.array([get(names[a], 0.0) for a in index.artist_of[positions].tolist()],
+                             dtype=np.float64)
         top = by_artist.max()
         if top > 0:
             terms["similar_artists"] = config.similar_artists * by_artist / top

@@ -290,3 +290,49 @@ def test_trending_ranked_once_then_excluded_equals_the_per_request_pass(view: Ca
             b = trending_candidates(view.index, trending, n, exclude, ranked=ranked)
             assert a.positions.tolist() == b.positions.tolist()
             assert np.array_equal(a.scores, b.scores) and a.scores.dtype == b.scores.dtype
+
+
+def _reference_merge_order(sources, quotas, limit, exclude):
+    """The round-robin of `merge_candidates` as it was: every source visited every round."""
+    lists = [src.positions.tolist() for src in sources]
+    lengths = [len(items) for items in lists]
+    quota = [quotas.get(s.source, n) for s, n in zip(sources, lengths, strict=True)]
+    cursors, taken, seen, picked = [0] * len(sources), [0] * len(sources), set(exclude), []
+    while len(picked) < limit:
+        progressed = False
+        for s, items in enumerate(lists):
+            if len(picked) >= limit:
+                break
+            cursor, n = cursors[s], lengths[s]
+            while taken[s] < quota[s] and cursor < n:
+                i = items[cursor]
+                cursor += 1
+                if i in seen:
+                    continue
+                seen.add(i)
+                taken[s] += 1
+                picked.append(i)
+                progressed = True
+                break
+            cursors[s] = cursor
+        if not progressed:
+            break
+    return picked
+
+
+def test_merge_rounds_pick_as_before() -> None:
+    from ranking.candidates import SourceCandidates, merge_candidates
+
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        names = [f"s{k}" for k in range(int(rng.integers(1, 11)))]
+        sizes = [int(rng.integers(0, 200)) for _ in names]
+        sources = [SourceCandidates(name, rng.choice(500, size, replace=False).astype(np.int64),
+                                    rng.random(size).astype(np.float32))
+                   for name, size in zip(names, sizes, strict=True)]
+        quotas = {name: int(rng.integers(0, 150)) for name in names if rng.random() < 0.8}
+        limit = int(rng.integers(0, 500))
+        exclude = set(rng.choice(500, int(rng.integers(0, 100))).tolist())
+        merged = merge_candidates(sources, quotas=quotas, limit=limit, exclude=exclude)
+        reference = _reference_merge_order(sources, {n: quotas.get(n, 10**9) for n in names}, limit, exclude)
+        assert merged.positions.tolist() == reference
