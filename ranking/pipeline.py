@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -71,8 +72,9 @@ class RecommendRequest:
     config: RankingConfig = field(default=RANKING_CONFIG, compare=False)
     """Every weight, quota and threshold (not part of equality: cache keys use its digest)."""
 
-    @property
+    @cached_property
     def target(self) -> MoodTarget | None:
+        """Resolved once per request (the route, scoring and picking all ask)."""
         target = resolve_target(self.mood, self.activity, self.hour, self.config)
         if target is None and self.clock_hour is not None:
             target = resolve_target(None, None, self.clock_hour, self.config)
