@@ -14,8 +14,8 @@ of 50 + 2 ids) straight into the ASGI app, one at a time, after the catalog and 
 are loaded. Printed: CPU of the event loop's thread per request (handlers, middleware, Redis client;
 no HTTP parsing, no socket) and wall time, per kind. Run two trees back to back on the same DIR
 (`PYTHONPATH=<tree>`) to compare them; `--answers` writes every answer (without its request id and
-`stats_as_of`) as JSON lines, and `--fixed-clock` pins the wall clock, so two trees' answers can
-be diffed.
+`stats_as_of`) as JSON lines, and `--fixed-clock` pins the wall clock; the API's catalog is built in
+track-id order (`pin_catalog_order`), so two runs' answers, and two trees', can be diffed.
 """
 
 from __future__ import annotations
