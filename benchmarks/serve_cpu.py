@@ -14,8 +14,8 @@ of 50 + 2 ids) straight into the ASGI app, one at a time, after the catalog and 
 are loaded. Printed: CPU of the event loop's thread per request (handlers, middleware, Redis client;
 no HTTP parsing, no socket) and wall time, per kind. Run two trees back to back on the same DIR
 (`PYTHONPATH=<tree>`) to compare them; `--answers` writes every answer (without its request id and
-`stats_as_of`) as JSON lines, and `--fixed-clock` pins the wall clock, so two trees' answers can
-be diffed.
+`stats_as_of`) as JSON lines, and `--fixed-clock` pins the wall clock; the API's catalog is built in
+track-id order (`pin_catalog_order`), so two runs' answers, and two trees', can be diffed.
 """
 
 from __future__ import annotations
@@ -139,11 +139,27 @@ async def call(app: Any, request: Request) -> tuple[int, bytes]:
     return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
 
 
+def pin_catalog_order() -> None:
+    """Build the API's catalog in track-id order, not in HSCAN's: a redis-server seeds its hash
+    function at random when it starts, so each run scans the catalog in another order, and with
+    the rows every tie broken by position (and every sum taken in row order) moves, so two runs
+    of one tree would not give the same answers to diff."""
+    import serving.catalog
+
+    ordered_like = serving.catalog.ordered_like
+
+    def by_id(previous: Any, tracks: Sequence[Any]) -> tuple[list[Any], bool]:
+        return ordered_like(previous, sorted(tracks, key=lambda track: track.track_id))
+
+    serving.catalog.ordered_like = by_id  # type: ignore[assignment]
+
+
 async def measure(workdir: Path, n: int, answers: Path | None) -> None:
     from encore.local import start_redis
     from serving.app import create_app
     from serving.config import ServingConfig
 
+    pin_catalog_order()
     meta = json.loads((workdir / "meta.json").read_text())
     scratch = Path(tempfile.mkdtemp(prefix="serve-cpu-"))
     shutil.copytree(workdir / "redis", scratch / "redis")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
@@ -51,6 +52,163 @@ class Candidate:
     """The recent positive whose co-listening neighbour this is, when it is one."""
 
 
+class CandidateTable(Sequence[Candidate]):
+    """Candidates as arrays: one row per candidate, one column per source that proposed any.
+
+    What the pipeline scores and picks from (`merge_candidates`' answer). Scoring reads whole
+    columns (positions, each source's scores); a `Candidate` is built only for a row asked for by
+    index (the picked few), so a request makes no Python object per candidate. As a sequence it
+    is the list of `Candidate`s it stands for (iteration, equality)."""
+
+    def __init__(self, positions: np.ndarray, scores: dict[str, np.ndarray] | None = None,
+                 proposed: dict[str, np.ndarray] | None = None, via: list[str | None] | None = None) -> None:
+        self.positions = np.asarray(positions, dtype=np.int64)
+        self.scores: dict[str, np.ndarray] = scores if scores is not None else {}
+        """Source → (m,) float64, that source's score for each row (0.0 where it did not propose it).
+        A row's `Candidate.sources` lists its sources in this column order (what reads them sorts
+        them or looks them up)."""
+        self.proposed: dict[str, np.ndarray] = proposed if proposed is not None else {}
+        """Source → (m,) bool: the rows that source proposed."""
+        self.via: list[str | None] = via if via is not None else [None] * len(self.positions)
+        self._slot: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, picked: Sequence[int], sources: Sequence[SourceCandidates],
+           overwrite: bool = False) -> CandidateTable:
+        """Rows for the positions `picked` (no repeats), with every source's score for them.
+
+        A source's score goes to the rows it proposed that no earlier source of the same name
+        did (`overwrite`: the later one wins); `via` is the first one any source gives a row."""
+        table = cls(np.array(picked, dtype=np.int64))
+        for src in sources:
+            table.add(src, overwrite)
+        return table
+
+    @classmethod
+    def from_candidates(cls, candidates: Sequence[Candidate]) -> CandidateTable:
+        if isinstance(candidates, CandidateTable):
+            return candidates
+        table = cls(np.array([c.position for c in candidates], dtype=np.int64),
+                    via=[c.via for c in candidates])
+        for j, candidate in enumerate(candidates):
+            for name, value in candidate.sources.items():
+                table._set(j, name, value)
+        return table
+
+    def add(self, src: SourceCandidates, overwrite: bool = False) -> None:
+        """`src`'s scores for the rows it proposed (see `of`)."""
+        m = len(self.positions)
+        if m == 0 or len(src.positions) == 0:
+            return
+        rows = self._rows_of(src.positions)
+        hit = np.flatnonzero(rows >= 0)
+        if len(hit) == 0:
+            return
+        rows = rows[hit]
+        if len(rows) > 1 and np.bincount(rows).max() > 1:
+            # A repeated position (not what a source returns): element by element, in order.
+            for k, j in zip(hit.tolist(), rows.tolist(), strict=True):
+                if overwrite or not self._has(j, src.source):
+                    self._set(j, src.source, float(src.scores[k]))
+                    if src.via is not None and self.via[j] is None:
+                        self.via[j] = src.via[k]
+            return
+        name = src.source
+        values = self.scores.get(name)
+        if values is None:
+            values = self.scores[name] = np.zeros(m, dtype=np.float64)
+            self.proposed[name] = np.zeros(m, dtype=bool)
+        mask = self.proposed[name]
+        if not overwrite:
+            fresh = ~mask[rows]
+            hit, rows = hit[fresh], rows[fresh]
+        values[rows] = src.scores[hit]
+        mask[rows] = True
+        if src.via is not None:
+            via = self.via
+            for k, j in zip(hit.tolist(), rows.tolist(), strict=True):
+                if via[j] is None:
+                    via[j] = src.via[k]
+
+    def _rows_of(self, positions: np.ndarray) -> np.ndarray:
+        """The row of each catalog position, −1 where none, through a dense lookup (catalog
+        positions are small ints) built once per table: a position past the largest row's maps
+        to the sentinel at the end."""
+        if self._slot is None:
+            top = int(self.positions.max()) + 1
+            self._slot = np.full(top + 1, -1, dtype=np.int32)
+            self._slot[self.positions] = np.arange(len(self.positions), dtype=np.int32)
+        top = len(self._slot) - 1
+        return self._slot[np.minimum(positions, top)]
+
+    def append(self, position: int) -> int:
+        """A new row (no source yet); its index."""
+        self._slot = None
+        self.positions = np.append(self.positions, np.int64(position))
+        for name in self.scores:
+            self.scores[name] = np.append(self.scores[name], 0.0)
+            self.proposed[name] = np.append(self.proposed[name], False)
+        self.via.append(None)
+        return len(self.positions) - 1
+
+    def _has(self, j: int, name: str) -> bool:
+        mask = self.proposed.get(name)
+        return mask is not None and bool(mask[j])
+
+    def _set(self, j: int, name: str, value: float) -> None:
+        if name not in self.scores:
+            self.scores[name] = np.zeros(len(self.positions), dtype=np.float64)
+            self.proposed[name] = np.zeros(len(self.positions), dtype=bool)
+        self.scores[name][j] = value
+        self.proposed[name][j] = True
+
+    def setdefault(self, j: int, name: str, value: float) -> None:
+        """Row j's score from source `name`, unless that source already gave one."""
+        if not self._has(j, name):
+            self._set(j, name, value)
+
+    def has(self, name: str) -> np.ndarray:
+        """(m,) bool: the rows source `name` proposed."""
+        mask = self.proposed.get(name)
+        return mask if mask is not None else np.zeros(len(self.positions), dtype=bool)
+
+    def column(self, name: str) -> np.ndarray:
+        """(m,) float64: source `name`'s scores, 0.0 where it did not propose the row."""
+        values = self.scores.get(name)
+        return values if values is not None else np.zeros(len(self.positions), dtype=np.float64)
+
+    def sources_of(self, j: int) -> dict[str, float]:
+        return {name: float(values[j]) for name, values in self.scores.items() if self.proposed[name][j]}
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, j: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, j: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(j, slice):
+            return [self[k] for k in range(*j.indices(len(self)))]
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        return Candidate(int(self.positions[j]), self.sources_of(j), self.via[j])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CandidateTable({list(self)!r})"
+
+
 
 
 def no_candidates(source: str) -> SourceCandidates:
@@ -74,7 +232,7 @@ def merge_candidates(
     quotas: Mapping[str, int] | None = None,
     limit: int = RANKING_CONFIG.merge_limit,
     exclude: Collection[int] = (),
-) -> list[Candidate]:
+) -> CandidateTable:
     """Interleave the sources (round-robin by rank, in the order given), each up to its quota.
 
     A track proposed by several sources appears once, at its earliest turn, and lists every source
@@ -91,13 +249,16 @@ def merge_candidates(
     taken = [0] * len(sources)
     seen: set[int] = set(exclude)
     picked: list[int] = []
-    while len(picked) < limit:
-        progressed = False
-        for s, items in enumerate(lists):
+    # Rounds over the sources that can still take (quota left, items left): a source drops out
+    # once it cannot, instead of being visited again every round.
+    active = [s for s in range(len(sources)) if quota[s] > 0 and lengths[s] > 0]
+    while active and len(picked) < limit:
+        still = []
+        for s in active:
             if len(picked) >= limit:
                 break
-            cursor, n = cursors[s], lengths[s]
-            while taken[s] < quota[s] and cursor < n:
+            items, cursor, n = lists[s], cursors[s], lengths[s]
+            while cursor < n:
                 i = items[cursor]
                 cursor += 1
                 if i in seen:
@@ -105,23 +266,12 @@ def merge_candidates(
                 seen.add(i)
                 taken[s] += 1
                 picked.append(i)
-                progressed = True
                 break
             cursors[s] = cursor
-        if not progressed:
-            break
-    # Every source that proposed a picked track, with its score (and the first `via`), in source order.
-    by_position = {i: Candidate(i) for i in picked}
-    for src, items in zip(sources, lists, strict=True):
-        name, scores, via = src.source, src.scores.tolist(), src.via
-        for j, i in enumerate(items):
-            candidate = by_position.get(i)
-            if candidate is not None and name not in candidate.sources:
-                candidate.sources[name] = scores[j]
-                if via is not None and candidate.via is None:
-                    candidate.via = via[j]
-    merged = [by_position[i] for i in picked]
-    return merged
+            if taken[s] < quota[s] and cursor < n:
+                still.append(s)
+        active = still
+    return CandidateTable.of(picked, sources)
 
 
 def source_terms(
@@ -138,9 +288,9 @@ def source_terms(
     if weights is None:
         weights = {name: getattr(RANKING_CONFIG, name) for name in SOURCE_TERMS}
     out: dict[str, np.ndarray] = {}
+    table = CandidateTable.from_candidates(merged)
     for name, weight in weights.items():
-        raw = np.fromiter((c.sources.get(name, 0.0) for c in merged), dtype=np.float64, count=len(merged))
-        raw = np.maximum(raw, 0.0)
+        raw = np.maximum(table.column(name), 0.0)
         top = raw.max() if len(raw) else 0.0
         out[name] = (weight * raw / top if top > 0 else np.zeros(len(raw))).astype(np.float32)
     return out

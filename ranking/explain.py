@@ -48,6 +48,8 @@ _ORDER = ("familiar", "co_listening", "similar_artists", "taste", "artist", "gen
           "trending", "mood", "quality", "discovery", "popular")
 
 
+_RANK = {key: n for n, key in enumerate(_ORDER)}
+
 _LEADING = {"familiar": 0, "co_listening": 0, "mood": 1}
 """Reasons shown before the others whenever they contribute (0 first, then 1)."""
 
@@ -114,7 +116,7 @@ def explain(
     """The `limit` strongest reasons for `track`, strongest first (see the module's table)."""
     ranked = sorted(
         (key for key in _ORDER if contributions.get(key, 0.0) > min_contribution),
-        key=lambda key: (_LEADING.get(key, len(_LEADING)), -contributions[key], _ORDER.index(key)),
+        key=lambda key: (_LEADING.get(key, len(_LEADING)), -contributions[key], _RANK[key]),
     )
     reasons: list[str] = []
     for key in ranked:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,6 +44,11 @@ class FeatureSpace:
     def __len__(self) -> int:
         return len(self.z)
 
+    @cached_property
+    def zt(self) -> np.ndarray:
+        """(d, n) float32: `z` transposed, each feature's column contiguous (`kernel_at`)."""
+        return np.ascontiguousarray(self.z.T)
+
     def with_rows(self, features: np.ndarray, mean: np.ndarray, std: np.ndarray,
                   rows: np.ndarray) -> FeatureSpace:
         """`from_features(features, mean, std)` when only `rows` changed (or were appended): with
@@ -67,27 +73,99 @@ class FeatureSpace:
     def kernel(self, taste: Sequence[float] | np.ndarray, bandwidth: float = 1.0) -> np.ndarray:
         """(n,) taste kernel of every track, as in `scoring.rank`."""
         zu = self.to_z(taste)
-        d2 = np.maximum(self.sq_norms - 2.0 * (self.z @ zu) + float(zu @ zu), 0.0) / self.z.shape[1]
-        return np.exp(-d2 / (2.0 * bandwidth**2))
+        # sq_norms − 2·z·zu + zu·zu, clipped at 0, over d, negated, over 2·bw², exp: the same
+        # operations in the same order as the expression they replaced, in place (one array).
+        d2 = self.z @ zu
+        d2 *= 2.0
+        np.subtract(self.sq_norms, d2, out=d2)
+        d2 += float(zu @ zu)
+        np.maximum(d2, 0.0, out=d2)
+        d2 /= self.z.shape[1]
+        np.negative(d2, out=d2)
+        d2 /= 2.0 * bandwidth**2
+        return np.exp(d2, out=d2)
 
     def kernel_at(
         self, taste: Sequence[float] | np.ndarray, positions: np.ndarray, bandwidth: float = 1.0
     ) -> np.ndarray:
         """(m,) float32 taste kernel of the tracks at `positions` only (candidates, a genre)."""
         zu = self.to_z(taste)
-        z = self.z[positions]
-        d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
-        return np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
+        if len(positions) == 0:
+            return np.zeros(0, np.float32)
+        # mean((z − zu)², axis=1) as np.mean computes it: the row sums, then divided by an intp
+        # count. With 9 features the sums are taken column by column over the transposed rows, in
+        # the order numpy's pairwise sum adds 9 numbers (tests/unit/test_array_paths.py pins it):
+        # contiguous columns instead of a reduction along rows of 9.
+        if self.z.shape[1] == 9:
+            d = np.take(self.zt, positions, axis=1)
+            d -= zu[:, None]
+            np.square(d, out=d)
+            d2 = d[0] + d[1]
+            rest = d[2] + d[3]
+            d2 += rest
+            rest = d[4] + d[5]
+            last = d[6] + d[7]
+            rest += last
+            d2 += rest
+            d2 += d[8]
+        else:
+            d = np.take(self.z, positions, axis=0)
+            d -= zu
+            np.square(d, out=d)
+            d2 = np.add.reduce(d, axis=1)
+        np.true_divide(d2, np.intp(self.z.shape[1]), out=d2, casting="unsafe")
+        np.negative(d2, out=d2)
+        d2 /= 2.0 * bandwidth**2
+        return np.exp(d2, out=d2)
+
+
+TOP_SAMPLE_STRIDE = 8
+"""`top_positions` on a long array first takes the n-th best of every 8th score as a threshold."""
 
 
 def top_positions(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n highest finite scores, best first; ties by position."""
+    """Positions of the n highest finite scores, best first; ties by position.
+
+    The n are those `np.argpartition(-scores, n - 1)[:n]` picks (when the n-th best score is tied
+    with one left out, which of them it keeps is its own choice, so it decides then too)."""
     n = min(n, len(scores))
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, n - 1)[:n]
+    top = top_set(scores, n)
     top = top[np.lexsort((top, -scores[top]))]
     return top[np.isfinite(scores[top])].astype(np.int64)
+
+
+def top_set(scores: np.ndarray, n: int) -> np.ndarray:
+    """`np.argpartition(-scores, n - 1)[:n]` (1 ≤ n ≤ len): the n best positions, in no order."""
+    top = _top_set(scores, n)
+    return top if top is not None else np.argpartition(-scores, n - 1)[:n]
+
+
+def _top_set(scores: np.ndarray, n: int) -> np.ndarray | None:
+    """The n best positions (in no order) without a partition of the whole array, or None when
+    that cannot be shown to be argpartition's set (then the caller partitions the whole array).
+
+    The n-th best of a sample is at most the n-th best of the whole, so the scores at or above it
+    hold the n best; partitioning those few gives the same set unless the n-th best value is tied
+    across the boundary."""
+    if len(scores) < 4 * TOP_SAMPLE_STRIDE * n or len(scores) < 4096:
+        return None
+    sample = scores[::TOP_SAMPLE_STRIDE]
+    threshold = np.partition(sample, len(sample) - n)[len(sample) - n]
+    if not np.isfinite(threshold):  # NaN sorts last, so a sample with NaN may give no bound
+        return None
+    above = np.flatnonzero(scores >= threshold)
+    if len(above) < n:
+        return None
+    if len(above) == n:
+        return above
+    values = scores[above]
+    best = np.argpartition(-values, n - 1)[:n]
+    nth = values[best].min()
+    if np.count_nonzero(values >= nth) != n:  # a tie across the boundary: argpartition's choice
+        return None
+    return above[best]
 
 
 def excluded_mask(positions: np.ndarray, exclude: Collection[int]) -> np.ndarray:

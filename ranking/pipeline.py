@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
 from ranking import explore as exploration
 from ranking import scoring
-from ranking.candidates import Candidate, SourceCandidates, merge_candidates
+from ranking.candidates import Candidate, CandidateTable, SourceCandidates, merge_candidates
 from ranking.catalog_view import CatalogView
 from ranking.config import EXCLUSION_RULES, RANKING_CONFIG, ExclusionRules, RankingConfig
 from ranking.diversity import TasteClusters, diversify
@@ -71,8 +72,9 @@ class RecommendRequest:
     config: RankingConfig = field(default=RANKING_CONFIG, compare=False)
     """Every weight, quota and threshold (not part of equality: cache keys use its digest)."""
 
-    @property
+    @cached_property
     def target(self) -> MoodTarget | None:
+        """Resolved once per request (the route, scoring and picking all ask)."""
         target = resolve_target(self.mood, self.activity, self.hour, self.config)
         if target is None and self.clock_hour is not None:
             target = resolve_target(None, None, self.clock_hour, self.config)
@@ -89,7 +91,7 @@ class RecommendRequest:
 
 @dataclass
 class Gathered:
-    candidates: list[Candidate]
+    candidates: CandidateTable
     excluded: set[int]
     clusters: TasteClusters | None
     cold_start: bool
@@ -124,9 +126,9 @@ def gather(
     return Gathered(merged, excluded, clusters, cold, arms, frozenset(only))
 
 
-def _explore_candidates(ctx: SourceContext, merged: list[Candidate]) -> tuple[dict[str, list[int]], set[int]]:
+def _explore_candidates(ctx: SourceContext, merged: CandidateTable) -> tuple[dict[str, list[int]], set[int]]:
     """Each exploration arm's proposals, as indices into `merged` (new candidates appended to it)."""
-    by_position = {c.position: j for j, c in enumerate(merged)}
+    by_position = {i: j for j, i in enumerate(merged.positions.tolist())}
     arms: dict[str, list[int]] = {}
     only: set[int] = set()
     for arm in ctx.config.explore_arms:
@@ -142,10 +144,9 @@ def _explore_candidates(ctx: SourceContext, merged: list[Candidate]) -> tuple[di
                 continue
             j = by_position.get(i)
             if j is None:
-                j = by_position[i] = len(merged)
-                merged.append(Candidate(i))
+                j = by_position[i] = merged.append(i)
                 only.add(j)
-            merged[j].sources.setdefault(arm, float(value))
+            merged.setdefault(j, arm, float(value))
             indices.append(j)
         if indices:
             arms[arm] = indices
@@ -167,7 +168,7 @@ def score(
         candidates, clusters, cold = gathered.candidates, gathered.clusters, gathered.cold_start
         arms, only = gathered.explore, gathered.explore_only
     else:
-        candidates, clusters, cold = list(gathered), None, False
+        candidates, clusters, cold = CandidateTable.from_candidates(gathered), None, False
     scoring_profile = effective_profile(profile, seed, config=request.config)
     target = request.target
     positions, total, terms, engagement, own_share = scoring.score(
@@ -229,30 +230,39 @@ def pick(
     taste_words = describe_taste(index, scoring_profile.taste) if has_taste else []
     liked_genres = scoring_profile.genres if scoring_profile is not None else {}
     label = scored.target.label if scored.target is not None else None
+    # The picked rows of every column at once, as Python numbers (no numpy scalar per item).
+    rows = np.asarray(order, dtype=np.int64)
+    terms = {name: np.asarray(values)[rows].tolist() for name, values in scored.terms.items()}
+    table = scored.candidates
+    proposed = {name: mask[rows].tolist() for name, mask in table.proposed.items()}
+    picked_positions = positions[rows].tolist()
+    picked_scores = scored.scores[rows].tolist()
+    picked_engagement = scored.engagement[rows].tolist() if scored.engagement is not None else None
     out = []
-    for j in order:
-        i = int(positions[j])
+    for r, j in enumerate(order):
+        i = picked_positions[r]
         track = index.tracks[i]
-        contributions = {name: float(values[j]) for name, values in scored.terms.items()}
+        contributions = {name: values[r] for name, values in terms.items()}
         if scored.cold_start:
             contributions["taste"] = 0.0  # the global taste is nobody's taste: no "matches your taste"
         if not scored.own_model:
             contributions.pop("engagement", None)  # the global model says nothing about *you*
-        candidate = scored.candidates[j]
-        if FAMILIAR in candidate.sources:
+        sources = sorted(name for name, mask in proposed.items() if mask[r])
+        if FAMILIAR in sources:
             contributions[FAMILIAR] = 1.0
-        via = index.position.get(candidate.via) if candidate.via else None
+        via_id = table.via[j]
+        via = index.position.get(via_id) if via_id else None
         reasons = explain(track, contributions, via=index.tracks[via] if via is not None else None,
                           taste_words=taste_words, liked_genres=liked_genres, mood_label=label,
                           similar_via=scored.artist_via.get(track.artist or ""))
         arm = explored.get(j)
         if arm is not None:
             new = exploration.reason(arm, track, liked_genres)
-            reasons = [new, *(r for r in reasons if not r.startswith("something new"))][:3]
+            reasons = [new, *(text for text in reasons if not text.startswith("something new"))][:3]
         out.append(RankedTrack(
-            position=i, track_id=track.track_id, score=round(float(scored.scores[j]), 6), reasons=reasons,
-            sources=sorted(candidate.sources),
-            engagement=round(float(scored.engagement[j]), 6) if scored.engagement is not None else None,
+            position=i, track_id=track.track_id, score=round(picked_scores[r], 6), reasons=reasons,
+            sources=sources,
+            engagement=round(picked_engagement[r], 6) if picked_engagement is not None else None,
             explore=arm,
         ))
     return out
@@ -262,14 +272,14 @@ def _with_familiar(scored: Scored, order: list[int], request: RecommendRequest) 
     """`order` with at least round(k × familiar) familiar tracks (the best-scored ones), replacing
     the lowest-ranked others, then in score order again."""
     want = round(request.k * min(1.0, request.familiar))
-    candidates = scored.candidates
-    have = [j for j in order if FAMILIAR in candidates[j].sources]
+    familiar = scored.candidates.has(FAMILIAR).tolist()
+    have = [j for j in order if familiar[j]]
     if len(have) >= want:
         return order
     chosen = set(order)
     extra = [j for j in np.lexsort((scored.positions, -scored.scores)).tolist()
-             if FAMILIAR in candidates[j].sources and j not in chosen][: want - len(have)]
-    others = [j for j in order if FAMILIAR not in candidates[j].sources]
+             if familiar[j] and j not in chosen][: want - len(have)]
+    others = [j for j in order if not familiar[j]]
     keep = others[: max(0, min(len(order), request.k) - len(have) - len(extra))]
     kept = set(keep) | set(have) | set(extra)
     return sorted(kept, key=lambda j: (-scored.scores[j], int(scored.positions[j])))
@@ -323,21 +333,14 @@ def rank_given(
         elif i not in seen:
             seen.add(i)
             positions.append(i)
-    proposals = {i: Candidate(i) for i in positions}
     extra: list[SourceCandidates] = []
     if profile is not None and signals.neighbours:
         extra.append(co_listening_neighbours(index, recent_positives(profile, request.config),
                                              signals.neighbours, n=len(index)))
     if signals.trending:
-        extra.append(trending_candidates(index, signals.trending, n=len(index)))
-    for source in extra:
-        for j, i in enumerate(source.positions.tolist()):
-            candidate = proposals.get(i)
-            if candidate is not None:
-                candidate.sources[source.source] = float(source.scores[j])
-                if source.via is not None and candidate.via is None:
-                    candidate.via = source.via[j]
-    candidates = [proposals[i] for i in positions]
+        extra.append(trending_candidates(index, signals.trending, n=len(index),
+                                         ranked=signals.trending_ranked))
+    candidates = CandidateTable.of(positions, extra, overwrite=True)
     scored = score(view, profile, seed, candidates, signals, request)
     full = replace(request, k=len(candidates))
     items = pick(view, profile, scored, full, diversify_list=request.diversity > 0,

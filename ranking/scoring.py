@@ -26,7 +26,7 @@ import numpy as np
 
 from online_models.context_features import context_vector, score_tracks
 from online_models.item_stats import RATE_PRIORS
-from ranking.candidates import SOURCE_TERMS, Candidate, source_terms
+from ranking.candidates import SOURCE_TERMS, Candidate, CandidateTable, source_terms
 from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
 from ranking.config import RANKING_CONFIG, RankingConfig
@@ -79,7 +79,7 @@ def squash_affinities(scores: Mapping[str, float], position: Mapping[str, int], 
 
 @dataclass
 class Scored:
-    candidates: list[Candidate]
+    candidates: CandidateTable
     positions: np.ndarray
     scores: np.ndarray
     terms: dict[str, np.ndarray]
@@ -146,7 +146,8 @@ def score(
     `profile` is the live profile (session, own model), `scoring_profile` the one with declared
     favourites blended in (taste, affinities)."""
     index = view.index
-    positions = np.array([c.position for c in candidates], dtype=np.int64)
+    candidates = CandidateTable.from_candidates(candidates)
+    positions = candidates.positions
     m = len(positions)
     terms: dict[str, np.ndarray] = {}
     taste_vector = (
@@ -189,8 +190,9 @@ def score(
         terms["quality"] = config.quality * quality_term(rates)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
     if signals.artist_scores and m:
-        by_artist = np.array([signals.artist_scores.get(index.artist_names[a], 0.0)
-                              for a in index.artist_of[positions]], dtype=np.float64)
+        names, get = index.artist_names, signals.artist_scores.get
+        by_artist = np.array([get(names[a], 0.0) for a in index.artist_of[positions].tolist()],
+                             dtype=np.float64)
         top = by_artist.max()
         if top > 0:
             terms["similar_artists"] = config.similar_artists * by_artist / top

@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
 from ranking.item_rates import ItemRates, Rate
 from schemas.keys import ITEM_CHANGES_KEPT, KeyLayout
@@ -36,6 +37,7 @@ from serving.catalog import LiveCatalog
 from serving.redis_client import score_pairs, zrevrange_with_scores
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRENDING_READ = 100
 """Trending tracks read per sorted set (overall, and per genre: a request uses its listener's two
@@ -44,6 +46,8 @@ POPULAR_HELD = 1_000
 """The stream's most listened tracks held; a request takes the first `quota("popular") +
 popular_cold_quota` of them (a config asking for more reads Redis itself)."""
 REFRESH_S = 1.0
+MEMO_KEPT = 4_096
+"""Derived lists kept per sync (one per genre pair asked for, two per catalog index)."""
 SCAN_COUNT = 5_000
 FEED_READ = 10_000
 """Feed entries read per sync at most (the rest on the next)."""
@@ -60,16 +64,45 @@ class HeldStats:
     trending_by_genre: Mapping[str, list[tuple[str, float]]]
     popular: list[tuple[str, float]]
     as_of_ms: int
+    _memo: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What requests derive from these lists (the same for every request until the next sync)."""
 
     def trending_for(self, genres: Sequence[str]) -> list[tuple[str, float]] | None:
         """Trending overall then in each genre, as `serving.recommender.read_signals` reads them;
-        None when a genre is not held (the caller reads Redis; later syncs hold it)."""
+        None when a genre is not held (the caller reads Redis; later syncs hold it). One list per
+        genres until the next sync: callers do not modify it."""
         if any(g not in self.trending_by_genre for g in genres):
             return None
-        out = list(self.trending)
-        for genre in genres:
-            out.extend(self.trending_by_genre[genre])
+        key = ("trending", tuple(genres))
+        out = self._memo.get(key)
+        if out is None:
+            out = list(self.trending)
+            for genre in genres:
+                out.extend(self.trending_by_genre[genre])
+            self._remember(key, out)
         return out
+
+    def popular_head(self, n: int) -> list[tuple[str, float]]:
+        """The n most listened (one list per n until the next sync)."""
+        key = ("popular", n)
+        out = self._memo.get(key)
+        if out is None:
+            out = self.popular[:n]
+            self._remember(key, out)
+        return out
+
+    def derived(self, key: Hashable, index: CatalogIndex, compute: Callable[[], T]) -> T:
+        """`compute()` once per key and catalog index until the next sync."""
+        entry = self._memo.get(("derived", key))
+        if entry is None or entry[0] is not index:
+            entry = (index, compute())
+            self._remember(("derived", key), entry)
+        return entry[1]
+
+    def _remember(self, key: Hashable, value: Any) -> None:
+        if len(self._memo) >= MEMO_KEPT:
+            self._memo.clear()
+        self._memo[key] = value
 
 
 def _stream_id(raw: bytes) -> tuple[int, int]:

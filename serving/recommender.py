@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ranking.candidates import SourceCandidates
 from ranking.catalog_view import CatalogView
 from ranking.collaborative import artist_scores, seed_artists
 from ranking.config import RANKING_CONFIG, RankingConfig
@@ -40,6 +41,8 @@ from ranking.listener import recent_positives
 from ranking.pipeline import Gathered, RankedTrack, RecommendRequest, gather, pick, rank_given, score
 from ranking.seeds import SeedFavourites, SeedProfile, seed_of
 from ranking.sources import Signals
+from ranking.sources.popular import streamed_positions
+from ranking.sources.trending import ranked_parts, trending_part
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
 from schemas.values import (
@@ -127,7 +130,7 @@ async def read_signals(
     popular: list[tuple[str, float]] | None = None
     if held is not None:
         trending = held.trending_for(genres)
-        popular = held.popular[:n_popular] if n_popular <= POPULAR_HELD else None
+        popular = held.popular_head(n_popular) if n_popular <= POPULAR_HELD else None
     rows = [keys.track_neighbours(t) for t in seeds] + [keys.artist_neighbours(a) for a in artists]
     stops = [NEIGHBOURS_KEPT - 1] * len(seeds) + [-1] * len(artists)
     if popular is None:
@@ -364,9 +367,27 @@ class Recommender:
                                         config.collaborative_normalise_rows, config.collaborative_idf)
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
+        trending_ranked: SourceCandidates | None = None
+        popular_positions: list[tuple[int, float]] | None = None
+        if held is not None:
+            # Lists that came from the held tables (the same objects until the next sync): their
+            # catalog positions, ranked, once per sync instead of once per request.
+            index, genres = view.index, tuple(_top_genres(profile, seed))
+            if read.trending and read.trending is held.trending_for(genres):
+                # Per list (overall, each genre), not per genre pair: listeners share lists.
+                parts = [held.derived(("trending", None), index, lambda: trending_part(index, held.trending))]
+                for genre in genres:
+                    parts.append(held.derived(("trending", genre), index, lambda g=genre: trending_part(
+                        index, held.trending_by_genre[g])))
+                trending_ranked = ranked_parts(parts)
+            n_popular = popular_read(config)
+            if read.popular and n_popular <= POPULAR_HELD and read.popular is held.popular_head(n_popular):
+                popular_positions = held.derived(("popular", n_popular), index,
+                                                 lambda: streamed_positions(index, read.popular))
         signals = Signals(neighbours=read.neighbours, trending=read.trending, global_weights=global_weights,
                           artist_scores=scores, artist_via=via, ranker=ranker, stream_popular=read.popular,
-                          explore_stats=explore, item_rates=held.rates if held is not None else None)
+                          explore_stats=explore, item_rates=held.rates if held is not None else None,
+                          trending_ranked=trending_ranked, stream_popular_positions=popular_positions)
         return signals, held.as_of_ms if held is not None else int(time.time() * 1000)
 
     def seed_profile(self, view: CatalogView, state: ListenerState) -> SeedProfile | None:

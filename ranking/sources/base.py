@@ -41,6 +41,11 @@ class Signals:
     """The flow's learned ranker (`ranking.ranker`), as last published."""
     stream_popular: Sequence[tuple[str, float]] = ()
     """The most listened tracks in the stream: (track_id, decayed listens), most first."""
+    trending_ranked: SourceCandidates | None = None
+    """`ranking.sources.trending.ranked_trending(view.index, trending)` when the caller has it
+    (serving computes it once per held list and view); None: computed from `trending`."""
+    stream_popular_positions: Sequence[tuple[int, float]] | None = None
+    """`ranking.sources.popular.streamed_positions(view.index, stream_popular)`, likewise."""
     explore_stats: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """Exploration arm → (successes, failures) of its past slots, over all listeners (`ranking.explore`)."""
 

@@ -9,6 +9,7 @@ import numpy as np
 from ranking.candidates import SourceCandidates
 from ranking.catalog_view import CatalogView
 from ranking.config import RankingConfig
+from ranking.feature_space import top_set
 from ranking.sources.base import CandidateSource, SourceContext
 from schemas.profile_codec import UserProfile
 
@@ -48,7 +49,7 @@ def best_within(
         # Only the best `share + |exclude|` can make it: partition first, so a 100k-track genre
         # costs one pass, then sort the few (ties by position).
         keep = min(len(rows), share + len(exclude))
-        best = np.argpartition(-fit, keep - 1)[:keep] if keep < len(rows) else np.arange(len(rows))
+        best = top_set(fit, keep) if keep < len(rows) else np.arange(len(rows))
         order = best[np.lexsort((rows[best], -fit[best]))]
         # As Python numbers: no numpy scalar per item.
         ranked = zip(rows[order].tolist(), fit[order].tolist(), strict=True)

@@ -4,7 +4,7 @@ nobody knows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -42,12 +42,23 @@ def popular_candidates(
     return SourceCandidates(NAME, top, scores[top])
 
 
+def streamed_positions(index: CatalogIndex,
+                       stream_popular: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
+    """The stream's most listened tracks that the catalog knows, as (position, listens), in order
+    (serving computes it once per held list: `Signals.stream_popular_positions`)."""
+    position = index.position
+    return [(position[t], v) for t, v in stream_popular if t in position]
+
+
 def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
     if ctx.cold_start:
         n = ctx.config.popular_cold_quota
     index = ctx.view.index
-    streamed = [(index.position[t], v) for t, v in ctx.signals.stream_popular
-                if t in index.position and index.position[t] not in ctx.excluded][:n]
+    excluded = ctx.excluded
+    known = ctx.signals.stream_popular_positions
+    if known is None:
+        known = streamed_positions(index, ctx.signals.stream_popular)
+    streamed = [(i, v) for i, v in known if i not in excluded][:n]
     catalog = popular_candidates(index, n, ctx.excluded | {i for i, _ in streamed},
                                  order=ctx.view.popular_order)
     if not streamed:

@@ -7,6 +7,8 @@ listener has a taste, else by popularity), taken in turns.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from ranking.candidates import SourceCandidates
@@ -21,11 +23,13 @@ def propose(ctx: SourceContext, n: int) -> SourceCandidates | None:
         return None
     view, config = ctx.view, ctx.config
     liked = ctx.profile.artists if ctx.profile is not None else {}
-    ranked = sorted(((a, s) for a, s in scores.items() if a not in liked and a in view.artist_rows),
-                    key=lambda kv: (-kv[1], kv[0]))
     taste = ctx.scoring_profile.taste if ctx.scoring_profile is not None else None
     per_artist = max(config.max_per_artist, 1)
-    chosen = ranked[: max(1, n // per_artist)]
+    # The best few of a sort by (−score, name) (names are unique: no ties), without sorting all.
+    rows_of = view.artist_rows
+    chosen = heapq.nsmallest(max(1, n // per_artist),
+                             ((a, s) for a, s in scores.items() if a not in liked and a in rows_of),
+                             key=lambda kv: (-kv[1], kv[0]))
     if not chosen or n <= 0:
         return SourceCandidates(NAME, np.zeros(0, np.int64), np.zeros(0, np.float32))
     # All chosen artists' tracks in one array (group = the artist's rank): one exclusion test, one

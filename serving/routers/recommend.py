@@ -4,9 +4,10 @@ listener token may use the per-user routes for its own listener, and similar tra
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from ranking.pipeline import RecommendRequest
 from ranking.seeds import SeedFavourites, seed_of
@@ -39,7 +40,7 @@ from serving.models import (
     SimilarTracks,
 )
 from serving.recommender import Recommender, encode_seed
-from serving.routers.shared import catalog_view, iso, listener, redis_call, track_out
+from serving.routers.shared import catalog_view, iso, json_answer, listener, redis_call, track_json, track_out
 
 reads = APIRouter(prefix="/v1", tags=["recommend"],
                   dependencies=[Depends(require("read", ListenerAccess.OWN))], responses=ERROR_RESPONSES)
@@ -54,32 +55,33 @@ writes = APIRouter(prefix="/v1", tags=["recommend"],
 async def recommendations_for(
     user_id: str, client: aioredis.Redis, catalog: LiveCatalog, cfg: ServingConfig,
     recommender: Recommender, request: RecommendRequest, assigned: Assigned,
-) -> Recommendations:
+) -> dict[str, Any]:
+    """The fields of a `Recommendations` answer (`json_answer` sends them)."""
     view = catalog_view(catalog)
     state = await listener(client, cfg, user_id)
     answer = await redis_call(lambda: recommender.recommend(client, view, catalog.version, state, request))
     profile = state.profile
-    return Recommendations(
-        user_id=user_id,
-        profile_version=profile.version if profile else 0,
-        as_of=iso(profile.as_of_ms) if profile else None,
-        stats_as_of=iso(answer.stats_as_of_ms),
-        cold_start=answer.cold_start,
-        seeded=answer.seeded,
-        target=answer.target,
-        request_id=encode_explore(assigned.request_id, [(item.explore, item.track_id) for item in answer.items
-                                                        if item.explore]),
-        variant=assigned.variant,
-        experiments=assigned.experiments,
-        items=[track_out(view, item) for item in answer.items],
-    )
+    return {
+        "user_id": user_id,
+        "profile_version": profile.version if profile else 0,
+        "as_of": iso(profile.as_of_ms) if profile else None,
+        "stats_as_of": iso(answer.stats_as_of_ms),
+        "cold_start": answer.cold_start,
+        "seeded": answer.seeded,
+        "target": answer.target,
+        "request_id": encode_explore(assigned.request_id, [(item.explore, item.track_id)
+                                                           for item in answer.items if item.explore]),
+        "variant": assigned.variant,
+        "experiments": assigned.experiments,
+        "items": [track_json(view, item) for item in answer.items],
+    }
 
 
 @reads.get("/users/{user_id}/recommendations", response_model=Recommendations)
 async def recommendations(
     user_id: UserId, params: RecommendParamsDep, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
     recommender: RecommenderDep, served: ServedDep,
-) -> Recommendations:
+) -> Response:
     """The best k catalog tracks for this listener right now, each with reasons.
 
     Candidates come from the listener's taste (per taste cluster), tracks co-listened with their
@@ -94,14 +96,15 @@ async def recommendations(
     """
     assigned = assigned_for(cfg, user_id, served)
     request = params.request(cfg, config=assigned.config)
-    return await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
+    fields = await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
+    return json_answer(fields)
 
 
 @reads.post("/users/{user_id}/rank", response_model=RankResponse)
 async def rank_tracks(
     user_id: UserId, body: RankRequest, client: RedisDep, catalog: CatalogDep, cfg: ConfigDep,
     recommender: RecommenderDep, served: ServedDep,
-) -> RankResponse:
+) -> Response:
     """Re-rank the caller's tracks for this listener: scores and reasons, best first.
 
     Nothing is generated or filtered: every known track comes back (duplicates once), ordered by
@@ -115,13 +118,13 @@ async def rank_tracks(
     items, unknown, stats_as_of_ms = await redis_call(
         lambda: recommender.rank(client, view, state, body.track_ids, request))
     profile = state.profile
-    return RankResponse(
-        user_id=user_id, profile_version=profile.version if profile else 0,
-        as_of=iso(profile.as_of_ms) if profile else None, stats_as_of=iso(stats_as_of_ms),
-        target=request.target.name if request.target is not None else None,
-        request_id=assigned.request_id, variant=assigned.variant, experiments=assigned.experiments,
-        items=[track_out(view, item) for item in items], unknown=unknown,
-    )
+    return json_answer({
+        "user_id": user_id, "profile_version": profile.version if profile else 0,
+        "as_of": iso(profile.as_of_ms) if profile else None, "stats_as_of": iso(stats_as_of_ms),
+        "target": request.target.name if request.target is not None else None,
+        "request_id": assigned.request_id, "variant": assigned.variant, "experiments": assigned.experiments,
+        "items": [track_json(view, item) for item in items], "unknown": unknown,
+    })
 
 
 @catalog_reads.get("/tracks/{track_id}/similar", response_model=SimilarTracks,
@@ -174,7 +177,7 @@ async def seed(
     recs = await recommendations_for(user_id, client, catalog, cfg, recommender, request, assigned)
     return SeedResponse(user_id=user_id, track_ids=known_tracks, artists=known_artists,
                         unknown_tracks=resolved.unknown_tracks, unknown_artists=resolved.unknown_artists,
-                        recommendations=recs)
+                        recommendations=Recommendations.model_validate(recs))
 
 
 router = APIRouter()

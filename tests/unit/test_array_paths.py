@@ -1,7 +1,8 @@
 """The request path's array code equals the per-candidate loops it replaced: rates held as a
 catalog-aligned table (`ranking.item_rates`) score exactly as the rates read by id for the same
 candidates, term by term, and so do the answers; `similar_artists` in one pass proposes exactly what
-its per-artist loop did."""
+its per-artist loop did; the merged candidates held as columns (`CandidateTable`) carry what the
+per-candidate dicts did."""
 
 from __future__ import annotations
 
@@ -163,3 +164,175 @@ def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogVie
             positions, values = _reference_similar_artists(ctx, n)
             assert got is not None
             assert np.array_equal(got.positions, positions) and np.array_equal(got.scores, values)
+
+
+def _reference_provenance(picked, sources, overwrite=False):
+    """The per-candidate loop `CandidateTable` replaced: a dict of sources per picked position."""
+    from ranking.candidates import Candidate
+
+    by_position = {i: Candidate(i) for i in picked}
+    for src in sources:
+        for j, i in enumerate(src.positions.tolist()):
+            candidate = by_position.get(i)
+            if candidate is not None and (overwrite or src.source not in candidate.sources):
+                candidate.sources[src.source] = float(src.scores[j])
+                if src.via is not None and candidate.via is None:
+                    candidate.via = src.via[j]
+    return [by_position[i] for i in picked]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_candidate_table_equals_the_per_candidate_loop(overwrite: bool) -> None:
+    from ranking.candidates import CandidateTable, SourceCandidates, merge_candidates, source_terms
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        sources = []
+        for s, name in enumerate(["taste", "co_listening", "trending", "taste", "popular"]):
+            positions = rng.choice(300, int(rng.integers(0, 60)), replace=False)
+            if trial % 7 == 0 and len(positions) > 2 and s == 4:
+                positions[1] = positions[0]  # a repeated position: the element-by-element path
+            scores = rng.random(len(positions)).astype(np.float32)
+            via = [f"v{trial}-{s}-{k}" for k in range(len(positions))] if name == "co_listening" else None
+            sources.append(SourceCandidates(name, positions.astype(np.int64), scores, via=via))
+        picked = list(dict.fromkeys(rng.choice(320, 80).tolist()))
+        table = CandidateTable.of(picked, sources, overwrite=overwrite)
+        reference = _reference_provenance(picked, sources, overwrite)
+        assert list(table) == reference
+        terms, expected = source_terms(table), source_terms(reference)
+        assert all(np.array_equal(terms[k], expected[k]) for k in expected)
+        merged = merge_candidates(sources, limit=120, exclude={int(picked[0])})
+        assert list(merged) == _reference_provenance([c.position for c in merged], sources)
+
+
+def _reference_top_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """`top_positions` as it was: one partition of the whole array."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.lexsort((top, -scores[top]))]
+    return top[np.isfinite(scores[top])].astype(np.int64)
+
+
+def test_top_positions_equals_one_partition_of_the_whole_array() -> None:
+    from ranking.feature_space import top_positions
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        size = int(rng.choice([50, 5_000, 28_000, 60_000]))
+        scores = rng.random(size).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores * rng.choice([50, 500, 5_000])).astype(np.float32)  # many ties
+        if trial % 5 == 0:
+            scores[rng.choice(size, size // 10)] = -np.inf  # excluded
+        if trial % 11 == 0:
+            scores[rng.choice(size, 3)] = np.nan
+        if trial % 13 == 0:
+            scores[:] = -np.inf
+            scores[rng.choice(size, 30)] = 1.0
+        n = int(rng.choice([1, 24, 50, 200, 400]))
+        assert np.array_equal(top_positions(scores, n), _reference_top_positions(scores, n)), trial
+
+
+def test_kernels_equal_the_expressions_they_replaced(view: CatalogView) -> None:
+    space = view.space
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        taste = view.index.features[rng.integers(len(view))] + rng.normal(0, 0.05, 9).astype(np.float32)
+        bandwidth = float(rng.choice([1.0, 0.7, 1.3]))
+        zu = space.to_z(taste)
+        d2 = np.maximum(space.sq_norms - 2.0 * (space.z @ zu) + float(zu @ zu), 0.0) / space.z.shape[1]
+        assert np.array_equal(space.kernel(taste, bandwidth), np.exp(-d2 / (2.0 * bandwidth**2)))
+        positions = rng.choice(len(view), int(rng.integers(0, 3_000)))
+        z = space.z[positions]
+        d2 = np.mean((z - zu) ** 2, axis=1) if len(z) else np.zeros(0, np.float32)
+        expected = np.exp(-d2 / (2.0 * bandwidth**2)).astype(np.float32)
+        got = space.kernel_at(taste, positions, bandwidth)
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+
+
+def test_column_sums_add_nine_numbers_as_numpy_does() -> None:
+    """`FeatureSpace.kernel_at` sums 9 squared differences column by column in the order of
+    numpy's pairwise sum of a row of 9; a numpy that sums otherwise fails here, not in answers."""
+    rng = np.random.default_rng(2)
+    for m in (1, 2, 7, 9, 100, 4_097, 200_000):
+        d = (rng.standard_normal((m, 9)) * rng.choice([1e-3, 1.0, 30.0], (m, 1))).astype(np.float32) ** 2
+        c = np.ascontiguousarray(d.T)
+        columns = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7])) + c[8]
+        assert np.array_equal(columns, np.add.reduce(d, axis=1)), m
+
+
+def test_trending_ranked_once_then_excluded_equals_the_per_request_pass(view: CatalogView) -> None:
+    from ranking.sources.trending import ranked_parts, ranked_trending, trending_candidates, trending_part
+
+    rng = np.random.default_rng(4)
+    ids = [t.track_id for t in view.index.tracks]
+    for trial in range(30):
+        picks = rng.integers(0, len(ids), 250)
+        trending = [(ids[i] if rng.random() > 0.05 else "not-in-catalog", float(rng.integers(0, 40)))
+                    for i in picks]  # repeats, ties and unknown ids
+        ranked = ranked_trending(view.index, trending)
+        cuts = sorted(rng.integers(0, len(trending), 2).tolist())
+        lists = [trending[: cuts[0]], trending[cuts[0] : cuts[1]], trending[cuts[1] :]]
+        if trial % 4 == 0:
+            lists[1] = [(t, s if k % 3 else float("nan")) for k, (t, s) in enumerate(lists[1])]
+            lists[2] = [(t, -np.inf if k % 5 == 0 else -s) for k, (t, s) in enumerate(lists[2])]
+            trending = [x for part in lists for x in part]
+            ranked = ranked_trending(view.index, trending)
+        from_parts = ranked_parts([trending_part(view.index, part) for part in lists])
+        assert from_parts.positions.tolist() == ranked.positions.tolist()
+        assert np.array_equal(from_parts.scores, ranked.scores)
+        assert from_parts.scores.dtype == ranked.scores.dtype
+        for n in (0, 10, 50, len(view)):
+            exclude = set(rng.choice(len(ids), int(rng.integers(0, 300))).tolist())
+            a = trending_candidates(view.index, trending, n, exclude)
+            b = trending_candidates(view.index, trending, n, exclude, ranked=ranked)
+            assert a.positions.tolist() == b.positions.tolist()
+            assert np.array_equal(a.scores, b.scores) and a.scores.dtype == b.scores.dtype
+
+
+def _reference_merge_order(sources, quotas, limit, exclude):
+    """The round-robin of `merge_candidates` as it was: every source visited every round."""
+    lists = [src.positions.tolist() for src in sources]
+    lengths = [len(items) for items in lists]
+    quota = [quotas.get(s.source, n) for s, n in zip(sources, lengths, strict=True)]
+    cursors, taken, seen, picked = [0] * len(sources), [0] * len(sources), set(exclude), []
+    while len(picked) < limit:
+        progressed = False
+        for s, items in enumerate(lists):
+            if len(picked) >= limit:
+                break
+            cursor, n = cursors[s], lengths[s]
+            while taken[s] < quota[s] and cursor < n:
+                i = items[cursor]
+                cursor += 1
+                if i in seen:
+                    continue
+                seen.add(i)
+                taken[s] += 1
+                picked.append(i)
+                progressed = True
+                break
+            cursors[s] = cursor
+        if not progressed:
+            break
+    return picked
+
+
+def test_merge_rounds_pick_as_before() -> None:
+    from ranking.candidates import SourceCandidates, merge_candidates
+
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        names = [f"s{k}" for k in range(int(rng.integers(1, 11)))]
+        sizes = [int(rng.integers(0, 200)) for _ in names]
+        sources = [SourceCandidates(name, rng.choice(500, size, replace=False).astype(np.int64),
+                                    rng.random(size).astype(np.float32))
+                   for name, size in zip(names, sizes, strict=True)]
+        quotas = {name: int(rng.integers(0, 150)) for name in names if rng.random() < 0.8}
+        limit = int(rng.integers(0, 500))
+        exclude = set(rng.choice(500, int(rng.integers(0, 100))).tolist())
+        merged = merge_candidates(sources, quotas=quotas, limit=limit, exclude=exclude)
+        reference = _reference_merge_order(sources, {n: quotas.get(n, 10**9) for n in names}, limit, exclude)
+        assert merged.positions.tolist() == reference
