@@ -150,9 +150,10 @@ class RankingConfig:
     """Liked tracks (recent likes and completes) that taste clusters are found from."""
 
     # Picking.
-    diversity_default: float = 0.0
-    """MMR λ when the request does not say. 0: the taste-cluster spread is on request, because on both
-    quality scenarios every λ > 0 cost accuracy and adaptation (docs/quality.md, "Third pass")."""
+    diversity_default: float = 0.3
+    """MMR λ when the request does not say. Pure relevance (0) ranked a little better on both quality
+    scenarios (docs/quality.md, "Third pass"), but a listener who likes one track of a new genre must
+    see that genre in the very next list, and the spread is what puts it there."""
     max_per_artist: int = 2
     """Most tracks of one artist in a list."""
     artist_repeat_penalty: float = 0.3
