@@ -664,7 +664,7 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         seconds["stream (produce + flow)"] = time.perf_counter() - t1
         say(f"\nstream: {scenario.n_events:,} events of {len(listeners):,} listeners applied in "
             f"{seconds['stream (produce + flow)']:.0f}s")
-        time.sleep(SETTLE_S)  # the track-keyed steps (co-listening, item stats) trail the profiles
+        time.sleep(quality.SETTLE_S)  # the track- and artist-keyed steps trail the profiles
         t2 = time.perf_counter()
         played = {i: [ids[t] for t in dict.fromkeys(t for t, _ in listeners[i].events)]
                   for i in scenario.evaluated}
@@ -716,8 +716,6 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
     finally:
         tear_down(processes, workdir, finished=ok)
 
-
-SETTLE_S = 3.0
 
 
 # --------------------------------------------------------------------------------------------------
