@@ -113,6 +113,8 @@ _SCALE = tuple(float(s) for s in FEATURE_SCALE)
 
 
 def prior_weights(config: RankingConfig = RANKING_CONFIG) -> np.ndarray:
-    """The hand weights of `RankingConfig` on `FEATURES` (the cold ranker)."""
+    """The hand weights of `RankingConfig` on `FEATURES` (the cold ranker). The artist feature gets the
+    liked side's weight (`artist`): one linear weight cannot hold both sides, so the prior that the
+    learned ranker is compared against ignores serving's disliked side (`artist_disliked`)."""
     return np.array([config.taste, config.genre, config.artist, config.popularity, config.engagement],
                     dtype=np.float32)
