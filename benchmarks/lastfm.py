@@ -668,22 +668,20 @@ def run_stack(scenario: Scenario, catalog_csv: Path, run_id: str, steps: Sequenc
         t2 = time.perf_counter()
         played = {i: [ids[t] for t in dict.fromkeys(t for t, _ in listeners[i].events)]
                   for i in scenario.evaluated}
-        lists = _read(stack, {i: (listeners[i].user_id, DEPTH, played[i], version[listeners[i].user_id])
-                              for i in scenario.evaluated}, index)
-        deep = _read(stack, {i: (listeners[i].user_id, quality.MAX_API_K, played[i],
-                                 version[listeners[i].user_id]) for i in scenario.evaluated}, index)
-        raw = _read(stack, {i: (listeners[i].user_id, DEPTH, [], version[listeners[i].user_id])
-                            for i in scenario.evaluated}, index)
+
+        def asks(k: int, exclude: bool = True) -> dict[int, tuple[str, int, list[str], int]]:
+            return {i: (listeners[i].user_id, k, played[i] if exclude else [], version[listeners[i].user_id])
+                    for i in scenario.evaluated}
+
+        lists = _read(stack, asks(DEPTH), index)
+        deep = _read(stack, asks(quality.MAX_API_K), index)
+        raw = _read(stack, asks(DEPTH, exclude=False), index)
         seconds["reads"] = time.perf_counter() - t2
         read_variants: dict[str, tuple[dict[int, list[int]], dict[int, list[int]]]] = {}
         for name, overrides in (variants or {}).items():
             t = time.perf_counter()
             alt = quality.start_variant_api(stack, name, overrides, workdir / "logs")
-            read_variants[name] = (
-                _read(alt, {i: (listeners[i].user_id, DEPTH, played[i], version[listeners[i].user_id])
-                            for i in scenario.evaluated}, index),
-                _read(alt, {i: (listeners[i].user_id, quality.MAX_API_K, played[i],
-                                version[listeners[i].user_id]) for i in scenario.evaluated}, index))
+            read_variants[name] = (_read(alt, asks(DEPTH), index), _read(alt, asks(quality.MAX_API_K), index))
             alt.serve.stop()
             say(f"variant {name}: read in {time.perf_counter() - t:.0f}s")
         adaptation: dict[int, dict[int, list[int]]] = {}

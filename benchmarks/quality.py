@@ -516,10 +516,6 @@ class Results:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-CONT_METHODS = ("Encore", "global popularity", "genre popularity", "subgenre popularity",
-                "item-kNN (hourly refit)", "EASE (nightly refit)", "ALS (nightly refit)")
-ADAPT_METHODS = ("Encore", "Encore before the switch", "global popularity", "genre popularity",
-                 "item-kNN (hourly refit)", "EASE (nightly refit)", "ALS (nightly refit)")
 GRIDS: dict[str, list[tuple]] = {
     "EASE": [(10.0,), (50.0,), (200.0,), (500.0,), (1000.0,), (3000.0,)],
     "ALS": [(16, 10.0, 0.05), (32, 10.0, 0.05), (32, 20.0, 0.1), (64, 10.0, 0.05), (64, 20.0, 0.01),
@@ -588,9 +584,8 @@ def run(data: Path, playlists: int = DEFAULT_PLAYLISTS, seed: int = DEFAULT_SEED
             alt, {lst.user_id: ask(lst, max(k, len(lst.held_out))) for lst in listeners})
             for name, alt in alts.items()}
 
+        # Rows in the order the methods are ranked below (Encore, the baselines, then the variants).
         cont: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for method in CONT_METHODS:  # the table's order; variants' rows follow
-            cont[method] = defaultdict(list)
         covered: set[str] = set()
         beyond: dict[str, list[float]] = defaultdict(list)
         before: dict[str, list[str]] = {}
