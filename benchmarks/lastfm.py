@@ -585,6 +585,28 @@ def switch_histories(scenario: Scenario, step: int) -> tuple[list[int], list[lis
     return who, out
 
 
+NEW_STREAM = "(new stream's own tracks)"
+"""A reference row, not a method: the shares among the first n events of the new taste themselves.
+A Last.fm listener plays several genres, so even their own latest tracks are not all in their
+majority genre; a list that followed them exactly would score this."""
+
+
+def new_stream_shares(scenario: Scenario, steps: Sequence[int]) -> dict[int, dict[str, float]]:
+    """{step: shares}: `adaptation_metrics` of the new taste's first `step` tracks (per listener, as
+    a list of that length), averaged over the switching listeners."""
+    who = [i for i in scenario.evaluated if scenario.listeners[i].switch_to is not None]
+    out: dict[int, dict[str, float]] = {}
+    for step in steps:
+        per = []
+        for i in who:
+            new = scenario.listeners[scenario.listeners[i].switch_to]  # type: ignore[index]
+            tracks = list(dict.fromkeys(t for t, _ in new.events[:step]))
+            per.append(adaptation_metrics(tracks, new, scenario.catalog, k=len(tracks)))
+        if per:
+            out[step] = {m: float(np.mean([p[m] for p in per])) for m in per[0]}
+    return out
+
+
 def offline_adaptation(scenario: Scenario, methods: dict[str, Recommend], off: Offline,
                        steps: Sequence[int], k: int = 10) -> dict[int, dict[str, dict[str, float]]]:
     """{step: {method: mean shares}}; histories folded in (no refit), played tracks excluded."""
@@ -830,6 +852,8 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
             results.continuation[d] = {**cont[d], **results.continuation[d]}
         for step in adaptation:
             adaptation[step] = {**adapt.get(step, {}), **adaptation[step]}
+    for step, shares in new_stream_shares(scenario, steps).items():
+        adaptation.setdefault(step, {})[NEW_STREAM] = shares
     seconds["total"] = time.perf_counter() - t0
     return results
 
@@ -884,8 +908,10 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
                       f"  {'method':<26}" + "".join(f"{f'n={s}':>9}" for s in results.adaptation)]
             methods = next(iter(results.adaptation.values())).keys()
             for method in methods:
-                lines.append(f"  {method:<26}" + "".join(f"{per[method][metric]:>9.3f}"
-                                                         for per in results.adaptation.values()))
+                # The new stream's own artists are streamed, never held out: no figure.
+                blank = method == NEW_STREAM and metric == "b_artists"
+                cells = ("-" if blank else f"{p[method][metric]:.3f}" for p in results.adaptation.values())
+                lines.append(f"  {method:<26}" + "".join(f"{cell:>9}" for cell in cells))
     return "\n".join(lines)
 
 

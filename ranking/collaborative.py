@@ -4,11 +4,12 @@ For the listener's seed artists H with weights w_h (`seed_artists`: tanh(affinit
 liked artists, plus a boost for the artists of the latest positives, so a listener who switches
 taste turns the collaborative scores too) and any artist b:
 
-    score(b) = Σ_{h ∈ H} w_h · N_h^−x · cos(h, b) / max_c cos(h, c),
-    cos(h, b) = C(h, b) / sqrt(N_h · N_b)
+    score(b) = Σ_{h ∈ H} w_h · N_h^−x · sim(h, b) / max_c sim(h, c),
+    sim(h, b) = C(h, b) / (N_h^(1−β) · N_b^β + shrink)
 
 C(h, b) = how many listeners' histories hold both (the row of h), N = listeners of an artist
-(`online_models.artist_memory`). Cosine keeps popular artists from winning by popularity alone;
+(`online_models.artist_memory`); β = ½ and shrink 0 is the cosine, β above ½ the asymmetric cosine
+of Aiolli (2013). Cosine keeps popular artists from winning by popularity alone;
 dividing each liked artist's row by its best entry gives every liked artist the same vote (an
 artist with few listeners has large cosines everywhere and would otherwise shout); summing over the
 whole liked set is item-kNN over the listener's history. N_h^−x (`collaborative_idf` = x) makes
@@ -47,7 +48,8 @@ def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
     if profile is None:
         return {}
     liked = sorted(((a, v) for a, v in profile.artists.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
-    weights = {a: math.tanh(v / config.affinity_scale) for a, v in liked[: config.collaborative_artists]}
+    scale = config.collaborative_seed_scale
+    weights = {a: math.tanh(v / scale) for a, v in liked[: config.collaborative_artists]}
     if index is not None and config.collaborative_session > 0:
         latest = []
         for item in reversed(profile.recent):
@@ -88,9 +90,13 @@ def artist_scores(
     listeners: Mapping[str, float],
     normalise_rows: bool = True,
     idf: float = 0.0,
+    popularity: float = 0.5,
+    shrink: float = 0.0,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """`(artist → score, artist → strongest seed artist)`; seed artists themselves included. `idf` is
-    the exponent x of the seed weights' N_h^−x."""
+    the exponent x of the seed weights' N_h^−x; `popularity` the exponent of N_b in the similarity's
+    denominator (½: the cosine; more: popular artists count less, Aiolli's asymmetric cosine); `shrink`
+    is added to that denominator (pairs seen by few listeners count less)."""
     scores: dict[str, float] = {}
     best: dict[str, tuple[float, str]] = {}
     for h, weight in seeds.items():
@@ -102,16 +108,28 @@ def artist_scores(
         # best entry when normalising) is applied once per seed, not once per entry.
         scaled = []
         top = 0.0
-        for b, count in row:
-            n_b = listeners.get(b, 0.0)
-            if count > 0 and n_b > 0:
-                c = count / math.sqrt(n_b)
-                scaled.append((b, c))
-                if c > top:
-                    top = c
+        if popularity == 0.5 and not shrink:
+            for b, count in row:
+                n_b = listeners.get(b, 0.0)
+                if count > 0 and n_b > 0:
+                    c = count / math.sqrt(n_b)
+                    scaled.append((b, c))
+                    if c > top:
+                        top = c
+            row_scale = math.sqrt(n_h)
+        else:
+            seed_part = n_h ** (1.0 - popularity)
+            for b, count in row:
+                n_b = listeners.get(b, 0.0)
+                if count > 0 and n_b > 0:
+                    c = count / (seed_part * n_b**popularity + shrink)
+                    scaled.append((b, c))
+                    if c > top:
+                        top = c
+            row_scale = 1.0
         if not scaled:
             continue
-        factor = weight / top if normalise_rows else weight / math.sqrt(n_h)
+        factor = weight / top if normalise_rows else weight / row_scale
         if idf:
             factor *= n_h**-idf
         get_score, get_best = scores.get, best.get

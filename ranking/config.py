@@ -100,6 +100,17 @@ class RankingConfig:
     collaborative_idf: float = 0.25
     """x in each liked artist's vote × N^−x (N: the artist's listeners): an artist everybody plays says
     less about a listener's taste than a rare one (`ranking.collaborative.artist_scores`)."""
+    collaborative_popularity: float = 0.6
+    """β in the similarity C(h, b) / (N_h^(1−β) · N_b^β) (Aiolli's asymmetric cosine; ½ is the
+    cosine): a little above ½ a popular candidate artist needs more shared listeners to score, which
+    found more held-out artists on Last.fm and cost the playlists nothing (docs/quality.md, "Fourth
+    pass")."""
+    collaborative_shrink: float = 0.0
+    """Added to that denominator: a pair few listeners share counts less than its cosine says (0:
+    any shrink measured worse)."""
+    collaborative_seed_scale: float = 2.0
+    """A liked artist's seed weight is tanh(affinity / this): larger keeps more of the difference
+    between an artist played once and one played often (measured worse on Last.fm at 6 and 20)."""
     mood: float = 0.5
     """× fit to an explicit mood or activity target."""
     time_of_day: float = 0.2

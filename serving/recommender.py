@@ -364,7 +364,8 @@ class Recommender:
         if read.artist_rows:
             listeners = await self.artist_listeners.get(client, self.keys)
             scores, via = artist_scores(artist_seeds, read.artist_rows, listeners,
-                                        config.collaborative_normalise_rows, config.collaborative_idf)
+                                        config.collaborative_normalise_rows, config.collaborative_idf,
+                                        config.collaborative_popularity, config.collaborative_shrink)
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
         trending_ranked: SourceCandidates | None = None

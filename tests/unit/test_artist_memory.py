@@ -116,6 +116,25 @@ def test_scores_are_cosine_over_the_liked_artists() -> None:
     assert via["X"] == "B"
 
 
+def test_the_asymmetric_cosine_and_shrink_count_popular_and_rare_pairs_less() -> None:
+    rows = {"A": [("X", 2.0), ("Y", 2.0)]}
+    listeners = {"A": 4.0, "X": 4.0, "Y": 16.0}
+    # β = ½ and no shrink is the cosine, through the general path too.
+    cosine, _ = artist_scores({"A": 1.0}, rows, listeners, normalise_rows=False)
+    assert cosine["Y"] == pytest.approx(2 / math.sqrt(4 * 16))
+    same, _ = artist_scores({"A": 1.0}, rows, listeners, normalise_rows=False, shrink=1e-300)
+    assert same == pytest.approx(cosine)
+    # β: C / (N_h^(1−β) N_b^β); at 0.75 the popular Y (16 listeners) falls further behind X.
+    scores, _ = artist_scores({"A": 1.0}, rows, listeners, normalise_rows=False, popularity=0.75)
+    assert scores["X"] == pytest.approx(2 / (4**0.25 * 4**0.75))
+    assert scores["Y"] == pytest.approx(2 / (4**0.25 * 16**0.75))
+    assert scores["Y"] / scores["X"] < cosine["Y"] / cosine["X"]
+    # Shrink is added to the denominator before the row is normalised.
+    scores, _ = artist_scores({"A": 1.0}, rows, listeners, shrink=4.0)
+    assert scores["X"] == pytest.approx(1.0)
+    assert scores["Y"] == pytest.approx((2 / (8 + 4)) / (2 / (4 + 4)))
+
+
 def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:
     from ranking.catalog_index import CatalogIndex
     from ranking.collaborative import seed_artists

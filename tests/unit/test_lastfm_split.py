@@ -146,6 +146,22 @@ def test_switch_goes_to_another_genre(scenario_inputs) -> None:
         assert sc.listeners[j].genre != sc.listeners[i].genre
 
 
+def test_new_stream_shares_are_the_switch_targets_own_first_tracks(scenario_inputs) -> None:
+    cat, joined, _, _ = scenario_inputs
+    sc = make_scenario(joined, cat, seed=3, n_eval=10, run_id="t", steps=(1, 2))
+    shares = lastfm.new_stream_shares(sc, (1, 2))
+    switching = [i for i in sc.evaluated if sc.listeners[i].switch_to is not None]
+    for step in (1, 2):
+        expected = []
+        for i in switching:
+            new = sc.listeners[sc.listeners[i].switch_to]
+            tracks = list(dict.fromkeys(t for t, _ in new.events[:step]))
+            expected.append(sum(cat.genre0[t] == new.genre for t in tracks) / len(tracks))
+        assert shares[step]["b_genre0"] == pytest.approx(float(np.mean(expected)))
+        assert shares[step]["b_artists"] == 0.0  # held-out artists are never streamed
+    assert 0.0 < shares[1]["b_genre0"] <= 1.0
+
+
 def test_max_listeners_keeps_every_evaluated_one(scenario_inputs) -> None:
     cat, joined, _, _ = scenario_inputs
     full = make_scenario(joined, cat, seed=3, n_eval=6, run_id="t")
