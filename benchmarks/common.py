@@ -86,6 +86,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live descendant (`encore flow --processes N` runs its workers as children)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(parents.get(p, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` summed over `process_tree(pid)`."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
+def tree_status(pid: int, field_name: str) -> int | None:
+    """A `read_proc_status` field summed over `process_tree(pid)` (None if no process has it)."""
+    values = [v for v in (read_proc_status(p, field_name) for p in process_tree(pid)) if v is not None]
+    return sum(values) if values else None
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy (all cores, every process), from /proc/stat."""
     try:

@@ -58,11 +58,12 @@ from benchmarks.common import (
     machine_busy_seconds,
     machine_info,
     own_cpu_seconds,
-    read_proc_status,
     redis_cpu,
     run_as_script,
     stop_on_sigterm,
     tear_down,
+    tree_cpu_seconds,
+    tree_status,
 )
 from benchmarks.workload import (
     EVENT_TYPES,
@@ -192,7 +193,7 @@ def measure_throughput(client: redis.Redis, keys: KeyLayout, workload: Workload,
     while True:
         if any(raw is not None for raw in client.mget(hottest)):
             t_first = time.perf_counter()
-            rss_first = read_proc_status(flow.pid, "VmRSS")
+            rss_first = tree_status(flow.pid, "VmRSS")
             break
         check_alive(flow)
         if time.perf_counter() - t_start > 120:
@@ -243,7 +244,7 @@ def measure_throughput(client: redis.Redis, keys: KeyLayout, workload: Workload,
     own_cpu, machine_busy = own_cpu_seconds() - own0, machine_busy_seconds() - busy0
     result = ThroughputResult(
         events=n_events, active_users=len(active), startup_s=t_first - t_start,
-        drain_s=t_done - t_first, total_s=t_done - t_start, flow_cpu_s=cpu_seconds(flow.pid),
+        drain_s=t_done - t_first, total_s=t_done - t_start, flow_cpu_s=tree_cpu_seconds(flow.pid),
         redis_cpu_s=redis_cpu(client) - redis_cpu0, broker_cpu_s=cpu_seconds(broker.pid) - broker_cpu0,
         poller_cpu_s=poller_cpu, bench_cpu_s=own_cpu, machine_busy_s=machine_busy,
         full_passes=full_passes, detected_by=detected_by, rss_first_write=rss_first,
@@ -465,6 +466,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--recovery", choices=("on", "off"), default=None,
                         help="the flow's Bytewax recovery (ENCORE_RECOVERY; default: the settings' default)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="flow processes (`encore flow --processes N`; default 1); CPU and memory "
+                             "are summed over them")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="the flow's ENCORE_FLOW_BATCH_SIZE (most messages per partition poll; "
                              "default: the setting's default)")
@@ -478,11 +482,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.events, args.users, args.partitions) < 1 or args.freshness_rate <= 0:
         parser.error("--events, --users, --partitions and --freshness-rate must be positive")
+    if args.processes < 1:
+        parser.error("--processes must be >= 1")
     if args.freshness_events < 0:
         parser.error("--freshness-events must be >= 0")
     if not args.catalog.exists():
         parser.error(f"no such catalog: {args.catalog}")
     return args
+
+
+def _processes(n: int) -> str:
+    return "1 flow process, 1 worker" if n == 1 else f"{n} flow processes, 1 worker each"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -516,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings.with_(kafka_fetch_wait_ms=args.fetch_wait_ms)
         if args.batch_size is not None:
             settings = settings.with_(flow_batch_size=args.batch_size)
+        if args.processes != 1:
+            settings = settings.with_(flow_processes=args.processes)
         if args.recovery is not None:
             if not hasattr(settings, "recovery"):
                 raise BenchError("--recovery: this version of Encore has no recovery setting")
@@ -546,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(Kafka source -> counting sink)", flush=True)
         flow, tp = measure_throughput(client, keys, workload, produced, settings,
                                       workdir / "logs" / "flow.log", broker, processes)
-        rss_drained = read_proc_status(flow.pid, "VmRSS")
+        rss_drained = tree_status(flow.pid, "VmRSS")
         print(f"  done: all {tp.active_users:,} active users final", flush=True)
 
         # 3. Freshness with the flow caught up.
@@ -560,8 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       run_id, flow, args.freshness_probe_every, fillers)
 
         # 4. Footprint.
-        peak_rss = read_proc_status(flow.pid, "VmHWM")
-        rss_now = read_proc_status(flow.pid, "VmRSS")
+        peak_rss = tree_status(flow.pid, "VmHWM")
+        rss_now = tree_status(flow.pid, "VmRSS")
         active_users = [workload.users[i] for i in range(args.users) if workload.expected[i] > 0]
         memory = profile_memory(client, keys, active_users, args.seed)
         redis_used = int(client.info("memory")["used_memory"])
@@ -587,11 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("users", f"{args.users:,} drawn, {tp.active_users:,} with events; hottest user "
                   f"{workload.expected[0]:,} events ({hottest_share:.1%}); Zipf a={ZIPF_EXPONENT}"),
         ("partitions", str(args.partitions)),
-        ("flow", f"{flow_how}: 1 process, 1 worker, batch {settings.flow_batch_size}, "
+        ("flow", f"{flow_how}: {_processes(args.processes)}, batch {settings.flow_batch_size}, "
                  f"{recovery_of(settings)}"),
         ("seed", str(args.seed)),
     ]))
-    print("\nthroughput (backlog of pre-produced events, one flow process)")
+    print(f"\nthroughput (backlog of pre-produced events, {_processes(args.processes)})")
     print(fmt_rows([
         ("events/s, first write -> all final", f"{tp.events / tp.drain_s:,.0f}"),
         ("events/s, flow start -> all final", f"{tp.events / tp.total_s:,.0f}"),
@@ -636,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{(rss_drained - tp.rss_first_write) / max(1, tp.active_users) / 1024:,.1f} KiB")
     print("\nfootprint")
     print(fmt_rows([
-        ("flow peak RSS (VmHWM)",
+        ("flow peak RSS (VmHWM" + (", summed over its processes)" if args.processes > 1 else ")"),
          f"{mib(peak_rss)} (VmRSS when drained {mib(rss_drained)}, at the end {mib(rss_now)})"),
         ("flow memory per active listener",
          f"{per_listener} (VmRSS drained − VmRSS at the first write, over {tp.active_users:,} listeners)"),
