@@ -124,12 +124,29 @@ class UserProfile:
 
 
 def _put_scores(out: bytearray, scores: dict[str, float]) -> None:
-    out += _U8.pack(min(len(scores), 255))
-    for name, score in list(scores.items())[:255]:
+    items = list(scores.items())[:255] if len(scores) > 255 else scores.items()
+    out.append(len(items))
+    prefix, pack_f32 = _name_prefix, _F32.pack
+    for name, score in items:
+        out += prefix(name)
+        out += pack_f32(score)
+
+
+_NAMES: dict[str, bytes] = {}
+"""Encoded names (u16 length + UTF-8) by name: the same genres, artists and track ids are written
+in every batch. Cleared when it reaches `_NAMES_MAX` entries, so it stays bounded."""
+_NAMES_MAX = 200_000
+
+
+def _name_prefix(name: str) -> bytes:
+    encoded = _NAMES.get(name)
+    if encoded is None:
         data = name.encode("utf-8")[:65535]
-        out += _U16.pack(len(data))
-        out += data
-        out += _F32.pack(score)
+        encoded = _U16.pack(len(data)) + data
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[name] = encoded
+    return encoded
 
 
 def encode_profile(profile: UserProfile, codec_version: int = CODEC_VERSION) -> bytes:
@@ -139,123 +156,147 @@ def encode_profile(profile: UserProfile, codec_version: int = CODEC_VERSION) -> 
     out = bytearray(_HEADER.pack(MAGIC, codec_version, profile.version, profile.as_of_ms,
                                  profile.affinity_at_ms))
     taste = profile.taste
-    out += _U8.pack(len(taste))
-    out += struct.pack(f"<{len(taste)}f", *taste)
+    out.append(len(taste))
+    if taste:
+        out += struct.pack(f"<{len(taste)}f", *taste)
     out += _TWO_F32.pack(profile.taste_weight, profile.skip_rate)
-    counts = [min(profile.counts.get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES]
+    get = profile.counts.get
+    counts = [min(get(t, 0), _U32_MAX) for t in EVENT_TYPE_CODES]
     if v3:
-        out += _U8.pack(len(counts))
+        out.append(len(counts))
         out += struct.pack(f"<{len(counts)}I", *counts)
     else:
         out += _COUNTS_V2.pack(*counts[:5])
     _put_scores(out, profile.genres)
     _put_scores(out, profile.artists)
     recent = profile.recent[-255:]
-    out += _U8.pack(len(recent))
-    code_of = _CODE_OF_TYPE
-    for item in recent:
-        data = item.track_id.encode("utf-8")[:65535]
-        out += _U16.pack(len(data))
-        out += data
-        if v3:
-            out += _TYPE_AND_SECOND.pack(code_of[item.type], min(_U32_MAX, max(0, item.ts_ms // 1000)))
-        else:
-            out += _U8.pack(code_of[item.type])
-    if not v3:
+    out.append(len(recent))
+    code_of, prefix = _CODE_OF_TYPE, _name_prefix
+    if v3:
+        pack_type_and_second = _TYPE_AND_SECOND.pack
+        for item in recent:
+            out += prefix(item.track_id)
+            out += pack_type_and_second(code_of[item.type], min(_U32_MAX, max(0, item.ts_ms // 1000)))
+    else:
+        for item in recent:
+            out += prefix(item.track_id)
+            out.append(code_of[item.type])
         ids = profile.recent_event_ids[-255:]
-        out += _U8.pack(len(ids))
+        out.append(len(ids))
         for event_hash in ids:
             out += _U64.pack(event_hash)
     tod = profile.tod_counts[:TOD_BUCKETS] if len(profile.tod_counts) >= TOD_BUCKETS else []
-    out += _U8.pack(len(tod))
+    out.append(len(tod))
     if tod:
         out += _TOD.pack(*(min(c, _U32_MAX) for c in tod))
     out += _U16.pack(len(profile.model_weights))
     out += profile.model_weights
     out += _I64.pack(profile.prior_period)
-    out += _U8.pack(len(profile.drift))
+    out.append(len(profile.drift))
     out += profile.drift
-    out += _U8.pack(0)
+    out.append(0)
     return bytes(out)
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
+def _text_at(data: bytes, pos: int) -> tuple[str, int]:
+    """The u16-length UTF-8 string at `pos`, and the position after it."""
+    (length,) = _U16.unpack_from(data, pos)
+    pos += 2
+    end = pos + length
+    if end > len(data):
+        raise ProfileCodecError("profile value is truncated")
+    return data[pos:end].decode("utf-8"), end
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
 
-    def take(self, fmt: struct.Struct) -> tuple:
-        values = fmt.unpack_from(self.data, self.pos)
-        self.pos += fmt.size
-        return values
-
-    def raw(self, length: int) -> bytes:
-        raw = bytes(self.data[self.pos : self.pos + length])
-        if len(raw) != length:
+def _scores_at(data: bytes, pos: int) -> tuple[dict[str, float], int]:
+    count = data[pos]
+    pos += 1
+    scores: dict[str, float] = {}
+    n = len(data)
+    unpack_u16, unpack_f32 = _U16.unpack_from, _F32.unpack_from
+    for _ in range(count):
+        (length,) = unpack_u16(data, pos)
+        pos += 2
+        end = pos + length
+        if end > n:
             raise ProfileCodecError("profile value is truncated")
-        self.pos += length
-        return raw
+        (scores[data[pos:end].decode("utf-8")],) = unpack_f32(data, end)
+        pos = end + 4
+    return scores, pos
 
-    def text(self) -> str:
-        (length,) = self.take(_U16)
-        return self.raw(length).decode("utf-8")
 
-    def scores(self) -> dict[str, float]:
-        (count,) = self.take(_U8)
-        scores = {}
-        for _ in range(count):
-            name = self.text()
-            (scores[name],) = self.take(_F32)
-        return scores
+def _raw_at(data: bytes, pos: int, length: int) -> tuple[bytes, int]:
+    end = pos + length
+    if end > len(data):
+        raise ProfileCodecError("profile value is truncated")
+    return bytes(data[pos:end]), end
 
 
 def decode_profile(data: bytes, user_id: str = "") -> UserProfile:
     """The profile stored under a user's key; `ProfileCodecError` if it cannot be read."""
-    reader = _Reader(data)
+    data = bytes(data)
     try:
-        magic, codec_version, version, as_of_ms, affinity_at_ms = reader.take(_HEADER)
+        magic, codec_version, version, as_of_ms, affinity_at_ms = _HEADER.unpack_from(data, 0)
         if magic != MAGIC:
             raise ProfileCodecError("not an Encore profile (bad magic)")
         if codec_version not in READABLE_VERSIONS:
             raise ProfileCodecError(f"profile codec version {codec_version} is not supported")
-        (n_taste,) = reader.take(_U8)
-        taste = [reader.take(_F32)[0] for _ in range(n_taste)]
-        taste_weight, skip_rate = reader.take(_TWO_F32)
+        pos = _HEADER.size
+        n_taste = data[pos]
+        taste = list(struct.unpack_from(f"<{n_taste}f", data, pos + 1))
+        pos += 1 + 4 * n_taste
+        taste_weight, skip_rate = _TWO_F32.unpack_from(data, pos)
+        pos += 8
         if codec_version >= 3:
-            (n_counts,) = reader.take(_U8)
-            stored = [reader.take(_U32)[0] for _ in range(n_counts)]
+            n_counts = data[pos]
+            stored = list(struct.unpack_from(f"<{n_counts}I", data, pos + 1))
+            pos += 1 + 4 * n_counts
         else:
-            stored = list(reader.take(_COUNTS_V2))
+            stored = list(_COUNTS_V2.unpack_from(data, pos))
+            pos += _COUNTS_V2.size
         # Counts of codes this reader does not know are dropped; missing ones are 0.
         counts = dict.fromkeys(EventType, 0)
         counts.update((TYPE_OF_CODE[code], n) for code, n in enumerate(stored) if code in TYPE_OF_CODE)
-        genres = reader.scores()
-        artists = reader.scores()
-        (n_recent,) = reader.take(_U8)
+        genres, pos = _scores_at(data, pos)
+        artists, pos = _scores_at(data, pos)
+        n_recent = data[pos]
+        pos += 1
         recent = []
-        for _ in range(n_recent):
-            track_id = reader.text()
-            (code,) = reader.take(_U8)
-            ts_ms = 1000 * reader.take(_U32)[0] if codec_version >= 3 else 0
-            recent.append(RecentTrack(track_id, TYPE_OF_CODE[code], ts_ms))
+        type_of = TYPE_OF_CODE
+        if codec_version >= 3:
+            unpack_type_and_second = _TYPE_AND_SECOND.unpack_from
+            for _ in range(n_recent):
+                track_id, pos = _text_at(data, pos)
+                code, second = unpack_type_and_second(data, pos)
+                pos += 5
+                recent.append(RecentTrack(track_id, type_of[code], 1000 * second))
+        else:
+            for _ in range(n_recent):
+                track_id, pos = _text_at(data, pos)
+                recent.append(RecentTrack(track_id, type_of[data[pos]], 0))
+                pos += 1
         recent_event_ids: list[int] = []
         if codec_version < 3:
-            (n_ids,) = reader.take(_U8)
-            recent_event_ids = [reader.take(_U64)[0] for _ in range(n_ids)]
+            n_ids = data[pos]
+            recent_event_ids = list(struct.unpack_from(f"<{n_ids}Q", data, pos + 1))
+            pos += 1 + 8 * n_ids
         tod_counts: list[int] = []
         model_weights, drift, prior_period = b"", b"", NO_PRIOR
         if codec_version >= 2:
-            (n_tod,) = reader.take(_U8)
+            n_tod = data[pos]
+            pos += 1
             if n_tod not in (0, TOD_BUCKETS):
                 raise ProfileCodecError(f"time-of-day pattern has {n_tod} buckets")
             if n_tod:
-                tod_counts = list(reader.take(_TOD))
-            model_weights = reader.raw(reader.take(_U16)[0])
-            (prior_period,) = reader.take(_I64)
-            drift = reader.raw(reader.take(_U8)[0])
-            reader.take(_U8)
+                tod_counts = list(_TOD.unpack_from(data, pos))
+                pos += _TOD.size
+            (n_model,) = _U16.unpack_from(data, pos)
+            model_weights, pos = _raw_at(data, pos + 2, n_model)
+            (prior_period,) = _I64.unpack_from(data, pos)
+            pos += 8
+            drift, pos = _raw_at(data, pos + 1, data[pos])
+            if pos >= len(data):  # the reserved byte
+                raise ProfileCodecError("profile value is truncated")
     except (struct.error, IndexError, KeyError, UnicodeDecodeError) as exc:
         raise ProfileCodecError(f"profile value is corrupt: {exc}") from None
     return UserProfile(

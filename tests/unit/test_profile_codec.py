@@ -301,3 +301,17 @@ def test_model_and_drift_blocks_are_opaque_exact_bytes() -> None:
     assert np.frombuffer(decoded.model_weights, "<f4")[0] == np.float32(-1)
     assert decoded.drift == bytes(range(24))
     assert decoded.tod_counts == [0, 3, 0, 12, 2**32 - 1, 1]
+
+
+def test_the_encoded_name_memo_is_bounded_and_changes_nothing(monkeypatch) -> None:
+    from schemas import profile_codec
+
+    monkeypatch.setattr(profile_codec, "_NAMES_MAX", 8)
+    profile_codec._NAMES.clear()
+    profile = UserProfile("u", version=1, genres={f"g{i}": 0.5 for i in range(20)}, artists={"Björk": 1.0})
+    first = encode_profile(profile)
+    assert len(profile_codec._NAMES) <= 8
+    assert encode_profile(profile) == first  # from the memo, or encoded again after a clear
+    profile_codec._NAMES.clear()
+    assert encode_profile(profile) == first
+    assert decode_profile(first, "u") == profile
