@@ -140,3 +140,13 @@ def score_pairs(raw: Any) -> Sequence[Sequence[Any]]:
         return raw or []
     members = iter(raw)
     return list(zip(members, members, strict=True))
+
+
+def reply_columns(raw: Any) -> tuple[Sequence[bytes], Sequence[Any]]:
+    """A raw `zrevrange_with_scores` reply as (members, scores), without a pair per entry: bytes
+    members; scores as bytes (RESP2) or floats (RESP3), for `float`."""
+    if not raw:
+        return [], []
+    if isinstance(raw[0], (list, tuple)):
+        return [m for m, _ in raw], [v for _, v in raw]
+    return raw[0::2], raw[1::2]
