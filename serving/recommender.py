@@ -388,7 +388,7 @@ class Recommender:
             rows = {}
             for artist, reply in read.artist_rows.items():
                 members, values = reply_columns(reply)
-                rows[artist] = (space.positions(members), list(map(float, values)))
+                rows[artist] = (space.positions(members), values)
             found = scores_at(space, artist_seeds, rows, index.artist_names,
                               config.collaborative_normalise_rows, config.collaborative_idf,
                               config.collaborative_popularity, config.collaborative_shrink,
