@@ -16,6 +16,9 @@ whole liked set is item-kNN over the listener's history. N_h^−x (`collaborativ
 a liked artist everybody plays say less about this listener than a rare one does. `via[b]` is the
 liked artist that contributed most (for the reason "fans of X play it too").
 
+`scores_at` computes them over arrays (serving: the rows' members mapped to the catalog's artist
+positions, `ArtistSpace`); `artist_scores` is the same over dicts.
+
 >>> scores, via = artist_scores({"Muse": 0.8}, {"Muse": [("Blur", 3.0), ("Oasis", 1.0)]},
 ...                             {"Muse": 4, "Blur": 9, "Oasis": 4})
 >>> {k: round(v, 3) for k, v in scores.items()}, via["Blur"]
