@@ -298,37 +298,36 @@ def scores_at(
     n_out = space.n_catalog
     if position is None:
         position = {name: i for i, name in enumerate(names)}
-    empty = ArtistScores(np.zeros(n_out), np.full(n_out, -1, np.int64), [], names, position)
-    if not used:
-        return empty
     pos = np.array(at, dtype=np.int64)
     count = np.array(counts, dtype=np.float64)
     seed = np.repeat(np.arange(len(used)), lengths)
-    n_b = listeners[pos]
-    ok = (count > 0) & (n_b > 0)
-    pos, count, seed = pos[ok], count[ok], seed[ok]
+    ok = (count > 0) & (listeners[pos] > 0)
+    if not ok.all():
+        pos, count, seed = pos[ok], count[ok], seed[ok]
     if not len(pos):
-        return empty
+        return ArtistScores(np.zeros(n_out), np.full(n_out, -1, np.int64), [], names, position)
     if cosine:
         # count / √N_b is the cosine times √N_h: the row's scale is applied once per seed.
         c = count / space.root()[pos]
     else:
         seed_part = np.array([n_h ** (1.0 - popularity) for n_h in used_n])
         c = count / (seed_part[seed] * space.power(popularity)[pos] + shrink)
-    # Entries are grouped by seed, in seed order: each group's best entry in one reduce.
-    starts = np.flatnonzero(np.r_[True, seed[1:] != seed[:-1]])
-    tops = np.maximum.reduceat(c, starts).tolist()
+    top = np.zeros(len(used), dtype=np.float64)
+    np.maximum.at(top, seed, c)
     factor = np.zeros(len(used), dtype=np.float64)
-    for s, top in zip(seed[starts].tolist(), tops, strict=True):
+    for s, best_entry in enumerate(top.tolist()):
+        if best_entry <= 0:
+            continue  # no entry left: the seed says nothing
         weight, n_h = used_weight[s], used_n[s]
-        f = weight / top if normalise_rows else weight / (math.sqrt(n_h) if cosine else 1.0)
+        f = weight / best_entry if normalise_rows else weight / (math.sqrt(n_h) if cosine else 1.0)
         if idf:
             f *= n_h**-idf
         factor[s] = f
     share = factor[seed] * c
     # Partners without a catalog position cannot be recommended: only their row's top counted.
     keep = (pos < n_out) & (share > 0)
-    pos, seed, share = pos[keep], seed[keep], share[keep]
+    if not keep.all():
+        pos, seed, share = pos[keep], seed[keep], share[keep]
     scores = np.bincount(pos, weights=share, minlength=n_out)
     best = np.zeros(n_out, dtype=np.float64)
     np.maximum.at(best, pos, share)
