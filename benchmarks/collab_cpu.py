@@ -2,7 +2,7 @@
 
     PYTHONPATH=<tree> .venv/bin/python -m benchmarks.collab_cpu [-n N] [--rows 100]
 
-Over the real 28k catalog: 32 seed artists with `weight` tanh-like weights, each with a row of
+Over the real 28k catalog: 32 seed artists with tanh weights, each with a row of
 `--rows` partners as Redis replies them (RESP2: flat members and scores as bytes; a few partners no
 catalog track has), listeners for every artist. Timed per request, as serving does it: the rows
 from the reply to the scores and the "via" seeds (the listeners' cache already built, as serving
