@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.serve_cpu setup DIR     # broker, Redis, the flow: 28k catalog, warm-up
     .venv/bin/python -m benchmarks.serve_cpu measure DIR [-n N] [--answers PATH] [--fixed-clock MS]
+        [--full-seeds]
 
 `encore bench serve` measures latency end to end on a shared machine, where the load generator,
 the broker and other work compete with the API. This measures what one request costs the API
@@ -16,6 +17,9 @@ no HTTP parsing, no socket) and wall time, per kind. Run two trees back to back 
 (`PYTHONPATH=<tree>`) to compare them; `--answers` writes every answer (without its request id and
 `stats_as_of`) as JSON lines, and `--fixed-clock` pins the wall clock; the API's catalog is built in
 track-id order (`pin_catalog_order`), so two runs' answers, and two trees', can be diffed.
+`--full-seeds` first gives every known listener `FULL_SEEDS` liked artists with full co-listening rows
+(`give_full_seeds`), the collaborative step's worst case (the synthetic listeners like fewer artists,
+with shorter rows, than Last.fm's do).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,11 @@ NAMESPACE = "servecpu"
 USERS = 5_000
 WARM = 100
 """Requests sent before the measured ones (caches, first reads)."""
+
+FULL_SEEDS = 32
+"""`--full-seeds`: liked artists per listener (`RankingConfig.collaborative_artists`)."""
+FULL_ROW = 100
+"""`--full-seeds`: partners an artist's row must have to be chosen."""
 
 Request = tuple[str, str, str, bytes, bytes]
 """kind, method, path, query string, body."""
@@ -154,7 +164,53 @@ def pin_catalog_order() -> None:
     serving.catalog.ordered_like = by_id  # type: ignore[assignment]
 
 
-async def measure(workdir: Path, n: int, answers: Path | None) -> None:
+def give_full_seeds(url: str, users: Sequence[str], seed: int = 32) -> str:
+    """Rewrite each listener's profile (same version) so its `FULL_SEEDS` strongest liked artists
+    are artists whose rows hold at least `FULL_ROW` partners, drawn per listener; its other liked
+    artists stay below them. Deterministic, so two runs' answers can be diffed. Returns a summary."""
+    import redis
+
+    from schemas.keys import KeyLayout
+    from schemas.profile_codec import decode_profile, encode_profile
+
+    client, keys = redis.Redis.from_url(url), KeyLayout(NAMESPACE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.hlen(keys.artist_listeners):
+                break
+        except redis.BusyLoadingError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("Redis did not load the artist memory in 60 s")
+        time.sleep(0.2)
+    names = sorted(a.decode() for a in client.hkeys(keys.artist_listeners))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.zcard(keys.artist_neighbours(name))
+    lengths = dict(zip(names, pipe.execute(), strict=True))
+    full = [a for a in names if lengths[a] >= FULL_ROW]
+    if len(full) < FULL_SEEDS:
+        raise SystemExit(f"only {len(full)} artists have rows of {FULL_ROW} partners")
+    rng = np.random.default_rng(seed)
+    raws = client.mget([keys.profile(u) for u in users])
+    pipe = client.pipeline(transaction=False)
+    for user, raw in zip(users, raws, strict=True):
+        if raw is None:
+            continue
+        profile = decode_profile(raw, user)
+        top = max([v for v in profile.artists.values() if v > 0], default=0.0)
+        chosen = [full[i] for i in rng.choice(len(full), FULL_SEEDS, replace=False)]
+        artists = dict(profile.artists)
+        artists.update({a: top + 1.0 + float(rng.random()) * 4.0 for a in chosen})
+        pipe.set(keys.profile(user), encode_profile(replace(profile, artists=artists)))
+    pipe.execute()
+    mean_row = np.mean([lengths[a] for a in full])
+    return (f"full seeds: {FULL_SEEDS} liked artists per listener from {len(full)} artists with rows of "
+            f">= {FULL_ROW} partners (mean {mean_row:.0f})")
+
+
+async def measure(workdir: Path, n: int, answers: Path | None, full_seeds: bool = False) -> None:
     from encore.local import start_redis
     from serving.app import create_app
     from serving.config import ServingConfig
@@ -166,6 +222,8 @@ async def measure(workdir: Path, n: int, answers: Path | None) -> None:
     server, url = start_redis(scratch / "redis")
     out = answers.open("wb") if answers is not None else None
     try:
+        if full_seeds:
+            print(give_full_seeds(url, meta["users"]))
         app = create_app(ServingConfig(brokers=["127.0.0.1:9"], redis_url=url, namespace=NAMESPACE,
                                        search_embeddings=False))
         requests = requests_of(meta["users"], meta["tracks"], n + WARM)
@@ -218,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--answers", type=Path, default=None, help="write the answers here (JSON lines)")
     parser.add_argument("--fixed-clock", type=int, default=None, metavar="MS",
                         help="pin the wall clock (ms since the epoch), so answers can be compared")
+    parser.add_argument("--full-seeds", action="store_true",
+                        help=f"give every listener {FULL_SEEDS} liked artists with full rows first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     if args.mode == "setup":
@@ -226,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fixed_clock is not None:
         fixed = args.fixed_clock / 1000
         time.time = lambda: fixed  # the requests' clock: context features, time of day
-    asyncio.run(measure(args.dir, args.n, args.answers))
+    asyncio.run(measure(args.dir, args.n, args.answers, args.full_seeds))
     return 0
 
 

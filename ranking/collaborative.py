@@ -16,6 +16,9 @@ whole liked set is item-kNN over the listener's history. N_h^−x (`collaborativ
 a liked artist everybody plays say less about this listener than a rare one does. `via[b]` is the
 liked artist that contributed most (for the reason "fans of X play it too").
 
+`scores_at` computes them over arrays (serving: the rows' members mapped to the catalog's artist
+positions, `ArtistSpace`); `artist_scores` is the same over dicts.
+
 >>> scores, via = artist_scores({"Muse": 0.8}, {"Muse": [("Blur", 3.0), ("Oasis", 1.0)]},
 ...                             {"Muse": 4, "Blur": 9, "Oasis": 4})
 >>> {k: round(v, 3) for k, v in scores.items()}, via["Blur"]
@@ -25,15 +28,16 @@ liked artist that contributed most (for the reason "fans of X play it too").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ranking.catalog_index import CatalogIndex
 from ranking.config import RANKING_CONFIG, RankingConfig
 from schemas.event_types import is_positive
 from schemas.profile_codec import UserProfile
 from schemas.tracks import Track
-
-_NONE = (0.0, "")
 
 
 def seed_artists(profile: UserProfile | None, index: CatalogIndex | None,
@@ -96,46 +100,239 @@ def artist_scores(
     """`(artist → score, artist → strongest seed artist)`; seed artists themselves included. `idf` is
     the exponent x of the seed weights' N_h^−x; `popularity` the exponent of N_b in the similarity's
     denominator (½: the cosine; more: popular artists count less, Aiolli's asymmetric cosine); `shrink`
-    is added to that denominator (pairs seen by few listeners count less)."""
-    scores: dict[str, float] = {}
-    best: dict[str, tuple[float, str]] = {}
+    is added to that denominator (pairs seen by few listeners count less).
+
+    The same numbers as `scores_at` (which computes them) over a space of every artist named here;
+    the dicts hold the scored artists in the order they first appear in the rows."""
+    names = list(dict.fromkeys([*listeners, *(b for row in rows.values() for b, _ in row)]))
+    space = ArtistSpace.build(names, {name.encode(): float(n) for name, n in listeners.items()})
+    position = space.position
+    columns = {h: ([position[b.encode()] for b, _ in row], [float(c) for _, c in row])
+               for h, row in rows.items()}
+    found = scores_at(space, seeds, columns, names, normalise_rows, idf, popularity, shrink)
+    # In the order of their first scored entry (as a loop accumulating into a dict inserts them).
+    scored, order = found.scores > 0, []
+    for h in found.seeds:
+        order.extend(p for p, c in zip(*columns[h], strict=True) if c > 0 and scored[p])
+    order = list(dict.fromkeys(order))
+    values = found.scores.tolist()
+    return ({names[p]: values[p] for p in order},
+            {names[p]: found.seeds[found.via[p]] for p in order if found.via[p] >= 0})
+
+
+@dataclass(frozen=True)
+class ArtistSpace:
+    """Artists as positions, for `scores_at`: first the `n_catalog` names given (serving: the catalog
+    view's `artist_names`, at the same positions), then the other artists that have listeners. Those
+    can never be recommended, but they still count as their seed row's best entry, which normalises
+    the row, so they are kept here and dropped from the scores."""
+
+    names: list[str]
+    position: dict[bytes, int]
+    """UTF-8 name → position (Redis replies' members need no decoding)."""
+    listeners: np.ndarray
+    """(len(names) + 1,) float64 listeners per position, 0 for none; the last entry is always 0, so
+    position −1 (a member not in `position`) reads as an artist without listeners."""
+    n_catalog: int
+    _powers: dict[float | str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(cls, catalog: Sequence[str], listeners: Mapping[bytes, float],
+              catalog_position: Mapping[bytes, int] | None = None) -> ArtistSpace:
+        """`catalog_position`: `{name.encode(): i}` of `catalog`, when the caller keeps one."""
+        position = dict(catalog_position if catalog_position is not None else byte_positions(catalog))
+        extra = [name for name in listeners if name not in position]
+        position.update(zip(extra, range(len(catalog), len(catalog) + len(extra)), strict=True))
+        values = np.zeros(len(position) + 1, dtype=np.float64)
+        if listeners:
+            at = np.fromiter(map(position.__getitem__, listeners), np.int64, len(listeners))
+            values[at] = np.fromiter(listeners.values(), np.float64, len(listeners))
+        names = [*catalog, *(name.decode(errors="replace") for name in extra)]
+        return cls(names, position, values, len(catalog))
+
+    def positions(self, members: Iterable[bytes]) -> list[int]:
+        """Each member's position, −1 for an artist this space does not know."""
+        get = self.position.get
+        return [get(m, -1) for m in members]
+
+    def power(self, exponent: float) -> np.ndarray:
+        """N ** exponent per position (0 where N is 0), with Python's float power, so each entry is
+        bit for bit the scalar formula's (numpy's vectorised power may differ in the last bit)."""
+        out = self._powers.get(exponent)
+        if out is None:
+            if len(self._powers) >= 8:
+                self._powers.clear()
+            out = np.array([n**exponent if n > 0 else 0.0 for n in self.listeners.tolist()])
+            self._powers[exponent] = out
+        return out
+
+    def root(self) -> np.ndarray:
+        """√N per position: correctly rounded, as `math.sqrt`."""
+        out = self._powers.get("sqrt")
+        if out is None:
+            out = self._powers["sqrt"] = np.sqrt(self.listeners)
+        return out
+
+
+def byte_positions(names: Sequence[str]) -> dict[bytes, int]:
+    """`{name.encode(): position}` of a list of names."""
+    return {name.encode(): i for i, name in enumerate(names)}
+
+
+@dataclass(frozen=True)
+class ArtistScores:
+    """Collaborative scores as arrays aligned to `names` (`scores_at`)."""
+
+    scores: np.ndarray
+    """(len(names),) float64; 0 for an artist without a score (every score is positive)."""
+    via: np.ndarray
+    """(len(names),) int64 index into `seeds` of the seed that contributed most; −1 without a score."""
+    seeds: list[str]
+    names: Sequence[str]
+    position: Mapping[str, int]
+    """Name → position in `names`."""
+
+    def score_view(self) -> ScoreView:
+        return ScoreView(self)
+
+    def via_view(self) -> ViaView:
+        return ViaView(self)
+
+
+class ScoreView(Mapping[str, float]):
+    """`ArtistScores` as artist → score for the artists with one (read-only, no copy); array-aware
+    consumers take `.arrays` (`score_array`)."""
+
+    def __init__(self, arrays: ArtistScores) -> None:
+        self.arrays = arrays
+
+    def __getitem__(self, name: str) -> float:
+        p = self.arrays.position.get(name)
+        if p is None or not self.arrays.scores[p] > 0:
+            raise KeyError(name)
+        return float(self.arrays.scores[p])
+
+    def __iter__(self) -> Iterator[str]:
+        names = self.arrays.names
+        return (names[p] for p in np.flatnonzero(self.arrays.scores > 0).tolist())
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.arrays.scores > 0))
+
+
+class ViaView(Mapping[str, str]):
+    """`ArtistScores` as artist → the seed artist behind its score (read-only, no copy)."""
+
+    def __init__(self, arrays: ArtistScores) -> None:
+        self.arrays = arrays
+
+    def __getitem__(self, name: str) -> str:
+        p = self.arrays.position.get(name)
+        if p is None or self.arrays.via[p] < 0:
+            raise KeyError(name)
+        return self.arrays.seeds[int(self.arrays.via[p])]
+
+    def __iter__(self) -> Iterator[str]:
+        names = self.arrays.names
+        return (names[p] for p in np.flatnonzero(self.arrays.via >= 0).tolist())
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.arrays.via >= 0))
+
+
+def score_array(scores: Mapping[str, float], index: CatalogIndex) -> np.ndarray:
+    """(len(index.artist_names),) float64: each catalog artist's score in `scores`, 0 without one.
+    The arrays themselves for a `ScoreView` of this index; otherwise looked up by name."""
+    if isinstance(scores, ScoreView) and scores.arrays.names is index.artist_names:
+        return scores.arrays.scores
+    out = np.zeros(len(index.artist_names), dtype=np.float64)
+    get = index.artist_position.get
+    for name, value in scores.items():
+        p = get(name)
+        if p is not None:
+            out[p] = value
+    return out
+
+
+def scores_at(
+    space: ArtistSpace,
+    seeds: Mapping[str, float],
+    rows: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    names: Sequence[str],
+    normalise_rows: bool = True,
+    idf: float = 0.0,
+    popularity: float = 0.5,
+    shrink: float = 0.0,
+    position: Mapping[str, int] | None = None,
+) -> ArtistScores:
+    """The module's formula (`artist_scores` for the arguments) over arrays: `rows[h]` is seed h's
+    row as (positions in `space`, −1 for unknown members; counts), in the row's order. Scores are
+    kept for the first `space.n_catalog` positions (`names`, with `position` its name → position
+    map; default built from `names`).
+
+    Bit for bit the per-entry loop's numbers: each entry's terms are the same float operations
+    (powers from `ArtistSpace.power`), and `np.bincount` adds an artist's shares in input order,
+    seed after seed, as a loop accumulating into a dict does. Ties for `via` go to the earliest seed."""
+    cosine = popularity == 0.5 and not shrink
+    used: list[str] = []
+    used_weight: list[float] = []
+    used_n: list[float] = []
+    at: list[int] = []
+    counts: list[float] = []
+    lengths: list[int] = []
+    listeners = space.listeners
     for h, weight in seeds.items():
         row = rows.get(h)
-        n_h = listeners.get(h, 0.0)
-        if weight <= 0 or not row or n_h <= 0:
+        if weight <= 0 or not row or not row[0]:
             continue
-        # One pass: count / √N_b is the cosine times √N_h, so the row's scale (√N_h, or the row's
-        # best entry when normalising) is applied once per seed, not once per entry.
-        scaled = []
-        top = 0.0
-        if popularity == 0.5 and not shrink:
-            for b, count in row:
-                n_b = listeners.get(b, 0.0)
-                if count > 0 and n_b > 0:
-                    c = count / math.sqrt(n_b)
-                    scaled.append((b, c))
-                    if c > top:
-                        top = c
-            row_scale = math.sqrt(n_h)
-        else:
-            seed_part = n_h ** (1.0 - popularity)
-            for b, count in row:
-                n_b = listeners.get(b, 0.0)
-                if count > 0 and n_b > 0:
-                    c = count / (seed_part * n_b**popularity + shrink)
-                    scaled.append((b, c))
-                    if c > top:
-                        top = c
-            row_scale = 1.0
-        if not scaled:
+        p = space.position.get(h.encode(), -1)
+        n_h = float(listeners[p])
+        if n_h <= 0:
             continue
-        factor = weight / top if normalise_rows else weight / row_scale
+        used.append(h)
+        used_weight.append(weight)
+        used_n.append(n_h)
+        at.extend(row[0])
+        counts.extend(row[1])
+        lengths.append(len(row[0]))
+    n_out = space.n_catalog
+    if position is None:
+        position = {name: i for i, name in enumerate(names)}
+    pos = np.array(at, dtype=np.int64)
+    count = np.array(counts, dtype=np.float64)
+    seed = np.repeat(np.arange(len(used)), lengths)
+    ok = (count > 0) & (listeners[pos] > 0)
+    if not ok.all():
+        pos, count, seed = pos[ok], count[ok], seed[ok]
+    if not len(pos):
+        return ArtistScores(np.zeros(n_out), np.full(n_out, -1, np.int64), [], names, position)
+    if cosine:
+        # count / √N_b is the cosine times √N_h: the row's scale is applied once per seed.
+        c = count / space.root()[pos]
+    else:
+        seed_part = np.array([n_h ** (1.0 - popularity) for n_h in used_n])
+        c = count / (seed_part[seed] * space.power(popularity)[pos] + shrink)
+    top = np.zeros(len(used), dtype=np.float64)
+    np.maximum.at(top, seed, c)
+    factor = np.zeros(len(used), dtype=np.float64)
+    for s, best_entry in enumerate(top.tolist()):
+        if best_entry <= 0:
+            continue  # no entry left: the seed says nothing
+        weight, n_h = used_weight[s], used_n[s]
+        f = weight / best_entry if normalise_rows else weight / (math.sqrt(n_h) if cosine else 1.0)
         if idf:
-            factor *= n_h**-idf
-        get_score, get_best = scores.get, best.get
-        for b, c in scaled:
-            share = factor * c
-            scores[b] = get_score(b, 0.0) + share
-            if share > get_best(b, _NONE)[0]:
-                best[b] = (share, h)
-    return scores, {b: h for b, (_, h) in best.items()}
+            f *= n_h**-idf
+        factor[s] = f
+    share = factor[seed] * c
+    # Partners without a catalog position cannot be recommended: only their row's top counted.
+    keep = (pos < n_out) & (share > 0)
+    if not keep.all():
+        pos, seed, share = pos[keep], seed[keep], share[keep]
+    scores = np.bincount(pos, weights=share, minlength=n_out)
+    best = np.zeros(n_out, dtype=np.float64)
+    np.maximum.at(best, pos, share)
+    won = share == best[pos]
+    first = np.full(n_out, len(used), dtype=np.int64)
+    np.minimum.at(first, pos[won], seed[won])
+    via = np.where(first < len(used), first, -1)
+    return ArtistScores(scores, via, used, names, position)

@@ -29,6 +29,7 @@ from online_models.item_stats import RATE_PRIORS
 from ranking.candidates import SOURCE_TERMS, Candidate, CandidateTable, source_terms
 from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
+from ranking.collaborative import score_array
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.diversity import TasteClusters
 from ranking.item_rates import candidate_rates
@@ -190,9 +191,7 @@ def score(
         terms["quality"] = config.quality * quality_term(rates)
     terms.update(source_terms(candidates, {name: getattr(config, name) for name in SOURCE_TERMS}))
     if signals.artist_scores and m:
-        names, get = index.artist_names, signals.artist_scores.get
-        by_artist = np.array([get(names[a], 0.0) for a in index.artist_of[positions].tolist()],
-                             dtype=np.float64)
+        by_artist = score_array(signals.artist_scores, index)[index.artist_of[positions]]
         top = by_artist.max()
         if top > 0:
             terms["similar_artists"] = config.similar_artists * by_artist / top

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from ranking.candidates import SourceCandidates
+from ranking.catalog_index import CatalogIndex
 from ranking.catalog_view import CatalogView
-from ranking.collaborative import artist_scores, seed_artists
+from ranking.collaborative import ArtistSpace, byte_positions, scores_at, seed_artists
 from ranking.config import RANKING_CONFIG, RankingConfig
 from ranking.explore import outcome_stats
 from ranking.listener import recent_positives
@@ -57,7 +58,7 @@ from schemas.values import (
 )
 from schemas.values import encode_seed as encode_seed_value
 from serving.item_stats import POPULAR_HELD, TRENDING_READ, HeldStats, LiveItemStats
-from serving.redis_client import score_pairs, zrevrange_with_scores
+from serving.redis_client import reply_columns, score_pairs, zrevrange_with_scores
 
 GLOBAL_REFRESH_S = 10.0
 
@@ -105,7 +106,8 @@ def _top_genres(profile: UserProfile | None, seed: SeedProfile | None, n: int = 
 class ReadSignals:
     neighbours: dict[str, list[tuple[str, float]]]
     trending: list[tuple[str, float]]
-    artist_rows: dict[str, list[tuple[str, float]]]
+    artist_rows: dict[str, Sequence[Any]]
+    """Seed artist → its row as Redis replied (`serving.redis_client.reply_columns` reads it)."""
     popular: list[tuple[str, float]]
 
 
@@ -144,12 +146,12 @@ async def read_signals(
         pipe = client.pipeline(transaction=False)
         for key, stop in zip(rows, stops, strict=True):
             zrevrange_with_scores(pipe, key, stop)
-        replies = [score_pairs(raw) for raw in await pipe.execute()]
-    neighbours = {track_id: decode_neighbours(row)
+        replies = await pipe.execute()
+    neighbours = {track_id: decode_neighbours(score_pairs(row))
                   for track_id, row in zip(seeds, replies, strict=False) if row}
-    artist_rows = {artist: decode_neighbours(row)
-                   for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
-    rest = replies[len(seeds) + len(artists):]
+    # Artist rows stay raw: their members are looked up as bytes (`ranking.collaborative.ArtistSpace`).
+    artist_rows = {artist: row for artist, row in zip(artists, replies[len(seeds):], strict=False) if row}
+    rest = [score_pairs(row) for row in replies[len(seeds) + len(artists):]]
     if popular is None:
         popular, rest = decode_neighbours(rest[0]), rest[1:]
     if trending is None:
@@ -179,20 +181,38 @@ class ArtistListenersCache:
     """Listeners per artist (the artist memory's cosine norms), re-read at most every `refresh_s`.
 
     One HGETALL of a hash with one field per artist that entered any history; the staleness is at
-    most `refresh_s` (the rows themselves are read per request)."""
+    most `refresh_s` (the rows themselves are read per request). `space` keeps them as an array
+    aligned to a catalog view's artists, rebuilt only when the listeners or the view change."""
 
     def __init__(self, refresh_s: float = 2.0) -> None:
         self.refresh_s = refresh_s
-        self.listeners: dict[str, float] = {}
+        self.listeners: dict[bytes, float] = {}
+        """UTF-8 artist name → listeners."""
         self._checked = -1e9
+        self._space: tuple[CatalogIndex, dict[bytes, float], ArtistSpace] | None = None
+        self._names: tuple[CatalogIndex, dict[bytes, int]] | None = None
 
-    async def get(self, client: Any, keys: KeyLayout) -> dict[str, float]:
+    async def get(self, client: Any, keys: KeyLayout) -> dict[bytes, float]:
         now = time.monotonic()
         if now - self._checked >= self.refresh_s:
             self._checked = now
             raw = await client.hgetall(keys.artist_listeners)
-            self.listeners = {k.decode(): float(v) for k, v in raw.items()}
+            listeners = {k: float(v) for k, v in raw.items()}
+            if listeners != self.listeners:  # unchanged: the same object, so `space` is kept
+                self.listeners = listeners
         return self.listeners
+
+    def space(self, index: CatalogIndex) -> ArtistSpace:
+        """The listeners read last, over `index`'s artists (their positions), then the others."""
+        cached = self._space
+        if cached is not None and cached[0] is index and cached[1] is self.listeners:
+            return cached[2]
+        # The entries hold their index, so an id() reused by a later index cannot match.
+        if self._names is None or self._names[0] is not index:
+            self._names = (index, byte_positions(index.artist_names))
+        space = ArtistSpace.build(index.artist_names, self.listeners, self._names[1])
+        self._space = (index, self.listeners, space)
+        return space
 
 
 Rates = dict[str, tuple[float, float, float]]
@@ -359,13 +379,21 @@ class Recommender:
                 if genre not in held.trending_by_genre:
                     self.item_stats.want_genre(genre)  # type: ignore[union-attr]
         global_weights = await self.global_model.get(client, self.keys)
-        scores: dict[str, float] = {}
-        via: dict[str, str] = {}
+        scores: Mapping[str, float] = {}
+        via: Mapping[str, str] = {}
         if read.artist_rows:
-            listeners = await self.artist_listeners.get(client, self.keys)
-            scores, via = artist_scores(artist_seeds, read.artist_rows, listeners,
-                                        config.collaborative_normalise_rows, config.collaborative_idf,
-                                        config.collaborative_popularity, config.collaborative_shrink)
+            await self.artist_listeners.get(client, self.keys)
+            index = view.index
+            space = self.artist_listeners.space(index)
+            rows = {}
+            for artist, reply in read.artist_rows.items():
+                members, values = reply_columns(reply)
+                rows[artist] = (space.positions(members), values)
+            found = scores_at(space, artist_seeds, rows, index.artist_names,
+                              config.collaborative_normalise_rows, config.collaborative_idf,
+                              config.collaborative_popularity, config.collaborative_shrink,
+                              index.artist_position)
+            scores, via = found.score_view(), found.via_view()
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}
         trending_ranked: SourceCandidates | None = None

@@ -140,3 +140,22 @@ def score_pairs(raw: Any) -> Sequence[Sequence[Any]]:
         return raw or []
     members = iter(raw)
     return list(zip(members, members, strict=True))
+
+
+def reply_columns(raw: Any) -> tuple[Sequence[bytes], list[float] | list[int]]:
+    """A raw `zrevrange_with_scores` reply as (members, scores), without a pair per entry: members
+    as bytes; scores as numbers equal to `float` of each (`parse_scores`)."""
+    if not raw:
+        return [], []
+    if isinstance(raw[0], (list, tuple)):
+        return [m for m, _ in raw], [float(v) for _, v in raw]
+    return raw[0::2], parse_scores(raw[1::2])
+
+
+def parse_scores(values: Sequence[bytes]) -> list[float] | list[int]:
+    """Scores as Redis writes them (`%.17g`): `int` when every one is an integer, as counts are
+    (exact, and `int` of bytes costs a fraction of `float`), else `float`."""
+    try:
+        return list(map(int, values))
+    except ValueError:
+        return list(map(float, values))

@@ -34,9 +34,11 @@ class Signals:
     global_weights: np.ndarray | None = None
     """The newest global engagement model (78 float32), for listeners without their own."""
     artist_scores: Mapping[str, float] = field(default_factory=dict)
-    """Artist → collaborative score for this listener (`ranking.collaborative.artist_scores`)."""
+    """Artist → collaborative score for this listener (`ranking.collaborative.scores_at`). Serving
+    passes a `ScoreView` over arrays aligned to the view's artists, which consumers read as an array
+    (`ranking.collaborative.score_array`); any other mapping is looked up by name."""
     artist_via: Mapping[str, str] = field(default_factory=dict)
-    """Artist → the liked artist that contributed most to its score."""
+    """Artist → the liked artist that contributed most to its score (serving: a `ViaView`)."""
     ranker: RankerState | None = None
     """The flow's learned ranker (`ranking.ranker`), as last published."""
     stream_popular: Sequence[tuple[str, float]] = ()

@@ -143,8 +143,11 @@ def _reference_similar_artists(ctx, n: int):
     return np.array(positions, np.int64), np.array(values, np.float32)
 
 
+@pytest.mark.parametrize("as_arrays", [False, True])
 @pytest.mark.parametrize("with_taste", [True, False])
-def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogView, with_taste: bool) -> None:
+def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogView, with_taste: bool,
+                                                                as_arrays: bool) -> None:
+    from ranking.collaborative import ArtistScores, ScoreView
     from ranking.config import RankingConfig
     from ranking.sources.base import SourceContext
     from ranking.sources.similar_artists import propose
@@ -156,6 +159,16 @@ def test_similar_artists_in_one_pass_equals_the_per_artist_loop(view: CatalogVie
         profile = replace(profile, taste=[])
     for trial in range(20):
         scores = {artists[i]: float(rng.random()) for i in rng.choice(len(artists), 80, replace=False)}
+        if trial % 3 == 0:  # ties at the cut, broken by name
+            scores = {a: round(s, 1) for a, s in scores.items()}
+        if trial % 4 == 1:  # liked artists are not proposed
+            profile = replace(profile, artists={a: 1.0 for a in list(scores)[:10]})
+        if as_arrays:  # as serving passes them: a view over arrays aligned to the catalog's artists
+            index = view.index
+            array = np.zeros(len(index.artist_names))
+            array[[index.artist_position[a] for a in scores]] = list(scores.values())
+            scores = ScoreView(ArtistScores(array, np.full(len(array), -1), [], index.artist_names,
+                                            index.artist_position))
         excluded = set(rng.choice(len(view), 100, replace=False).tolist()) if trial % 2 else set()
         ctx = SourceContext(view, profile, profile, None, Signals(artist_scores=scores), RankingConfig(),
                             RecommendRequest().rules, excluded, None, None, False)

@@ -13,7 +13,7 @@ from flows.artist_state import ArtistMemoryLogic, artist_signals_of
 from flows.progress import Position
 from flows.user_state import ProfileWrite
 from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistHistory, ArtistMemoryConfig, ArtistRow
-from ranking.collaborative import artist_scores
+from ranking.collaborative import ArtistSpace, ScoreView, artist_scores, score_array, scores_at
 from schemas.events import Event
 
 
@@ -133,6 +133,94 @@ def test_the_asymmetric_cosine_and_shrink_count_popular_and_rare_pairs_less() ->
     scores, _ = artist_scores({"A": 1.0}, rows, listeners, shrink=4.0)
     assert scores["X"] == pytest.approx(1.0)
     assert scores["Y"] == pytest.approx((2 / (8 + 4)) / (2 / (4 + 4)))
+
+
+def _reference_artist_scores(seeds, rows, listeners, normalise_rows=True, idf=0.0, popularity=0.5,
+                             shrink=0.0):
+    """The per-entry loop `ranking.collaborative.scores_at` replaced (the formula's definition)."""
+    scores: dict[str, float] = {}
+    best: dict[str, tuple[float, str]] = {}
+    for h, weight in seeds.items():
+        row = rows.get(h)
+        n_h = listeners.get(h, 0.0)
+        if weight <= 0 or not row or n_h <= 0:
+            continue
+        scaled = []
+        top = 0.0
+        cosine = popularity == 0.5 and not shrink
+        seed_part = n_h ** (1.0 - popularity)
+        for b, count in row:
+            n_b = listeners.get(b, 0.0)
+            if count > 0 and n_b > 0:
+                c = count / math.sqrt(n_b) if cosine else count / (seed_part * n_b**popularity + shrink)
+                scaled.append((b, c))
+                top = max(top, c)
+        if not scaled:
+            continue
+        factor = weight / top if normalise_rows else weight / (math.sqrt(n_h) if cosine else 1.0)
+        if idf:
+            factor *= n_h**-idf
+        for b, c in scaled:
+            share = factor * c
+            scores[b] = scores.get(b, 0.0) + share
+            if share > best.get(b, (0.0, ""))[0]:
+                best[b] = (share, h)
+    return scores, {b: h for b, (_, h) in best.items()}
+
+
+def _random_memory(rng: random.Random):
+    """Seeds, rows and listeners over 60 artists: a catalog of 40, 12 others with listeners (partners
+    no catalog track has), 8 without; seeds with negative weights, without rows, without listeners."""
+    everyone = [f"artist {i}" for i in range(60)]
+    catalog = rng.sample(everyone[:52], 40)
+    listeners = {a: float(rng.choice([0, 1, 2, 3, 5, 8, 13, 40, 100])) for a in everyone[:52]}
+    seeds = {a: rng.choice([-1.0, 0.0, 0.3, 0.8, 0.8, math.tanh(1.0), 2.5]) for a in rng.sample(everyone, 14)}
+    rows = {}
+    for h in seeds:
+        if rng.random() < 0.8:
+            partners = rng.sample(everyone, rng.randint(0, 30))
+            rows[h] = [(b, float(rng.choice([0, 1, 1, 2, 3, 7, 2.5]))) for b in partners]
+    return catalog, seeds, rows, listeners
+
+
+@pytest.mark.parametrize("normalise_rows", [True, False])
+@pytest.mark.parametrize(("popularity", "shrink", "idf"), [
+    (0.5, 0.0, 0.0), (0.5, 0.0, 0.25), (0.6, 0.0, 0.25), (0.75, 3.0, 0.0), (0.5, 2.0, 0.5), (0.6, 0.5, 0.25)])
+def test_the_arrays_equal_the_per_entry_loop_bit_for_bit(normalise_rows, popularity, shrink, idf) -> None:
+    rng = random.Random(f"{normalise_rows}{popularity}{shrink}{idf}")
+    params = (normalise_rows, idf, popularity, shrink)
+    for _ in range(40):
+        catalog, seeds, rows, listeners = _random_memory(rng)
+        want, want_via = _reference_artist_scores(seeds, rows, listeners, *params)
+        # The dict API, over a space of every artist named.
+        got, got_via = artist_scores(seeds, rows, listeners, *params)
+        assert got == want and list(got) == list(want) and got_via == want_via
+        # Serving's: a catalog space, members as bytes, the others (and unknown members) dropped.
+        space = ArtistSpace.build(catalog, {a.encode(): n for a, n in listeners.items()})
+        columns = {h: (space.positions(b.encode() for b, _ in row), [c for _, c in row])
+                   for h, row in rows.items()}
+        found = scores_at(space, seeds, columns, catalog, *params)
+        view = ScoreView(found)
+        assert dict(view) == {a: s for a, s in want.items() if a in catalog}
+        assert dict(found.via_view()) == {a: h for a, h in want_via.items() if a in catalog}
+        assert found.scores.tolist() == [want.get(a, 0.0) for a in catalog]
+
+
+def test_via_ties_go_to_the_earliest_seed_and_views_read_like_dicts() -> None:
+    from ranking.catalog_index import CatalogIndex
+    from schemas.tracks import Track
+
+    rows = {"A": [("X", 2.0)], "B": [("X", 2.0), ("Y", 1.0)], "C": [("X", 2.0)]}
+    listeners = {"A": 4.0, "B": 4.0, "C": 4.0, "X": 4.0, "Y": 1.0}
+    seeds = {"C": 1.0, "A": 1.0, "B": 1.0}
+    space = ArtistSpace.build(["X", "Y", "Z"], {a.encode(): n for a, n in listeners.items()})
+    found = scores_at(space, seeds, {h: (space.positions(b.encode() for b, _ in r), [c for _, c in r])
+                                     for h, r in rows.items()}, ["X", "Y", "Z"])
+    assert dict(found.via_view()) == {"X": "C", "Y": "B"} == artist_scores(seeds, rows, listeners)[1]
+    view = found.score_view()
+    assert len(view) == 2 and "Z" not in view and "A" not in view and view.get("Z") is None
+    index = CatalogIndex.build([Track(track_id=t, artist=a) for t, a in [("1", "Y"), ("2", "X"), ("3", "Q")]])
+    assert score_array(view, index).tolist() == [view["Y"], view["X"], 0.0]  # by name: another index
 
 
 def test_seed_artists_are_the_liked_ones_plus_a_switch_of_taste() -> None:

@@ -120,3 +120,15 @@ def test_pipelined_refills_the_pipeline_on_every_attempt(monkeypatch: pytest.Mon
 
     assert flow_redis.pipelined(Client(), fill, "test") == [True, True]  # type: ignore[arg-type]
     assert sent == [["a", "b"], ["a", "b"]], "the retry sent the writes again"
+
+
+def test_reply_columns_read_both_protocols_and_equal_float_of_each_score() -> None:
+    flat = [b"a", b"3", b"b", b"2", b"c", b"-1"]
+    assert api_redis.reply_columns(flat) == ([b"a", b"b", b"c"], [3, 2, -1])
+    assert api_redis.reply_columns([[b"a", 3.0], [b"b", 2.5]]) == ([b"a", b"b"], [3.0, 2.5])
+    assert api_redis.reply_columns([]) == ([], [])
+    odd = [b"a", b"2.5", b"b", b"1e+20", b"c", b"inf", b"d", b"7"]
+    _, scores = api_redis.reply_columns(odd)
+    assert scores == [float(v) for v in odd[1::2]] and all(isinstance(v, float) for v in scores)
+    whole = [str(n).encode() for n in (0, 1, 17, 2**53)]
+    assert [float(v) for v in api_redis.parse_scores(whole)] == [float(v) for v in whole]
