@@ -333,19 +333,47 @@ def list_metrics(ranked: Sequence[int], artist_of: np.ndarray, held_out: set[int
             "recall": len(found) / min(k, len(held_out)) if held_out else 0.0}
 
 
-def summarise(lists: dict[int, Sequence[int]], scenario: Scenario,
-              ks: Sequence[int] = KS) -> dict[str, float]:
-    """Means over the evaluated listeners of HR/NDCG/recall at each k, and catalog coverage at each k."""
-    out: dict[str, float] = {}
+def summarise(lists: dict[int, Sequence[int]], scenario: Scenario, ks: Sequence[int] = KS,
+              keep: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Means over the evaluated listeners of HR/NDCG/recall at each k, and catalog coverage at each k;
+    `keep` receives the per-listener values (`listener_values`)."""
     cat = scenario.catalog
+    ranked = [lists[i] for i in scenario.evaluated]
+    held = [set(scenario.listeners[i].held_out) for i in scenario.evaluated]
+    per = listener_values(ranked, cat.artist_of, held, ks)
+    if keep is not None:
+        keep.update(per)
+    out: dict[str, float] = {name: float(values.mean()) for name, values in per.items()}
     for k in ks:
-        per = [list_metrics(lists[i], cat.artist_of, set(scenario.listeners[i].held_out), k)
-               for i in scenario.evaluated]
-        for name in ("hr", "ndcg", "recall"):
-            out[f"{name}@{k}"] = float(np.mean([p[name] for p in per]))
-        distinct = {int(t) for i in scenario.evaluated for t in lists[i][:k]}
-        out[f"coverage@{k}"] = len(distinct) / cat.n_tracks
+        out[f"coverage@{k}"] = len({int(t) for lst in ranked for t in lst[:k]}) / cat.n_tracks
     return out
+
+
+def listener_values(lists: Sequence[Sequence[int]], artist_of: np.ndarray, held_outs: Sequence[set[int]],
+                    ks: Sequence[int] = KS) -> dict[str, np.ndarray]:
+    """`{"hr@k": values, ...}`: HR, NDCG and recall at each k of every listener's list, in order."""
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        per = [list_metrics(lst, artist_of, held, k) for lst, held in zip(lists, held_outs, strict=True)]
+        for name in ("hr", "ndcg", "recall"):
+            out[f"{name}@{k}"] = np.array([p[name] for p in per])
+    return out
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, seed: int = 0, rounds: int = 10_000,
+                    level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of a − b over the same listeners and its paired bootstrap interval (listeners resampled
+    with replacement, `rounds` times).
+
+    >>> paired_interval(np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 1.0]))[0]
+    0.25
+    """
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(rounds, len(diff)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(diff.mean()), float(low), float(high)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,15 +523,17 @@ class Split:
     def history(self) -> sp.csr_matrix:
         return self.train.X_track[self.rows]
 
-    def evaluate(self, recommend: Recommend, drop_artists: bool, ks: Sequence[int] = KS) -> dict[str, float]:
+    def evaluate(self, recommend: Recommend, drop_artists: bool, ks: Sequence[int] = KS,
+                 keep: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """Means over the split's listeners (`summarise`'s metrics); `keep` receives the per-listener
+        values."""
         lists = recommend(self.history(), self.rows, drop_artists, max(ks))
-        out: dict[str, float] = {}
         artist_of = self.train.catalog.artist_of
+        per = listener_values(lists, artist_of, self.held_out, ks)
+        if keep is not None:
+            keep.update(per)
+        out: dict[str, float] = {name: float(values.mean()) for name, values in per.items()}
         for k in ks:
-            per = [list_metrics(lst, artist_of, held, k)
-                   for lst, held in zip(lists, self.held_out, strict=True)]
-            for name in ("hr", "ndcg", "recall"):
-                out[f"{name}@{k}"] = float(np.mean([p[name] for p in per]))
             out[f"coverage@{k}"] = len({int(t) for lst in lists for t in lst[:k]}) / artist_of.shape[0]
         return out
 
@@ -774,13 +804,22 @@ class Results:
     scenario: Scenario
     seconds: dict[str, float]
     encore_short: float = 0.0  # Encore's mean list length after dropping streamed artists (of 20)
+    per_listener: dict[bool, dict[str, dict[str, np.ndarray]]] = field(
+        default_factory=lambda: {False: {}, True: {}})
+    """drop streamed artists -> method -> metric -> values per evaluated listener (`listener_values`)."""
 
 
 Metrics = dict[str, float]
 
 
-def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dict[str, Metrics]], float,
-                                                                  dict[int, dict[str, Metrics]]]:
+PerListener = dict[str, np.ndarray]
+"""metric -> values per evaluated listener (`listener_values`)."""
+
+
+def encore_results(scenario: Scenario, res: StackResult) -> tuple[
+        dict[bool, dict[str, Metrics]], float, dict[int, dict[str, Metrics]], dict[bool, PerListener]]:
+    """Continuation metrics of Encore (and its variants), its mean list length in rule B, adaptation
+    shares, and Encore's per-listener values in each rule."""
     cat = scenario.catalog
 
     def drop_streamed(deep: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -791,9 +830,10 @@ def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dic
         return drop
 
     drop = drop_streamed(res.deep)
-    cont = {False: {"Encore": summarise(res.lists, scenario),
+    encore_per: dict[bool, PerListener] = {False: {}, True: {}}
+    cont = {False: {"Encore": summarise(res.lists, scenario, keep=encore_per[False]),
                     "Encore, no exclude= (raw)": summarise(res.raw, scenario)},
-            True: {"Encore": summarise(drop, scenario)}}
+            True: {"Encore": summarise(drop, scenario, keep=encore_per[True])}}
     for name, (lists, deep) in res.variants.items():
         cont[False][f"Encore [{name}]"] = summarise(lists, scenario)
         cont[True][f"Encore [{name}]"] = summarise(drop_streamed(deep), scenario)
@@ -809,7 +849,7 @@ def encore_results(scenario: Scenario, res: StackResult) -> tuple[dict[bool, dic
             per["Encore before the switch"].append(
                 adaptation_metrics([t for t in res.deep[i] if t not in seen], new, cat))
         adapt[step] = {m: {x: float(np.mean([p[x] for p in v])) for x in v[0]} for m, v in per.items() if v}
-    return cont, short, adapt
+    return cont, short, adapt, encore_per
 
 
 def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int = DEFAULT_EVAL,
@@ -836,18 +876,24 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
     ev = evaluation_split(scenario)
     continuation: dict[bool, dict[str, dict[str, float]]] = {False: {}, True: {}}
     adaptation: dict[int, dict[str, dict[str, float]]] = {step: {} for step in steps}
+    per_listener: dict[bool, dict[str, dict[str, np.ndarray]]] = {False: {}, True: {}}
     if baselines:
         table = {d: method_table(ev.train, params[d]) for d in (False, True)}
         for d in (False, True):
             for name in BASELINES:
-                continuation[d][name] = ev.evaluate(table[d][name], d)
+                keep: dict[str, np.ndarray] = {}
+                continuation[d][name] = ev.evaluate(table[d][name], d, keep=keep)
+                per_listener[d][name] = keep
         adaptation = offline_adaptation(scenario, table[False], ev.train, steps)
     seconds["baselines"] = time.perf_counter() - t2
-    results = Results(continuation, adaptation, params, tune_params, scenario, seconds)
+    results = Results(continuation, adaptation, params, tune_params, scenario, seconds,
+                      per_listener=per_listener)
     if not offline_only:
         res = run_stack(scenario, catalog_csv, run_id, steps, progress, say, variants)
         seconds.update(res.seconds)
-        cont, results.encore_short, adapt = encore_results(scenario, res)
+        cont, results.encore_short, adapt, encore_per = encore_results(scenario, res)
+        for d in (False, True):
+            results.per_listener[d]["Encore"] = encore_per[d]
         for d in (False, True):
             results.continuation[d] = {**cont[d], **results.continuation[d]}
         for step in adaptation:
@@ -860,6 +906,26 @@ def run(lastfm: Path, catalog_csv: Path, seed: int = DEFAULT_SEED, n_eval: int =
 
 def _fmt_params(p: dict[str, object]) -> str:
     return ", ".join(f"{k}={v}" for k, v in p.items()) or "defaults"
+
+
+GAP_METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+
+
+def gap_lines(results: Results, drop_artists: bool) -> list[str]:
+    """Encore against the best baseline of each metric, paired over the same listeners: is a gap
+    larger than what the listeners drawn would move it?"""
+    per = results.per_listener[drop_artists]
+    encore = per.get("Encore")
+    rivals = {name: values for name, values in per.items() if name != "Encore"}
+    if not encore or not rivals:
+        return []
+    lines = ["  Encore − the best baseline of each metric, mean over the same listeners and its 95 % "
+             "paired bootstrap interval:"]
+    for metric in GAP_METRICS:
+        best = max(rivals, key=lambda name: float(rivals[name][metric].mean()))
+        mean, low, high = paired_interval(encore[metric], rivals[best][metric])
+        lines.append(f"    {metric.upper():<8} {mean:+.3f} [{low:+.3f}, {high:+.3f}] against {best}")
+    return lines
 
 
 def report(results: Results, args: argparse.Namespace, command: str) -> str:
@@ -890,6 +956,7 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         if d and "Encore" in results.continuation[d]:
             lines.append(f"  (Encore: its top 100, minus streamed artists; {results.encore_short:.1f} tracks "
                          f"left of {DEPTH} on average)")
+        lines += gap_lines(results, d)
     lines += ["", "Hyper-parameters, " + ("tuned in this run on the validation split" if results.tuned
                                           else "as tuned on the validation split of seed 7 (TUNED_DEFAULTS)")]
     for d in (False, True):

@@ -207,3 +207,24 @@ def test_variants_are_ranking_overrides_checked_before_any_stack_starts(tmp_path
     bad.write_text('{"typo": {"artsit": 0.0}}')
     with pytest.raises(ValueError, match="unknown ranking setting 'artsit'"):
         load_variants(bad)
+
+
+def test_a_gap_is_reported_against_the_best_baseline_with_a_paired_interval() -> None:
+    rng = np.random.default_rng(0)
+    better = (rng.random(200) < 0.8).astype(float)
+    worse = (rng.random(200) < 0.5).astype(float)
+    mean, low, high = lastfm.paired_interval(better, worse)
+    assert mean == pytest.approx(better.mean() - worse.mean())
+    assert low < mean < high and low > 0  # 0.3 apart over 200 listeners: clearly not chance
+    mean, low, high = lastfm.paired_interval(better, better)
+    assert mean == low == high == 0.0
+    metrics = lastfm.GAP_METRICS
+    per = {"Encore": dict.fromkeys(metrics, better), "EASE, artists": dict.fromkeys(metrics, worse),
+           "ALS, artists": dict.fromkeys(metrics, 1 - worse)}
+    results = lastfm.Results({False: {}, True: {}}, {}, {False: {}, True: {}}, False, None, {},  # type: ignore[arg-type]
+                             per_listener={False: per, True: {}})
+    lines = lastfm.gap_lines(results, False)
+    assert len(lines) == 1 + len(lastfm.GAP_METRICS)
+    best = "ALS, artists" if (1 - worse).mean() > worse.mean() else "EASE, artists"
+    assert all(line.endswith(f"against {best}") for line in lines[1:])
+    assert lastfm.gap_lines(results, True) == []
