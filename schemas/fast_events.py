@@ -38,19 +38,23 @@ from schemas.events import (
 )
 
 _Id = Annotated[str, Meta(min_length=1, max_length=ID_MAX_LEN)]
+_Ts = Annotated[int, Meta(ge=0, le=MAX_TS_MS)]
+_Position = Annotated[int, Meta(ge=0, le=MAX_TRACK_MS)]
+_Duration = Annotated[int, Meta(gt=0, le=MAX_TRACK_MS)]
 
 
-class _Event(Struct, forbid_unknown_fields=True):
-    """`Event`'s wire form, types and lengths only; an unknown field (a control message's `control`)
-    refuses. The context is a plain mapping, its keys checked below: cheaper than a nested Struct."""
+class _Event(Struct, forbid_unknown_fields=True, gc=False):
+    """`Event`'s wire form: types, lengths and ranges (checked in C); an unknown field (a control
+    message's `control`) refuses. The context is a plain mapping, its keys checked below: cheaper
+    than a nested Struct."""
 
     event_id: _Id
     user_id: _Id
     track_id: _Id
     type: EventType
-    ts: int | str
-    position_ms: int | UnsetType | None = UNSET
-    duration_ms: int | UnsetType | None = UNSET
+    ts: _Ts | str
+    position_ms: _Position | UnsetType | None = UNSET
+    duration_ms: _Duration | UnsetType | None = UNSET
     session_id: _Id | UnsetType | None = UNSET
     context: dict[str, _Id | None] | UnsetType | None = UNSET
 
@@ -60,6 +64,7 @@ _EVENT_FIELDS = ("event_id", "user_id", "track_id", "type", "ts", "position_ms",
                  "context")
 """`Event`'s fields in its order, the order `fast_event` fills `__dict__` in (as validation does)."""
 _REQUIRED = frozenset(_EVENT_FIELDS[:5])
+_ALL = set(_EVENT_FIELDS)
 _OPTIONAL = _EVENT_FIELDS[5:]
 _CONTEXT_NONE = dict.fromkeys(EventContext.model_fields)
 _CONTEXT_KEYS = _CONTEXT_NONE.keys()
@@ -77,7 +82,7 @@ def _plain(value: str) -> bool:
 
 
 _new = BaseModel.__new__
-_set_dict = object.__setattr__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
@@ -88,7 +93,7 @@ def _assembled(cls: type[Any], values: dict[str, Any], fields_set: set[str]) -> 
     without its per-field alias and default lookups: these models have neither aliases, nor
     private attributes, nor a post-init, nor kept extras (checked below)."""
     instance = _new(cls)
-    _set_dict(instance, "__dict__", values)
+    _set_dict(instance, values)
     _set_fields(instance, fields_set)
     _set_extra(instance, None)
     _set_private(instance, None)
@@ -143,8 +148,8 @@ def fast_event(raw: bytes) -> Event | None:
             ts = parse_timestamp_ms(ts)  # the model's own before-validator
         except Exception:  # whatever it raises, pydantic reports it
             return None
-    if not 0 <= ts <= MAX_TS_MS:
-        return None
+        if not 0 <= ts <= MAX_TS_MS:
+            return None
     if not (_plain(wire.event_id) and _plain(wire.user_id) and _plain(wire.track_id)):
         return None
     position, duration, session, context = wire.position_ms, wire.duration_ms, wire.session_id, wire.context
@@ -154,11 +159,7 @@ def fast_event(raw: bytes) -> Event | None:
         position, duration, session, context = (None if value is UNSET else value
                                                 for value in (position, duration, session, context))
     else:
-        fields_set = set(_EVENT_FIELDS)
-    if position is not None and not 0 <= position <= MAX_TRACK_MS:
-        return None
-    if duration is not None and not 0 < duration <= MAX_TRACK_MS:
-        return None
+        fields_set = _ALL.copy()
     if session is not None and not _plain(session):
         return None
     if context is not None:
@@ -166,7 +167,7 @@ def fast_event(raw: bytes) -> Event | None:
         if context is None:
             return None
     event = _new(Event)
-    _set_dict(event, "__dict__", {
+    _set_dict(event, {
         "event_id": wire.event_id, "user_id": wire.user_id, "track_id": wire.track_id, "type": wire.type,
         "ts": ts, "position_ms": position, "duration_ms": duration, "session_id": session,
         "context": context})

@@ -102,6 +102,19 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     return message
 
 
+@st.composite
+def near_valid(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event with one known field replaced: accepted or refused for that field alone."""
+    message = {
+        "event_id": "e1", "user_id": "u1", "track_id": "t1", "type": "play", "ts": T0_MS,
+        "position_ms": 1_000, "duration_ms": 200_000, "session_id": "s1",
+        "context": {"source": "search", "device": "desktop"},
+    }
+    name = draw(st.sampled_from(FIELDS))
+    message[name] = draw(values_of[name])
+    return message
+
+
 def _encodings(message: dict[str, Any]) -> list[bytes]:
     """The message as several senders would write it (compact, spaced, escaped, keys reordered)."""
     out = [json.dumps(message).encode(),
@@ -120,6 +133,28 @@ def _encodings(message: dict[str, Any]) -> list[bytes]:
 def test_fast_path_is_pydantic_or_falls_back(message: dict[str, Any]) -> None:
     for raw in _encodings(message):
         assert_same_as_pydantic(raw)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid())
+def test_one_field_off_is_pydantic_or_falls_back(message: dict[str, Any]) -> None:
+    for raw in _encodings(message):
+        assert_same_as_pydantic(raw)
+
+
+@pytest.mark.parametrize("name", ["ts", "position_ms", "duration_ms"])
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+@pytest.mark.parametrize("base", ["zero", "max"])
+def test_numeric_bounds(name: str, delta: int, base: str) -> None:
+    top = MAX_TS_MS if name == "ts" else MAX_TRACK_MS
+    value = (0 if base == "zero" else top) + delta
+    message = {"event_id": "e", "user_id": "u", "track_id": "t", "type": "play", "ts": T0_MS, name: value}
+    accepted = assert_same_as_pydantic(orjson.dumps(message))
+    valid = (value > 0 if name == "duration_ms" else value >= 0) and value <= top
+    assert (accepted is not None) == valid
+    if name == "ts":
+        assert_same_as_pydantic(orjson.dumps({**message, "ts": str(value)}))
+        assert_same_as_pydantic(orjson.dumps({**message, "ts": f" {value}"}))
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
