@@ -8,10 +8,10 @@ encore.events ─► decode_events ───────────────
                                                      │                                                 │                                  ├─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
                                                      │                                                 │                                  └─► refused_events (too_late, dedupe_full) ──┐
                                                      │                                                 └─ per partition ─► learn_global ─► merge_global ─► write_global (Redis)     │
-                                                     └─ bad ─► invalid_events ─┐                                                                                                    │
-encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─────────────────┼─► enrich_tracks ──► write_catalog (Redis)                                                          │
-                                                     └─ bad ───────────────────┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄──────────────────────────────────────┘
-                                                                                 └─► tally_dead_letters (Redis: counts by reason, progress)
+                                                     └─ bad ─► invalid_messages ─┐                                                                                                  │
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ───────────────────┼─► enrich_tracks ──► write_catalog (Redis)                                                        │
+                                                     └─ bad ─────────────────────┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄────────────────────────────────────┘
+                                                                                   └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
 
 `encore.events` also carries control messages (`schemas.events.Forget`): they take the same path to
@@ -172,7 +172,7 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     op.output("write_catalog", resolved, CatalogSink(config.redis_url, keys, lookup))
 
     # Whatever could not be applied → the dead-letter topic, raw bytes and reason.
-    invalid = op.flat_map("invalid_events", decoded, refused_of)
+    invalid = op.flat_map("invalid_messages", decoded, refused_of)
     refused = op.flat_map("refused_events", profiles, _refused)
     dead = op.merge("collect_dead_letters", invalid, checked_tracks.falses, refused)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
