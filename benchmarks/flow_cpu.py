@@ -177,7 +177,7 @@ STEP_METHODS = (
      "write_artist_memory, write_ranker, write_experiments"),
 )
 STEP_FUNCTIONS = (
-    ("decode_event_message", "decode_event"), ("is_valid", "split_valid_events"),
+    ("decode_event_batch", "decode_events"), ("refused_of", "invalid_messages"),
     ("is_replica_events", "split_replica_events"), ("track_signals_of", "track_signals"),
     ("artist_signals_of", "artist_signals"), ("ranker_examples_of", "ranker_examples"),
     ("experiment_signals_of", "experiment_signals"), ("_refused", "refused_events"),

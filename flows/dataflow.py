@@ -1,17 +1,17 @@
 """The Encore dataflow, top to bottom as the data moves.
 
 ```
-encore.events ─► decode_event ─► split_valid_events ─┬─ valid ─► attach_track ─► split_replica_events ─┬─ per event ─────► update_profile ─┬─► write_profiles (Redis)
+encore.events ─► decode_events ──────────────────────┬─ valid ─► attach_track ─► split_replica_events ─┬─ per event ─────► update_profile ─┬─► write_profiles (Redis)
                                                      │                                                 │                                  ├─► track_signals ─► update_track_stats ─► write_track_stats (Redis)
                                                      │                                                 │                                  ├─► artist_signals ─► update_artist_memory ─► write_artist_memory (Redis)
                                                      │                                                 │                                  ├─► ranker_examples ─► learn_ranker ─► write_ranker (Redis)
                                                      │                                                 │                                  ├─► experiment_signals ─► count_experiments ─► write_experiments (Redis)
                                                      │                                                 │                                  └─► refused_events (too_late, dedupe_full) ──┐
                                                      │                                                 └─ per partition ─► learn_global ─► merge_global ─► write_global (Redis)     │
-                                                     └─ bad ───┐                                                                                                                    │
-encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ─┼─► enrich_tracks ──────────────────► write_catalog (Redis)                                                          │
-                                                     └─ bad ───┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄──────────────────────────────────────────────────────┘
-                                                                 └─► tally_dead_letters (Redis: counts by reason, progress)
+                                                     └─ bad ─► invalid_messages ─┐                                                                                                  │
+encore.tracks ─► decode_track ─► split_valid_tracks ─┬─ valid ───────────────────┼─► enrich_tracks ──► write_catalog (Redis)                                                        │
+                                                     └─ bad ─────────────────────┴─┬─► to_dead_letter ─► write_dead_letters (encore.events.dlq) ◄────────────────────────────────────┘
+                                                                                   └─► tally_dead_letters (Redis: counts by reason, progress)
 ```
 
 `encore.events` also carries control messages (`schemas.events.Forget`): they take the same path to
@@ -52,11 +52,15 @@ from flows.catalog_enrichment import CatalogEnrichmentLogic, CatalogReader, key_
 from flows.config import FlowConfig
 from flows.dead_letters import DeadLetter, DeadLetterTally
 from flows.decode import (
-    SourcedEvent,
+    DecodedEvents,
+    EventDecoder,
     SourceItem,
+    decode_event_batch,
     decode_event_message,
     decode_track_message,
+    events_of,
     is_valid,
+    refused_of,
 )
 from flows.dedupe import DedupeConfig
 from flows.experiment_state import ExperimentLogic, experiment_signals_of, experiment_sink
@@ -78,13 +82,19 @@ from flows.user_state import HoldConfig, ProfileWrite, UserProfileLogic, no_prio
 from online_models.taste import TasteLearner
 
 
-def _event_decoder(config: FlowConfig) -> Callable[[SourceItem], SourcedEvent | DeadLetter]:
+def _event_decoder(config: FlowConfig) -> EventDecoder:
     """decode_event_message, with a span per traced event when tracing is on (flows/tracing.py)."""
     if not config.tracing:
         return decode_event_message
     from flows.tracing import traced_decode
 
     return traced_decode(decode_event_message)
+
+
+def _batch_decoder(config: FlowConfig) -> Callable[[list[SourceItem]], list[DecodedEvents]]:
+    """decode_event_batch over the decoder of each message."""
+    decode = _event_decoder(config)
+    return lambda batch: decode_event_batch(batch, decode)
 
 
 def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
@@ -111,11 +121,11 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
 
     # Listening events → per-user profiles and models.
     raw_events = op.input("read_events", flow, source(topics.events))
-    events = op.map("decode_event", raw_events, _event_decoder(config))
-    checked_events = op.branch("split_valid_events", events, is_valid)
+    # One item per source batch, its events and its dead letters apart (`flows/decode.py`).
+    decoded = op.flat_map_batch("decode_events", raw_events, _batch_decoder(config))
     # The listeners' events, and one list per source partition per batch (`flows/grouping.py`).
-    with_tracks = op.flat_map_batch("attach_track", checked_events.trues,
-                                    lambda batch: group_batch(lookup.attach(batch)))
+    with_tracks = op.flat_map_batch("attach_track", decoded,
+                                    lambda batches: group_batch(lookup.attach(events_of(batches))))
     by_key = op.branch("split_replica_events", with_tracks, is_replica_events)
     profiles = op.stateful_batch(
         "update_profile", by_key.falses,
@@ -162,8 +172,9 @@ def build_flow(config: FlowConfig, warm_start: bool = False) -> Dataflow:
     op.output("write_catalog", resolved, CatalogSink(config.redis_url, keys, lookup))
 
     # Whatever could not be applied → the dead-letter topic, raw bytes and reason.
+    invalid = op.flat_map("invalid_messages", decoded, refused_of)
     refused = op.flat_map("refused_events", profiles, _refused)
-    dead = op.merge("collect_dead_letters", checked_events.falses, checked_tracks.falses, refused)
+    dead = op.merge("collect_dead_letters", invalid, checked_tracks.falses, refused)
     dead_messages = op.map("to_dead_letter", dead, DeadLetter.to_kafka)
     op.output("write_dead_letters", dead_messages,
               KafkaSink(config.brokers, topics.dead_letters, add_config=dict(config.kafka_config)))
