@@ -97,9 +97,11 @@ class RankingConfig:
     and the long-term seeds to fade), and is complete."""
     collaborative_normalise_rows: bool = True
     """Each liked artist's cosine row is divided by its best entry (an equal vote per liked artist)."""
-    collaborative_idf: float = 0.25
+    collaborative_idf: float = 0.1
     """x in each liked artist's vote × N^−x (N: the artist's listeners): an artist everybody plays says
-    less about a listener's taste than a rare one (`ranking.collaborative.artist_scores`)."""
+    less about a listener's taste than a rare one (`ranking.collaborative.artist_scores`). 0.1, not
+    the 0.25 chosen on 150 Last.fm listeners: on 300, 0.1 ranked rule A's hits better and cost nothing
+    elsewhere (docs/quality.md, "Fourth pass")."""
     collaborative_popularity: float = 0.6
     """β in the similarity C(h, b) / (N_h^(1−β) · N_b^β) (Aiolli's asymmetric cosine; ½ is the
     cosine): a little above ½ a popular candidate artist needs more shared listeners to score, which
