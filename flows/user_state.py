@@ -69,7 +69,7 @@ from online_models.user_model import UserModel
 from ranking.ranker import features_one
 from schemas.events import Event, Forget, Message
 from schemas.profile_codec import UserProfile, encode_profile
-from schemas.tracks import Track, decode_track
+from schemas.tracks import Track, decode_track, scaled_features
 
 PriorLookup = Callable[[int], tuple[int, OnlineLogisticRegression] | None]
 """The warm start of new listeners: event time (ms) of a listener's first event → `(period, model)`
@@ -90,7 +90,7 @@ it), or a control message; and where it came from."""
 def ranker_features_before(profile: UserProfile, track: Track) -> tuple[float, ...]:
     """The learned ranker's features of `track` but the engagement one (`ranking.ranker`)."""
     popularity = track.popularity / 100.0 if track.popularity is not None else 0.5
-    return features_one(profile, track.feature_vector(), track.genres, track.artist, popularity, 0.5)[:-1]
+    return features_one(profile, scaled_features(track), track.genres, track.artist, popularity, 0.5)[:-1]
 
 
 def no_prior(ts_ms: int) -> None:

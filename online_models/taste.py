@@ -38,12 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter, mul
 
 from online_models.feedback import feedback_weight
 from schemas.event_types import LISTEN_TYPES, SEMANTICS
-from schemas.events import Event
+from schemas.events import Event, EventType
 from schemas.profile_codec import TOD_BUCKETS, RecentTrack, UserProfile
-from schemas.tracks import Track
+from schemas.tracks import Track, scaled_features
 
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
@@ -62,29 +64,45 @@ class TasteConfig:
     recent_size: int = 20
 
 
+_NEVER_AGAIN: frozenset[EventType] = frozenset(t for t, s in SEMANTICS.items() if s.never_again)
+_TRACK_ID = attrgetter("track_id")
+
+
 def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
     """`recent` after `event`: one entry per track, newest last (see the module's rules)."""
     kind = event.type
-    for i, item in enumerate(recent):
-        if item.track_id == event.track_id:
-            old, new = SEMANTICS[item.type], SEMANTICS[kind]
-            sticky_dislike = old.never_again and not new.positive
-            stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
-            if sticky_dislike or stays_liked:
-                kind = item.type
-            del recent[i]
-            break
+    ids = list(map(_TRACK_ID, recent))  # the first match found in C rather than a Python loop
+    if event.track_id in ids:
+        i = ids.index(event.track_id)
+        item = recent[i]
+        old, new = SEMANTICS[item.type], SEMANTICS[kind]
+        sticky_dislike = old.never_again and not new.positive
+        stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
+        if sticky_dislike or stays_liked:
+            kind = item.type
+        del recent[i]
     recent.append(RecentTrack(event.track_id, kind, event.ts))
     if len(recent) > limit:
-        drop = next((i for i, item in enumerate(recent) if not SEMANTICS[item.type].never_again), 0)
+        never_again = _NEVER_AGAIN
+        drop = next((i for i, item in enumerate(recent) if item.type not in never_again), 0)
         del recent[drop]
+
+
+def _decay_scores(scores: dict[str, float], decay: float) -> None:
+    """Every score times `decay`, in place and in order (`scores[name] *= decay`, the products in C)."""
+    if scores:
+        scores.update(zip(list(scores), list(map(mul, scores.values(), repeat(decay))), strict=True))
 
 
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
     if len(scores) > limit:
-        ranked = sorted(scores.items(), key=lambda kv: abs(kv[1]), reverse=True)
+        # The same stable sort by |score| (ties keep their order) as sorting the items by a lambda,
+        # with the magnitudes computed and compared in C.
+        items = list(scores.items())
+        magnitudes = list(map(abs, scores.values()))
+        order = sorted(range(len(items)), key=magnitudes.__getitem__, reverse=True)
         scores.clear()
-        scores.update(ranked[:limit])
+        scores.update(map(items.__getitem__, order[:limit]))
 
 
 class TasteLearner:
@@ -101,23 +119,32 @@ class TasteLearner:
         `rate_multiplier` scales `min_rate` (the drift detector's `lr_multiplier`: while a listener's
         taste is moving, a settled taste vector follows them faster)."""
         config = self.config
-        weight = feedback_weight(event)
+        kind = event.type
+        semantics = SEMANTICS[kind]
+        weight = feedback_weight(event) if semantics.skipped else semantics.weight
+        ts = event.ts
         if track is not None:
-            vector = track.feature_vector()
+            vector = scaled_features(track)
             if vector is not None:
                 self._learn_taste(profile, vector, weight, config.min_rate * rate_multiplier)
-            self._learn_affinities(profile, track, weight, event.ts)
-        self._learn_skip_rate(profile, event)
-        if SEMANTICS[event.type].positive:
+            self._learn_affinities(profile, track, weight, ts)
+        counts = profile.counts
+        if semantics.listen:  # the skip rate
+            listens = 1 + sum(map(counts.get, LISTEN_TYPES, _NO_COUNTS))
+            alpha = max(config.skip_rate_alpha, 1.0 / listens)
+            skipped = 1.0 if semantics.skipped else 0.0
+            profile.skip_rate += alpha * (skipped - profile.skip_rate)
+        if semantics.positive:
             if len(profile.tod_counts) != TOD_BUCKETS:
                 profile.tod_counts = [0] * TOD_BUCKETS
-            profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
+            profile.tod_counts[(ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
 
-        profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
+        counts[kind] = counts.get(kind, 0) + 1
         _remember_track(profile.recent, event, config.recent_size)
         profile.version += 1
         # The newest applied event's time: an offline batch may arrive after newer events.
-        profile.as_of_ms = max(profile.as_of_ms, event.ts)
+        if ts > profile.as_of_ms:
+            profile.as_of_ms = ts
 
     def _learn_taste(
         self, profile: UserProfile, vector: Sequence[float], weight: float, min_rate: float
@@ -141,26 +168,22 @@ class TasteLearner:
     def _learn_affinities(
         self, profile: UserProfile, track: Track, weight: float, ts: int
     ) -> None:
+        genres, artists = profile.genres, profile.artists
         elapsed = ts - profile.affinity_at_ms
         if elapsed > 0:
             decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
-            for scores in (profile.genres, profile.artists):
-                for name in scores:
-                    scores[name] *= decay
+            _decay_scores(genres, decay)
+            _decay_scores(artists, decay)
             profile.affinity_at_ms = ts
         if weight == 0:
             return
         for genre in track.genres:
-            profile.genres[genre] = profile.genres.get(genre, 0.0) + weight
-        if track.artist:
-            profile.artists[track.artist] = profile.artists.get(track.artist, 0.0) + weight
-        _keep_strongest(profile.genres, self.config.max_genres)
-        _keep_strongest(profile.artists, self.config.max_artists)
+            genres[genre] = genres.get(genre, 0.0) + weight
+        artist = track.artist
+        if artist:
+            artists[artist] = artists.get(artist, 0.0) + weight
+        _keep_strongest(genres, self.config.max_genres)
+        _keep_strongest(artists, self.config.max_artists)
 
-    def _learn_skip_rate(self, profile: UserProfile, event: Event) -> None:
-        if not SEMANTICS[event.type].listen:
-            return
-        listens = 1 + sum(profile.counts.get(t, 0) for t in LISTEN_TYPES)
-        alpha = max(self.config.skip_rate_alpha, 1.0 / listens)
-        skipped = 1.0 if SEMANTICS[event.type].skipped else 0.0
-        profile.skip_rate += alpha * (skipped - profile.skip_rate)
+
+_NO_COUNTS = (0,) * len(LISTEN_TYPES)
