@@ -38,8 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import attrgetter, mul
 
 from online_models.feedback import feedback_weight
 from schemas.event_types import LISTEN_TYPES, SEMANTICS
@@ -65,44 +63,37 @@ class TasteConfig:
 
 
 _NEVER_AGAIN: frozenset[EventType] = frozenset(t for t, s in SEMANTICS.items() if s.never_again)
-_TRACK_ID = attrgetter("track_id")
 
 
 def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
     """`recent` after `event`: one entry per track, newest last (see the module's rules)."""
     kind = event.type
-    ids = list(map(_TRACK_ID, recent))  # the first match found in C rather than a Python loop
-    if event.track_id in ids:
-        i = ids.index(event.track_id)
-        item = recent[i]
-        old, new = SEMANTICS[item.type], SEMANTICS[kind]
-        sticky_dislike = old.never_again and not new.positive
-        stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
-        if sticky_dislike or stays_liked:
-            kind = item.type
-        del recent[i]
-    recent.append(RecentTrack(event.track_id, kind, event.ts))
+    track_id = event.track_id
+    for i, item in enumerate(recent):
+        if item.track_id == track_id:
+            old, new = SEMANTICS[item.type], SEMANTICS[kind]
+            sticky_dislike = old.never_again and not new.positive
+            stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
+            if sticky_dislike or stays_liked:
+                kind = item.type
+            del recent[i]
+            break
+    recent.append(RecentTrack(track_id, kind, event.ts))
     if len(recent) > limit:
         never_again = _NEVER_AGAIN
         drop = next((i for i, item in enumerate(recent) if item.type not in never_again), 0)
         del recent[drop]
 
 
-def _decay_scores(scores: dict[str, float], decay: float) -> None:
-    """Every score times `decay`, in place and in order (`scores[name] *= decay`, the products in C)."""
-    if scores:
-        scores.update(zip(list(scores), list(map(mul, scores.values(), repeat(decay))), strict=True))
-
-
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
     if len(scores) > limit:
-        # The same stable sort by |score| (ties keep their order) as sorting the items by a lambda,
-        # with the magnitudes computed and compared in C.
-        items = list(scores.items())
-        magnitudes = list(map(abs, scores.values()))
-        order = sorted(range(len(items)), key=magnitudes.__getitem__, reverse=True)
+        ranked = sorted(scores.items(), key=_magnitude, reverse=True)
         scores.clear()
-        scores.update(map(items.__getitem__, order[:limit]))
+        scores.update(ranked[:limit])
+
+
+def _magnitude(item: tuple[str, float]) -> float:
+    return abs(item[1])
 
 
 class TasteLearner:
@@ -172,18 +163,23 @@ class TasteLearner:
         elapsed = ts - profile.affinity_at_ms
         if elapsed > 0:
             decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
-            _decay_scores(genres, decay)
-            _decay_scores(artists, decay)
+            for scores in (genres, artists):
+                for name, score in scores.items():
+                    scores[name] = score * decay  # `*=` without looking the name up again
             profile.affinity_at_ms = ts
         if weight == 0:
             return
+        get = genres.get
         for genre in track.genres:
-            genres[genre] = genres.get(genre, 0.0) + weight
+            genres[genre] = get(genre, 0.0) + weight
         artist = track.artist
         if artist:
             artists[artist] = artists.get(artist, 0.0) + weight
-        _keep_strongest(genres, self.config.max_genres)
-        _keep_strongest(artists, self.config.max_artists)
+        config = self.config
+        if len(genres) > config.max_genres:
+            _keep_strongest(genres, config.max_genres)
+        if len(artists) > config.max_artists:
+            _keep_strongest(artists, config.max_artists)
 
 
 _NO_COUNTS = (0,) * len(LISTEN_TYPES)
