@@ -110,7 +110,7 @@ class OnlineLogisticRegression:
     # Export and import: raw little-endian float32, weights then intercept.
 
     def to_bytes(self) -> bytes:
-        data = array("f", self.weights)
+        data = self.weights
         if data.itemsize != 4:  # pragma: no cover - every platform Python runs on today
             raise RuntimeError("array('f') is not 4 bytes here")
         return data.tobytes() if _LITTLE_ENDIAN else _swapped(data).tobytes()
