@@ -110,7 +110,7 @@ def features_one(
     affinities = profile.genres
     if genres and affinities:
         tanh, get = math.tanh, affinities.get
-        genre = sum([tanh(get(g, 0.0) / scale) for g in genres]) / len(genres)
+        genre = sum(tanh(get(g, 0.0) / scale) for g in genres) / len(genres)
     else:
         genre = 0.0
     artist_score = 0.0
