@@ -90,7 +90,10 @@ def event_id_hash(event_id: str) -> int:
     >>> event_id_hash("e1") == event_id_hash("e1") != event_id_hash("e2")
     True
     """
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+_blake2b = hashlib.blake2b
 
 
 def _contains(sealed: array, value: int) -> bool:
@@ -106,10 +109,13 @@ _FORMAT = 1
 class EventDedupe:
     """One listener's accepted event ids over the horizon (see the module's rules)."""
 
-    __slots__ = ("_lookup", "_open", "_open_bucket", "_sealed", "config", "floor_ms", "newest_ms", "size")
+    __slots__ = ("_bucket_ms", "_lookup", "_open", "_open_bucket", "_sealed", "config", "floor_ms",
+                 "newest_ms", "size")
 
     def __init__(self, config: DedupeConfig = DEDUPE_CONFIG) -> None:
         self.config = config
+        self._bucket_ms = config.bucket_ms
+        """`config.bucket_ms`, read on every event."""
         self.newest_ms = NO_TIME
         """Event time of the newest accepted event; `NO_TIME` before the first."""
         self.floor_ms = NO_TIME
@@ -145,12 +151,13 @@ class EventDedupe:
 
     def add(self, event_hash: int, ts_ms: int) -> None:
         """Remember an accepted event (one `check` answered NEW for)."""
-        bucket = ts_ms // self.config.bucket_ms
-        if self._open_bucket is None:
-            self._open_bucket = bucket
-        if bucket == self._open_bucket:
+        bucket = ts_ms // self._bucket_ms
+        open_bucket = self._open_bucket
+        if open_bucket is None:
+            open_bucket = self._open_bucket = bucket
+        if bucket == open_bucket:
             self._open.add(event_hash)
-        elif bucket > self._open_bucket:
+        elif bucket > open_bucket:
             self._seal()
             self._open_bucket = bucket
             self._open = {event_hash}
@@ -160,17 +167,28 @@ class EventDedupe:
         self.size += 1
         if ts_ms > self.newest_ms:
             self.newest_ms = ts_ms
-            self._expire()
-        while self.size > self.config.max_ids and len(self._buckets()) > 1:
-            self._drop_oldest()
+            if self._sealed:  # nothing to expire before a bucket is sealed
+                self._expire()
+        if self.size > self.config.max_ids:
+            while self.size > self.config.max_ids and len(self._buckets()) > 1:
+                self._drop_oldest()
 
     def seen(self, event_id: str, ts_ms: int) -> Verdict:
         """`check` and, for a new event, `add`: the one call the flow makes per event."""
-        event_hash = event_id_hash(event_id)
-        verdict = self.check(event_hash, ts_ms)
-        if verdict is Verdict.NEW:
-            self.add(event_hash, ts_ms)
-        return verdict
+        event_hash = int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little")
+        # `check`, written out (one call per event instead of three).
+        config = self.config
+        newest = self.newest_ms
+        cutoff = self.floor_ms if newest == NO_TIME else max(self.floor_ms, newest - config.horizon_ms)
+        if ts_ms < cutoff:
+            return Verdict.TOO_LATE
+        if event_hash in self._open or _contains(self._lookup, event_hash):
+            return Verdict.DUPLICATE
+        if (self.size >= config.max_ids and not self._sealed and self._open_bucket is not None
+                and ts_ms // self._bucket_ms <= self._open_bucket):
+            return Verdict.FULL
+        self.add(event_hash, ts_ms)
+        return Verdict.NEW
 
     def _buckets(self) -> list[int]:
         held = list(self._sealed)

@@ -69,7 +69,7 @@ from online_models.user_model import UserModel
 from ranking.ranker import features_one
 from schemas.events import Event, Forget, Message
 from schemas.profile_codec import UserProfile, encode_profile
-from schemas.tracks import Track, decode_track
+from schemas.tracks import Track, decode_track, scaled_features
 
 PriorLookup = Callable[[int], tuple[int, OnlineLogisticRegression] | None]
 """The warm start of new listeners: event time (ms) of a listener's first event → `(period, model)`
@@ -90,7 +90,7 @@ it), or a control message; and where it came from."""
 def ranker_features_before(profile: UserProfile, track: Track) -> tuple[float, ...]:
     """The learned ranker's features of `track` but the engagement one (`ranking.ranker`)."""
     popularity = track.popularity / 100.0 if track.popularity is not None else 0.5
-    return features_one(profile, track.feature_vector(), track.genres, track.artist, popularity, 0.5)[:-1]
+    return features_one(profile, scaled_features(track), track.genres, track.artist, popularity, 0.5)[:-1]
 
 
 def no_prior(ts_ms: int) -> None:
@@ -112,6 +112,7 @@ class HoldConfig:
 
 
 HOLD_CONFIG = HoldConfig()
+_NEW, _DUPLICATE = Verdict.NEW, Verdict.DUPLICATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,10 +407,10 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
             out.forgotten += 1
             return
         verdict = state.dedupe.seen(event.event_id, event.ts)
-        if verdict is Verdict.DUPLICATE:
+        if verdict is _DUPLICATE:
             out.duplicates += 1
             return
-        if verdict is not Verdict.NEW:
+        if verdict is not _NEW:
             out.letters.append(self._refusal(event, verdict, position))
             return
         if not state.profile.user_id:
@@ -450,17 +451,18 @@ class UserProfileLogic(StatefulBatchLogic[UserItem, ProfileWrite, bytes]):
         event is `fresh` (applied for the first time, not rebuilt), also the artist history and the
         learned ranker's example."""
         state = self.state
-        assert state.model is not None
-        m = state.drift.lr_multiplier
+        model, drift, profile = state.model, state.drift, state.profile
+        assert model is not None
+        m = drift.lr_multiplier
         # The ranker's features as the profile stands before the event.
-        before = ranker_features_before(state.profile, track) if fresh and track is not None else None
-        self.learner.learn_one(state.profile, event, track, m)
-        engagement = state.model.learn_event(event, track, m)
+        before = ranker_features_before(profile, track) if fresh and track is not None else None
+        self.learner.learn_one(profile, event, track, m)
+        engagement = model.learn_event(event, track, m)
         if engagement is not None:
-            state.drift.update(engagement.surprise, event.ts)
+            label, weight, predicted = engagement
+            drift.update(abs(label - predicted), event.ts)  # `engagement.surprise`
             if before is not None:
-                out.examples.append(((*before, 2.0 * (engagement.predicted - 0.5)), engagement.label,
-                                     engagement.weight))
+                out.examples.append(((*before, 2.0 * (predicted - 0.5)), label, weight))
         if fresh and track is not None and track.artist:
             partners = state.artists.learn_one(event, track.artist)
             if partners is not None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from schemas.event_types import is_positive
+from schemas.event_types import POSITIVE_TYPES
 from schemas.events import Event
 
 
@@ -64,7 +64,7 @@ class ArtistHistory:
 
     def learn_one(self, event: Event, artist: str | None) -> list[str] | None:
         """The partners of a newly entered artist (possibly []), or None when nothing is new."""
-        if not artist or not is_positive(event.type):
+        if not artist or event.type not in POSITIVE_TYPES:
             return None
         artists = self.artists
         if artist in artists:

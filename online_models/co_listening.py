@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from online_models.decay import Decay, prune_eras
-from schemas.event_types import is_positive
+from schemas.event_types import POSITIVE_TYPES
 from schemas.events import Event
 
 _HOUR_MS = 3_600_000
@@ -93,20 +93,25 @@ class ListeningWindow:
 
     def learn_one(self, event: Event) -> list[PairIncrement]:
         """The pair increments a new event causes (none unless it is a new positive)."""
-        if not is_positive(event.type):
+        if event.type not in POSITIVE_TYPES:
             return []
         ts, track_id, span = event.ts, event.track_id, self.config.window_span_ms
-        self.entries = [(t, at) for t, at in self.entries if at >= ts - span]
-        if any(t == track_id for t, _ in self.entries):
-            return []
+        since = ts - span
+        entries = self.entries = [entry for entry in self.entries if entry[1] >= since]
+        for other, _ in entries:
+            if other == track_id:
+                return []
+        # `PairIncrement(a, b, 1.0, ts)` is this tuple; `tuple.__new__` makes it without a Python call.
+        make = tuple.__new__
         pairs = [
-            PairIncrement(*((other, track_id) if other < track_id else (track_id, other)), 1.0, ts)
-            for other, at in self.entries
+            make(PairIncrement, (other, track_id, 1.0, ts) if other < track_id
+                 else (track_id, other, 1.0, ts))
+            for other, at in entries
             if abs(ts - at) <= span
         ]
-        self.entries.append((track_id, ts))
-        if len(self.entries) > self.config.window_size:
-            del self.entries[: len(self.entries) - self.config.window_size]
+        entries.append((track_id, ts))
+        if len(entries) > self.config.window_size:
+            del entries[: len(entries) - self.config.window_size]
         return pairs
 
     def to_bytes(self) -> bytes:

@@ -159,25 +159,51 @@ _NO_TRACK: tuple[tuple[tuple[int, float], ...], tuple[float, ...]] = (
 
 def context_sparse(ts_ms: int, context: EventContext | None) -> list[tuple[int, float]]:
     """The time-of-day and context one-hots as sorted `(index, 1.0)` pairs."""
-    out = [(TOD_OFFSET + tod_bucket(ts_ms), 1.0)]
+    out = [(TOD_OFFSET + ((ts_ms // _HOUR_MS) % 24) // (24 // TOD_BUCKETS), 1.0)]
     if context is not None:
-        for field, buckets in CONTEXT_BUCKETS.items():
+        known = _CONTEXT_PAIRS
+        for field in _CONTEXT_FIELDS:
             value = getattr(context, field)
             if value:
-                out.append((CONTEXT_OFFSET[field] + stable_bucket(field, value, buckets), 1.0))
+                pair = known.get((field, value))
+                if pair is None:
+                    pair = _context_pair(field, value)
+                out.append(pair)
     return out
+
+
+_CONTEXT_FIELDS: tuple[str, ...] = tuple(CONTEXT_BUCKETS)
+_CONTEXT_PAIRS: dict[tuple[str, str], tuple[int, float]] = {}
+"""`(field, raw value)` → its one-hot pair: the strip, lower-case and bucket lookup once per value."""
+
+
+def _context_pair(field: str, value: str) -> tuple[int, float]:
+    if len(_CONTEXT_PAIRS) >= 65_536:  # raw spellings are the clients': keep the memo bounded
+        _CONTEXT_PAIRS.clear()
+    pair = _CONTEXT_PAIRS[(field, value)] = (
+        CONTEXT_OFFSET[field] + stable_bucket(field, value, CONTEXT_BUCKETS[field]), 1.0)
+    return pair
+
+
+_SLOT_INDEX: dict[int, int] = {index: INTERACTION_OFFSET + p for index, p in _SLOT_POSITION.items()}
+"""A crossed context index → its column in the interaction block's first (energy) row."""
 
 
 def _interactions(
     audio: tuple[float, ...], context_part: list[tuple[int, float]]
 ) -> list[tuple[int, float]]:
+    slot_index = _SLOT_INDEX
+    columns = [slot_index[i] for i, _ in context_part if i in slot_index]
+    if not columns:
+        return []
     out = []
+    n_slots = len(CONTEXT_SLOTS)
     for k, a in enumerate(audio):
         if a == 0.0:
             continue
-        for slot_index, _ in context_part:
-            if slot_index in _SLOT_POSITION:
-                out.append((INTERACTION_OFFSET + k * len(CONTEXT_SLOTS) + _SLOT_POSITION[slot_index], a))
+        base = k * n_slots
+        for column in columns:
+            out.append((base + column, a))
     return out
 
 

@@ -91,10 +91,15 @@ class OnlineLogisticRegression:
 
     def learn_one(self, x: Sparse, y: bool | int, w: float = 1.0, lr_multiplier: float = 1.0) -> float:
         """One SGD step on `(x, y)` with sample weight `w`; returns the probability *before* it."""
-        p = sigmoid(self.raw_one(x))
-        g = w * (p - (1.0 if y else 0.0))
-        g = min(self.clip_gradient, max(-self.clip_gradient, g))
         weights = self.weights
+        # `sigmoid(self.raw_one(x))` written out: the same operations, without two calls per step.
+        z = weights[-1]
+        for i, v in x:
+            z += weights[i] * v
+        p = 0.0 if z < -30.0 else 1.0 if z > 30.0 else 1.0 / (1.0 + math.exp(-z))
+        g = w * (p - (1.0 if y else 0.0))
+        clip = self.clip_gradient
+        g = min(clip, max(-clip, g))
         weights[-1] = weights[-1] - self.intercept_lr * lr_multiplier * g
         step = self.lr * lr_multiplier
         l2 = self.l2
@@ -105,7 +110,7 @@ class OnlineLogisticRegression:
     # Export and import: raw little-endian float32, weights then intercept.
 
     def to_bytes(self) -> bytes:
-        data = array("f", self.weights)
+        data = self.weights
         if data.itemsize != 4:  # pragma: no cover - every platform Python runs on today
             raise RuntimeError("array('f') is not 4 bytes here")
         return data.tobytes() if _LITTLE_ENDIAN else _swapped(data).tobytes()

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 from online_models.feedback import feedback_weight
 from schemas.event_types import LISTEN_TYPES, SEMANTICS
-from schemas.events import Event
+from schemas.events import Event, EventType
 from schemas.profile_codec import TOD_BUCKETS, RecentTrack, UserProfile
-from schemas.tracks import Track
+from schemas.tracks import Track, scaled_features
 
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
@@ -62,11 +62,15 @@ class TasteConfig:
     recent_size: int = 20
 
 
+_NEVER_AGAIN: frozenset[EventType] = frozenset(t for t, s in SEMANTICS.items() if s.never_again)
+
+
 def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None:
     """`recent` after `event`: one entry per track, newest last (see the module's rules)."""
     kind = event.type
+    track_id = event.track_id
     for i, item in enumerate(recent):
-        if item.track_id == event.track_id:
+        if item.track_id == track_id:
             old, new = SEMANTICS[item.type], SEMANTICS[kind]
             sticky_dislike = old.never_again and not new.positive
             stays_liked = old.positive and new.weight >= 0 and old.weight >= new.weight
@@ -74,17 +78,22 @@ def _remember_track(recent: list[RecentTrack], event: Event, limit: int) -> None
                 kind = item.type
             del recent[i]
             break
-    recent.append(RecentTrack(event.track_id, kind, event.ts))
+    recent.append(RecentTrack(track_id, kind, event.ts))
     if len(recent) > limit:
-        drop = next((i for i, item in enumerate(recent) if not SEMANTICS[item.type].never_again), 0)
+        never_again = _NEVER_AGAIN
+        drop = next((i for i, item in enumerate(recent) if item.type not in never_again), 0)
         del recent[drop]
 
 
 def _keep_strongest(scores: dict[str, float], limit: int) -> None:
     if len(scores) > limit:
-        ranked = sorted(scores.items(), key=lambda kv: abs(kv[1]), reverse=True)
+        ranked = sorted(scores.items(), key=_magnitude, reverse=True)
         scores.clear()
         scores.update(ranked[:limit])
+
+
+def _magnitude(item: tuple[str, float]) -> float:
+    return abs(item[1])
 
 
 class TasteLearner:
@@ -101,23 +110,32 @@ class TasteLearner:
         `rate_multiplier` scales `min_rate` (the drift detector's `lr_multiplier`: while a listener's
         taste is moving, a settled taste vector follows them faster)."""
         config = self.config
-        weight = feedback_weight(event)
+        kind = event.type
+        semantics = SEMANTICS[kind]
+        weight = feedback_weight(event) if semantics.skipped else semantics.weight
+        ts = event.ts
         if track is not None:
-            vector = track.feature_vector()
+            vector = scaled_features(track)
             if vector is not None:
                 self._learn_taste(profile, vector, weight, config.min_rate * rate_multiplier)
-            self._learn_affinities(profile, track, weight, event.ts)
-        self._learn_skip_rate(profile, event)
-        if SEMANTICS[event.type].positive:
+            self._learn_affinities(profile, track, weight, ts)
+        counts = profile.counts
+        if semantics.listen:  # the skip rate
+            listens = 1 + sum(map(counts.get, LISTEN_TYPES, _NO_COUNTS))
+            alpha = max(config.skip_rate_alpha, 1.0 / listens)
+            skipped = 1.0 if semantics.skipped else 0.0
+            profile.skip_rate += alpha * (skipped - profile.skip_rate)
+        if semantics.positive:
             if len(profile.tod_counts) != TOD_BUCKETS:
                 profile.tod_counts = [0] * TOD_BUCKETS
-            profile.tod_counts[(event.ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
+            profile.tod_counts[(ts // _HOUR_MS) % 24 // (24 // TOD_BUCKETS)] += 1
 
-        profile.counts[event.type] = profile.counts.get(event.type, 0) + 1
+        counts[kind] = counts.get(kind, 0) + 1
         _remember_track(profile.recent, event, config.recent_size)
         profile.version += 1
         # The newest applied event's time: an offline batch may arrive after newer events.
-        profile.as_of_ms = max(profile.as_of_ms, event.ts)
+        if ts > profile.as_of_ms:
+            profile.as_of_ms = ts
 
     def _learn_taste(
         self, profile: UserProfile, vector: Sequence[float], weight: float, min_rate: float
@@ -141,26 +159,27 @@ class TasteLearner:
     def _learn_affinities(
         self, profile: UserProfile, track: Track, weight: float, ts: int
     ) -> None:
+        genres, artists = profile.genres, profile.artists
         elapsed = ts - profile.affinity_at_ms
         if elapsed > 0:
             decay = 0.5 ** (elapsed / self.config.affinity_half_life_ms)
-            for scores in (profile.genres, profile.artists):
-                for name in scores:
-                    scores[name] *= decay
+            for scores in (genres, artists):
+                for name, score in scores.items():
+                    scores[name] = score * decay  # `*=` without looking the name up again
             profile.affinity_at_ms = ts
         if weight == 0:
             return
+        get = genres.get
         for genre in track.genres:
-            profile.genres[genre] = profile.genres.get(genre, 0.0) + weight
-        if track.artist:
-            profile.artists[track.artist] = profile.artists.get(track.artist, 0.0) + weight
-        _keep_strongest(profile.genres, self.config.max_genres)
-        _keep_strongest(profile.artists, self.config.max_artists)
+            genres[genre] = get(genre, 0.0) + weight
+        artist = track.artist
+        if artist:
+            artists[artist] = artists.get(artist, 0.0) + weight
+        config = self.config
+        if len(genres) > config.max_genres:
+            _keep_strongest(genres, config.max_genres)
+        if len(artists) > config.max_artists:
+            _keep_strongest(artists, config.max_artists)
 
-    def _learn_skip_rate(self, profile: UserProfile, event: Event) -> None:
-        if not SEMANTICS[event.type].listen:
-            return
-        listens = 1 + sum(profile.counts.get(t, 0) for t in LISTEN_TYPES)
-        alpha = max(self.config.skip_rate_alpha, 1.0 / listens)
-        skipped = 1.0 if SEMANTICS[event.type].skipped else 0.0
-        profile.skip_rate += alpha * (skipped - profile.skip_rate)
+
+_NO_COUNTS = (0,) * len(LISTEN_TYPES)

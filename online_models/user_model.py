@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from online_models.context_features import DIM, encode_sparse
 from online_models.feedback import feedback_weight
@@ -86,9 +87,10 @@ class UserModelConfig:
 USER_MODEL_CONFIG = UserModelConfig()
 
 
-@dataclass(frozen=True)
-class Engagement:
-    """What one learned event was: its label, sample weight, and the model's probability before it."""
+class Engagement(NamedTuple):
+    """What one learned event was: its label, sample weight, and the model's probability before it.
+
+    A named tuple: one is made per learned event, and a tuple is made in C."""
 
     label: int
     weight: float
@@ -106,7 +108,7 @@ def engagement_label(event: Event, min_signal: float = MIN_SIGNAL) -> tuple[int,
     label 1 for a positive event type (`schemas.event_types`), 0 for the other clear signals; a
     late skip whose |feedback weight| is below `min_signal` says too little to learn from."""
     semantics = SEMANTICS[event.type]
-    weight = feedback_weight(event)
+    weight = feedback_weight(event) if semantics.skipped else semantics.weight
     if not semantics.clear_signal or abs(weight) < min_signal:
         return None
     return (1 if semantics.positive else 0), abs(weight)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import sub, truediv
 
 import numpy as np
 
@@ -96,16 +97,27 @@ def features_one(
 ) -> tuple[float, ...]:
     """`features` of one track, in plain Python (the flow's per-event path; equal to `features`)."""
     taste = 0.0
-    if profile.taste and track_vector is not None:
+    profile_taste = profile.taste
+    if profile_taste and track_vector is not None:
+        if len(track_vector) != len(_SCALE) or len(profile_taste) != len(_SCALE):
+            raise ValueError("a taste and a track vector have one value per audio feature")
+        # Each (x − t) / s made in C, then squared and added in order as before.
         total = 0.0
-        for x, t, s in zip(track_vector, profile.taste, _SCALE, strict=True):
-            d = (x - t) / s
+        for d in map(truediv, map(sub, track_vector, profile_taste), _SCALE):
             total += d * d
         taste = math.exp(-total / len(_SCALE) / 2.0)
     scale = config.affinity_scale
-    genre = (sum(math.tanh(profile.genres.get(g, 0.0) / scale) for g in genres) / len(genres)
-             if genres and profile.genres else 0.0)
-    artist_score = math.tanh(profile.artists[artist] / scale) if artist and artist in profile.artists else 0.0
+    affinities = profile.genres
+    if genres and affinities:
+        tanh, get = math.tanh, affinities.get
+        genre = sum(tanh(get(g, 0.0) / scale) for g in genres) / len(genres)
+    else:
+        genre = 0.0
+    artist_score = 0.0
+    if artist:
+        affinity = profile.artists.get(artist)
+        if affinity is not None:
+            artist_score = math.tanh(affinity / scale)
     return (taste, genre, artist_score, popularity, 2.0 * (engagement_p - 0.5))
 
 

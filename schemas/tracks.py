@@ -128,6 +128,8 @@ def _scale(track: Track) -> tuple[float, ...] | None:
 
 
 _scaled_features: IdentityMemo[Track, tuple[float, ...] | None] = IdentityMemo(_scale)
+scaled_features = _scaled_features
+"""`Track.feature_vector()` as the memo's own tuple, without the copy: for hot paths that only read it."""
 """Once per track object: the flow reads a track's vector several times per event."""
 
 
