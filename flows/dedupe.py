@@ -145,7 +145,7 @@ class EventDedupe:
         if event_hash in self._open or _contains(self._lookup, event_hash):
             return Verdict.DUPLICATE
         if (self.size >= self.config.max_ids and not self._sealed and self._open_bucket is not None
-                and ts_ms // self.config.bucket_ms <= self._open_bucket):
+                and ts_ms // self._bucket_ms <= self._open_bucket):
             return Verdict.FULL  # nothing older to let go of: keeping the bound means refusing
         return Verdict.NEW
 
@@ -175,20 +175,11 @@ class EventDedupe:
 
     def seen(self, event_id: str, ts_ms: int) -> Verdict:
         """`check` and, for a new event, `add`: the one call the flow makes per event."""
-        event_hash = int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little")
-        # `check`, written out (one call per event instead of three).
-        config = self.config
-        newest = self.newest_ms
-        cutoff = self.floor_ms if newest == NO_TIME else max(self.floor_ms, newest - config.horizon_ms)
-        if ts_ms < cutoff:
-            return Verdict.TOO_LATE
-        if event_hash in self._open or _contains(self._lookup, event_hash):
-            return Verdict.DUPLICATE
-        if (self.size >= config.max_ids and not self._sealed and self._open_bucket is not None
-                and ts_ms // self._bucket_ms <= self._open_bucket):
-            return Verdict.FULL
-        self.add(event_hash, ts_ms)
-        return Verdict.NEW
+        event_hash = event_id_hash(event_id)
+        verdict = self.check(event_hash, ts_ms)
+        if verdict is Verdict.NEW:
+            self.add(event_hash, ts_ms)
+        return verdict
 
     def _buckets(self) -> list[int]:
         held = list(self._sealed)

@@ -159,7 +159,7 @@ _NO_TRACK: tuple[tuple[tuple[int, float], ...], tuple[float, ...]] = (
 
 def context_sparse(ts_ms: int, context: EventContext | None) -> list[tuple[int, float]]:
     """The time-of-day and context one-hots as sorted `(index, 1.0)` pairs."""
-    out = [(TOD_OFFSET + ((ts_ms // _HOUR_MS) % 24) // (24 // TOD_BUCKETS), 1.0)]
+    out = [(TOD_OFFSET + tod_bucket(ts_ms), 1.0)]
     if context is not None:
         known = _CONTEXT_PAIRS
         for field in _CONTEXT_FIELDS:

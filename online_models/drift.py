@@ -69,9 +69,6 @@ def _f32(value: float) -> float:
     return _F32.unpack(_F32.pack(value))[0]
 
 
-_f32_pack, _f32_unpack = _F32.pack, _F32.unpack
-
-
 @dataclass
 class DriftDetector:
     """Per-user Page-Hinkley drift detector on the user model's surprise; 24 bytes of state."""
@@ -92,9 +89,8 @@ class DriftDetector:
         x = min(1.0, max(0.0, surprise))
         self.n = min(self.n + 1, 2**32 - 1)
         rate = max(1.0 / self.n, config.mean_alpha)
-        # `_f32` written out: two calls fewer per event.
-        mean = self.mean = _f32_unpack(_f32_pack(self.mean + rate * (x - self.mean)))[0]
-        self.g = _f32_unpack(_f32_pack(max(0.0, self.g + x - mean - config.delta)))[0]
+        self.mean = _f32(self.mean + rate * (x - self.mean))
+        self.g = _f32(max(0.0, self.g + x - self.mean - config.delta))
         if self.n >= config.min_events and self.g > config.threshold:
             self.detections = min(self.detections + 1, 2**16 - 1)
             self.since_ms = ts_ms

@@ -92,11 +92,7 @@ class OnlineLogisticRegression:
     def learn_one(self, x: Sparse, y: bool | int, w: float = 1.0, lr_multiplier: float = 1.0) -> float:
         """One SGD step on `(x, y)` with sample weight `w`; returns the probability *before* it."""
         weights = self.weights
-        # `sigmoid(self.raw_one(x))` written out: the same operations, without two calls per step.
-        z = weights[-1]
-        for i, v in x:
-            z += weights[i] * v
-        p = 0.0 if z < -30.0 else 1.0 if z > 30.0 else 1.0 / (1.0 + math.exp(-z))
+        p = sigmoid(self.raw_one(x))
         g = w * (p - (1.0 if y else 0.0))
         clip = self.clip_gradient
         g = min(clip, max(-clip, g))

@@ -112,7 +112,7 @@ class TasteLearner:
         config = self.config
         kind = event.type
         semantics = SEMANTICS[kind]
-        weight = feedback_weight(event) if semantics.skipped else semantics.weight
+        weight = feedback_weight(event)
         ts = event.ts
         if track is not None:
             vector = scaled_features(track)

@@ -108,7 +108,7 @@ def engagement_label(event: Event, min_signal: float = MIN_SIGNAL) -> tuple[int,
     label 1 for a positive event type (`schemas.event_types`), 0 for the other clear signals; a
     late skip whose |feedback weight| is below `min_signal` says too little to learn from."""
     semantics = SEMANTICS[event.type]
-    weight = feedback_weight(event) if semantics.skipped else semantics.weight
+    weight = feedback_weight(event)
     if not semantics.clear_signal or abs(weight) < min_signal:
         return None
     return (1 if semantics.positive else 0), abs(weight)
