@@ -74,17 +74,26 @@ class Popularity:
 class ItemKNN:
     """Item-item neighbourhood model (asymmetric cosine with shrinkage, top-`neighbours` rows).
 
-    `weighted`: score with the history's values (True) or with its support only (False)."""
+    `weighted`: score with the history's values (True) or with its support only (False).
+    `user_weight` γ: each user adds deg(u)^−γ to the co-occurrence of a pair they hold (deg = their
+    items), the inverse user frequency of item-based CF: someone who holds few items says more about
+    each pair than someone who holds hundreds (0: every user counts one)."""
 
     alpha: float = 0.5
     shrink: float = 0.0
     neighbours: int | None = None
     weighted: bool = False
+    user_weight: float = 0.0
     similarity: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
 
     def fit(self, X: sp.spmatrix) -> ItemKNN:
         B = binarize(X)
-        C = (B.T @ B).tocsr().astype(np.float64)
+        if self.user_weight:
+            degree = np.asarray(B.sum(axis=1)).ravel().astype(np.float64)
+            w = np.where(degree > 0, np.maximum(degree, 1.0) ** -self.user_weight, 0.0)
+            C = (B.T @ sp.diags(w) @ B).tocsr().astype(np.float64)
+        else:
+            C = (B.T @ B).tocsr().astype(np.float64)
         C.setdiag(0.0)
         C.eliminate_zeros()
         n = np.asarray(B.sum(axis=0)).ravel().astype(np.float64)

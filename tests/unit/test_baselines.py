@@ -62,6 +62,18 @@ def test_knn_asymmetric_alpha_and_shrink() -> None:
     assert S[1, 0] == pytest.approx(2 / (2 ** 0.8 * 4 ** 0.2 + 1))
 
 
+def test_knn_user_weight_counts_each_user_as_one_over_their_degree() -> None:
+    # Users 0 and 3 hold both items: user 0 holds 2 items, user 3 holds 3 (a third item).
+    X = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [1, 1, 1]], dtype=np.float32))
+    plain = ItemKNN().fit(X).similarity.toarray()
+    weighted = ItemKNN(user_weight=1.0).fit(X).similarity.toarray()
+    n = np.array([3.0, 2.0, 2.0])
+    assert plain[0, 1] == pytest.approx(2 / math.sqrt(n[0] * n[1]))
+    assert weighted[0, 1] == pytest.approx((1 / 2 + 1 / 3) / math.sqrt(n[0] * n[1]))
+    assert weighted[1, 2] == pytest.approx((1 / 3) / math.sqrt(n[1] * n[2]))
+    assert np.all(np.diag(weighted) == 0.0)
+
+
 def test_knn_neighbours_keeps_the_largest_per_row() -> None:
     X = block_matrix(items_per_block=5)
     full = ItemKNN().fit(X).similarity.toarray()
