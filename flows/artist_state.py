@@ -2,11 +2,12 @@
 
 The per-user step (`flows.user_state`) reports each artist that entered a listener's history with
 the artists already there; `artist_signals_of` sums a whole batch of those per artist (the new
-artist gains one listener and one co-occurrence with each partner; each partner gains one with the
-new artist). `ArtistMemoryLogic` holds each artist's `ArtistRow` in recovered keyed state and emits
-its full state once per batch; `artist_memory_sink` overwrites the artist's sorted set and its
-listener count. Counts are integer sums, so a replay after a crash rewrites the values an
-uninterrupted run has (up to the row cut, see `online_models.artist_memory`).
+artist gains one listener and a co-occurrence of `pair_weight(k)` with each partner, k the
+history's artists with it; each partner gains the same with the new artist). `ArtistMemoryLogic`
+holds each artist's `ArtistRow` in recovered keyed state and emits its full state once per batch;
+`artist_memory_sink` overwrites the artist's sorted set (counts in listeners: units /
+`weight_units`) and its listener count. Counts are integer sums, so a replay after a crash rewrites
+the values an uninterrupted run has (up to the row cut, see `online_models.artist_memory`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.redis_io import PipelineSink
 from flows.user_state import ProfileWrite
-from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistRow
+from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistRow, pair_weight
 from schemas.keys import KeyLayout
 
 ArtistSignal = tuple[int, dict[str, int]]
-"""(new listeners, partner → new co-occurrences) of one artist in one batch."""
+"""(new listeners, partner → new co-occurrences in `weight_units`) of one artist in one batch."""
 
 
 def artist_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[str, ArtistSignal]]:
@@ -36,10 +37,11 @@ def artist_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[str, 
         for artist, others in write.artists_entered:
             listeners[artist] = listeners.get(artist, 0) + 1
             row = partners.setdefault(artist, {})
+            w = pair_weight(len(others) + 1)
             for other in others:
-                row[other] = row.get(other, 0) + 1
+                row[other] = row.get(other, 0) + w
                 back = partners.setdefault(other, {})
-                back[artist] = back.get(artist, 0) + 1
+                back[artist] = back.get(artist, 0) + w
     return [(artist, (listeners.get(artist, 0), row)) for artist, row in partners.items()] + [
         (artist, (n, {})) for artist, n in listeners.items() if artist not in partners
     ]
@@ -69,7 +71,9 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
     row and rewrites the whole set."""
 
     def __init__(self, resume_state: bytes | None) -> None:
-        self.row = pickle.loads(resume_state) if resume_state is not None else ArtistRow()
+        units = ARTIST_MEMORY_CONFIG.weight_units
+        self.row = (pickle.loads(resume_state).in_units(units) if resume_state is not None
+                    else ArtistRow(units=units))
         self.top: list[tuple[int, str]] | None = None
         """The last write's top as sorted `(−count, partner)`; None = rank the whole row next."""
         self.written: dict[str, int] = {}
@@ -115,7 +119,8 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
         return [ArtistWrite(row.listeners, changed, full=False, removed=removed)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(ArtistRow(self.row.listeners, self.row.counts), protocol=pickle.HIGHEST_PROTOCOL)
+        row = ArtistRow(self.row.listeners, self.row.counts, units=ARTIST_MEMORY_CONFIG.weight_units)
+        return pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, ArtistWrite]]) -> None:
@@ -137,6 +142,7 @@ def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, Artist
             adds[partner] = n
             removes.discard(partner)
     pipe.hset(keys.artist_listeners, mapping=listeners)
+    units = ARTIST_MEMORY_CONFIG.weight_units
     for artist, (full, adds, removes) in rows.items():
         key = keys.artist_neighbours(artist)
         if full:
@@ -144,7 +150,7 @@ def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, Artist
         elif removes:
             pipe.zrem(key, *sorted(removes))
         if adds:
-            pipe.zadd(key, adds)
+            pipe.zadd(key, {partner: n / units for partner, n in adds.items()})
 
 
 def artist_memory_sink(url: str, keys: KeyLayout) -> PipelineSink:

@@ -9,11 +9,16 @@ Two learners, both pure:
    history only moves to the end (one listener counts once per pair). No time window: a listener's
    whole (bounded) history counts, not the last two hours.
 2. **`ArtistRow`** (per artist, in the artist-keyed state): `listeners` (how many histories the
-   artist entered) and `counts` (co-occurrence with each partner artist). Every increment is a
-   count of one, so rows are sums of integers and the same in any order.
+   artist entered) and `counts` (co-occurrence with each partner artist, in `weight_units`). A pair
+   a listener forms counts `pair_weight(k)`: 1/k^γ of a listener, k the distinct artists of their
+   history once the new one is in (γ = `listener_weight`). A listener of a few artists says more
+   about each pair than one of fifty does (the inverse user frequency of item-based collaborative
+   filtering; docs/quality.md, "Fifth pass"). The weight is the one at the time the pair forms, so
+   a history that grows later does not re-weigh its old pairs (that would cost k² updates per new
+   artist). Increments are integers, so rows are the same in any order.
 
-**Similarity** is read at serving time as cosine, `counts[b] / sqrt(listeners_a · listeners_b)`
-(`ranking.collaborative`), so a popular partner does not win by popularity alone.
+**Similarity** is read at serving time as an (asymmetric) cosine over `counts[b] / weight_units` and
+the listener counts (`ranking.collaborative`), so a popular partner does not win by popularity alone.
 
 **Bounds and what they approximate** (docs/quality.md measures it against the exact computation):
 a history keeps `history_size` artists (an evicted artist that comes back counts as a new listener
@@ -27,6 +32,8 @@ the `row_capacity` strongest (ties by name). Below the cut everything is exact.
 >>> history.learn_one(like("t1", 1), "Muse"), history.learn_one(like("t2", 2), "Blur")
 ([], ['Muse'])
 >>> history.learn_one(like("t3", 3), "Muse")  # already there: no new pair
+>>> pair_weight(2), pair_weight(16)  # units: the second artist of a history, the 16th
+(55109, 32768)
 >>> row = ArtistRow()
 >>> row.learn_one(1, {"Blur": 1, "Oasis": 2})
 >>> row.listeners, row.top(5)
@@ -50,9 +57,20 @@ class ArtistMemoryConfig:
     """Partners an artist's row keeps after a cut (cut when it reaches twice this)."""
     neighbours_written: int = 100
     """Strongest partners written to Redis per artist (what serving reads)."""
+    listener_weight: float = 0.25
+    """γ: a pair formed in a history of k distinct artists counts 1/k^γ (0: every pair counts 1)."""
+    weight_units: int = 1 << 16
+    """Units of one listener in the rows' integer counts (a power of two, so a count / units is an
+    exact float in Redis)."""
 
 
 ARTIST_MEMORY_CONFIG = ArtistMemoryConfig()
+
+
+def pair_weight(history_artists: int, config: ArtistMemoryConfig = ARTIST_MEMORY_CONFIG) -> int:
+    """What one pair formed in a history of `history_artists` distinct artists adds to a row's count,
+    in `weight_units` (at least 1)."""
+    return max(1, round(config.weight_units / max(history_artists, 1) ** config.listener_weight))
 
 
 @dataclass
@@ -80,11 +98,23 @@ class ArtistHistory:
 
 @dataclass
 class ArtistRow:
-    """One artist's listener count and co-occurrence counts with its partners."""
+    """One artist's listener count and co-occurrence counts with its partners (in `weight_units`)."""
 
     listeners: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     config: ArtistMemoryConfig = ARTIST_MEMORY_CONFIG
+    units: int = 0
+    """The units of `counts` when the row was snapshotted; 0 in rows from before weighted pairs,
+    whose every pair counted one (`in_units` converts them)."""
+
+    def in_units(self, units: int) -> ArtistRow:
+        """This row with its counts in `units` per listener (a row from before weighted pairs counted
+        each pair as one listener)."""
+        have = self.units or 1
+        if have == units:
+            return ArtistRow(self.listeners, self.counts, self.config, units)
+        counts = {p: n * units // have for p, n in self.counts.items()}
+        return ArtistRow(self.listeners, counts, self.config, units)
 
     def learn_one(self, listeners: int, partners: Mapping[str, int]) -> None:
         """Add `listeners` new listeners and `partners[b]` co-occurrences with each partner b."""

@@ -7,7 +7,8 @@ taste turns the collaborative scores too) and any artist b:
     score(b) = Σ_{h ∈ H} w_h · N_h^−x · sim(h, b) / max_c sim(h, c),
     sim(h, b) = C(h, b) / (N_h^(1−β) · N_b^β + shrink)
 
-C(h, b) = how many listeners' histories hold both (the row of h), N = listeners of an artist
+C(h, b) = the listeners whose histories hold both (the row of h), each weighted 1/k^γ by how many
+artists k their history held when the pair formed, N = listeners of an artist
 (`online_models.artist_memory`); β = ½ and shrink 0 is the cosine, β above ½ the asymmetric cosine
 of Aiolli (2013). Cosine keeps popular artists from winning by popularity alone;
 dividing each liked artist's row by its best entry gives every liked artist the same vote (an

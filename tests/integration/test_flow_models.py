@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from online_models.artist_memory import ARTIST_MEMORY_CONFIG, pair_weight
 from online_models.co_listening import CoListeningStore, ListeningWindow
 from online_models.drift import STATE_BYTES
 from online_models.item_stats import ItemStats
@@ -259,15 +260,20 @@ def test_artist_memory_reaches_redis_from_whole_histories(env: Env, flow) -> Non
         env.produce(env.topics.events, e, key=e["user_id"])
     env.flush()
 
+    # Each listener's k-th artist pairs with the earlier ones at pair_weight(k): Band 1 with Band 0
+    # as the second artist of three histories, Band 2 as the third, Band 3 as ana's fourth.
+    def w(k: int) -> float:
+        return pair_weight(k) / ARTIST_MEMORY_CONFIG.weight_units
+
     def stored() -> tuple[dict[str, float], dict[str, float]] | None:
         listeners = {k.decode(): float(v) for k, v in env.redis.hgetall(env.keys.artist_listeners).items()}
         row = {m.decode(): s for m, s in env.redis.zrevrange(env.keys.artist_neighbours("Band 0"), 0, -1,
                                                              withscores=True)}
-        return (listeners, row) if listeners.get("Band 3") == 1 and row.get("Band 3") == 1 else None
+        return (listeners, row) if listeners.get("Band 3") == 1 and row.get("Band 3") == w(4) else None
 
     listeners, row = wait_for(stored, 60, "the artist memory in Redis")
     assert listeners == {"Band 0": 3, "Band 1": 3, "Band 2": 3, "Band 3": 1}
-    assert row == {"Band 1": 3, "Band 2": 3, "Band 3": 1}
+    assert row == {"Band 1": 3 * w(2), "Band 2": 3 * w(3), "Band 3": w(4)}
 
 
 def test_the_learned_ranker_learns_every_clear_outcome_validated_progressively(env: Env, flow) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import pickle
 import random
-from itertools import combinations
 
 import pytest
 
@@ -43,14 +42,39 @@ def test_the_history_is_bounded_and_keeps_the_most_recent() -> None:
 
 
 def exact_counts(histories: list[list[str]]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Listeners per artist, and each pair's co-occurrence: 1/k^γ of a listener (in units) for the
+    pair their k-th distinct artist formed with each earlier one."""
     listeners: dict[str, int] = {}
     pairs: dict[tuple[str, str], int] = {}
+    units, gamma = ARTIST_MEMORY_CONFIG.weight_units, ARTIST_MEMORY_CONFIG.listener_weight
     for artists in histories:
         for a in set(artists):
             listeners[a] = listeners.get(a, 0) + 1
-        for a, b in combinations(sorted(set(artists)), 2):
-            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+        order = list(dict.fromkeys(artists))
+        for k, b in enumerate(order, start=1):
+            for a in order[: k - 1]:
+                pair = (min(a, b), max(a, b))
+                pairs[pair] = pairs.get(pair, 0) + max(1, round(units / k**gamma))
     return listeners, pairs
+
+
+def test_a_pair_counts_less_in_a_longer_history() -> None:
+    from online_models.artist_memory import pair_weight
+
+    units = ARTIST_MEMORY_CONFIG.weight_units
+    inverse = ArtistMemoryConfig(listener_weight=1.0)
+    assert [pair_weight(k, inverse) for k in (1, 2, 4, 64)] == [units, units // 2, units // 4, units // 64]
+    flat = ArtistMemoryConfig(listener_weight=0.0)
+    assert {pair_weight(k, flat) for k in (1, 2, 50)} == {units}  # γ = 0: every pair counts one
+    gamma = ARTIST_MEMORY_CONFIG.listener_weight
+    assert 0 < gamma < 1 and pair_weight(16) == round(units / 16**gamma)
+    # A listener's second artist forms one pair worth 1/2^γ of a listener; their third, two of 1/3^γ.
+    history = ArtistHistory()
+    entered = [(name, history.learn_one(event("like"), name)) for name in "ABC"]
+    signals = dict(artist_signals_of([("u", write_of(entered))]))
+    assert signals["C"] == (1, {"A": pair_weight(3), "B": pair_weight(3)})
+    assert signals["A"] == (1, {"B": pair_weight(2), "C": pair_weight(3)})
+    assert pair_weight(2) > pair_weight(3)
 
 
 def write_of(entered: list[tuple[str, list[str]]]) -> ProfileWrite:
@@ -86,6 +110,15 @@ def test_flow_steps_equal_the_exact_co_occurrence_in_any_batching() -> None:
         for (a, b), n in pairs.items():
             assert rows[a].row.counts[b] == n and rows[b].row.counts[a] == n
         assert sum(len(r.row.counts) for r in rows.values()) == 2 * len(pairs)
+
+
+def test_a_row_snapshotted_before_weighted_pairs_resumes_in_units() -> None:
+    units = ARTIST_MEMORY_CONFIG.weight_units
+    legacy = ArtistRow(3, {"Blur": 2, "Oasis": 1})  # every pair one listener, no units recorded
+    logic = ArtistMemoryLogic(pickle.dumps(legacy))
+    assert logic.row.listeners == 3 and logic.row.counts == {"Blur": 2 * units, "Oasis": units}
+    again = ArtistMemoryLogic(logic.snapshot())  # a current snapshot resumes as it was
+    assert again.row.counts == logic.row.counts and again.row.units == units
 
 
 def test_a_full_row_is_cut_to_its_strongest_partners() -> None:
@@ -308,7 +341,7 @@ def test_serving_s_genre_and_artist_terms_are_the_ranker_s_genre_and_artist_feat
     assert x[:, 1] == pytest.approx(genre_fit, abs=1e-6) and x[:, 2] == pytest.approx(artist_fit, abs=1e-6)
 
 
-def apply_artist_writes(zsets: dict[str, dict[str, int]], items: list) -> None:
+def apply_artist_writes(zsets: dict[str, dict[str, float]], items: list) -> None:
     """What `fill_artist_memory` does to the sorted sets, on dicts."""
     from flows.artist_state import fill_artist_memory
     from schemas.keys import KeyLayout
@@ -338,7 +371,8 @@ def test_partial_artist_writes_leave_the_sets_a_full_rewrite_leaves() -> None:
     names = [f"artist{i}" for i in range(180)]
     k = ARTIST_MEMORY_CONFIG.neighbours_written
     logics: dict[str, ArtistMemoryLogic] = {}
-    zsets: dict[str, dict[str, int]] = {}
+    zsets: dict[str, dict[str, float]] = {}
+    units = ARTIST_MEMORY_CONFIG.weight_units
     left = 0
     for batch in range(60):
         signals: dict[str, tuple[int, dict[str, int]]] = {}
@@ -359,6 +393,8 @@ def test_partial_artist_writes_leave_the_sets_a_full_rewrite_leaves() -> None:
         apply_artist_writes(zsets, items[:split])
         apply_artist_writes(zsets, items[split:])
         for artist, logic in logics.items():
-            assert zsets.get(KeyLayout("t").artist_neighbours(artist), {}) == dict(logic.row.top(k))
+            # Redis holds listeners: the counts' units / weight_units.
+            assert zsets.get(KeyLayout("t").artist_neighbours(artist), {}) == {
+                p: n / units for p, n in logic.row.top(k)}
             assert [p for _, p in logic.top] == [p for p, _ in logic.row.top(k)]
     assert left > 0  # partners did leave a top
