@@ -5,9 +5,10 @@ the artists already there; `artist_signals_of` sums a whole batch of those per a
 artist gains one listener and a co-occurrence of `pair_weight(k)` with each partner, k the
 history's artists with it; each partner gains the same with the new artist). `ArtistMemoryLogic`
 holds each artist's `ArtistRow` in recovered keyed state and emits its full state once per batch;
-`artist_memory_sink` overwrites the artist's sorted set (counts in listeners: units /
-`weight_units`) and its listener count. Counts are integer sums, so a replay after a crash rewrites
-the values an uninterrupted run has (up to the row cut, see `online_models.artist_memory`).
+`artist_memory_sink` overwrites the artist's sorted set (integer counts in
+`schemas.values.ARTIST_COUNT_UNITS`) and its listener count. Counts are integer sums, so a replay
+after a crash rewrites the values an uninterrupted run has (up to the row cut, see
+`online_models.artist_memory`).
 """
 
 from __future__ import annotations
@@ -142,7 +143,6 @@ def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, Artist
             adds[partner] = n
             removes.discard(partner)
     pipe.hset(keys.artist_listeners, mapping=listeners)
-    units = ARTIST_MEMORY_CONFIG.weight_units
     for artist, (full, adds, removes) in rows.items():
         key = keys.artist_neighbours(artist)
         if full:
@@ -150,7 +150,7 @@ def fill_artist_memory(pipe: Any, keys: KeyLayout, items: list[tuple[str, Artist
         elif removes:
             pipe.zrem(key, *sorted(removes))
         if adds:
-            pipe.zadd(key, {partner: n / units for partner, n in adds.items()})
+            pipe.zadd(key, adds)
 
 
 def artist_memory_sink(url: str, keys: KeyLayout) -> PipelineSink:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 from schemas.event_types import POSITIVE_TYPES
 from schemas.events import Event
+from schemas.values import ARTIST_COUNT_UNITS
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,9 @@ class ArtistMemoryConfig:
     """Strongest partners written to Redis per artist (what serving reads)."""
     listener_weight: float = 0.25
     """γ: a pair formed in a history of k distinct artists counts 1/k^γ (0: every pair counts 1)."""
-    weight_units: int = 1 << 16
-    """Units of one listener in the rows' integer counts (a power of two, so a count / units is an
-    exact float in Redis)."""
+    weight_units: int = ARTIST_COUNT_UNITS
+    """Units of one listener in the rows' integer counts (`schemas.values.ARTIST_COUNT_UNITS`, the
+    format Redis holds them in)."""
 
 
 ARTIST_MEMORY_CONFIG = ArtistMemoryConfig()

@@ -265,11 +265,13 @@ def scores_at(
     popularity: float = 0.5,
     shrink: float = 0.0,
     position: Mapping[str, int] | None = None,
+    count_unit: float = 1.0,
 ) -> ArtistScores:
     """The module's formula (`artist_scores` for the arguments) over arrays: `rows[h]` is seed h's
-    row as (positions in `space`, −1 for unknown members; counts), in the row's order. Scores are
-    kept for the first `space.n_catalog` positions (`names`, with `position` its name → position
-    map; default built from `names`).
+    row as (positions in `space`, −1 for unknown members; counts), in the row's order; each count ×
+    `count_unit` is listeners (serving passes 1 / `schemas.values.ARTIST_COUNT_UNITS`: Redis holds
+    integer units). Scores are kept for the first `space.n_catalog` positions (`names`, with
+    `position` its name → position map; default built from `names`).
 
     Bit for bit the per-entry loop's numbers: each entry's terms are the same float operations
     (powers from `ArtistSpace.power`), and `np.bincount` adds an artist's shares in input order,
@@ -301,6 +303,8 @@ def scores_at(
         position = {name: i for i, name in enumerate(names)}
     pos = np.array(at, dtype=np.int64)
     count = np.array(counts, dtype=np.float64)
+    if count_unit != 1.0:
+        count *= count_unit
     seed = np.repeat(np.arange(len(used)), lengths)
     ok = (count > 0) & (listeners[pos] > 0)
     if not ok.all():

@@ -9,7 +9,7 @@ Cluster hash tag in braces so that keys read together live in one slot:
 | `{ns}:v1:{u:<user_id>}:seed` | string (JSON) | declared favourites (`POST /v1/users/{id}/seed`): track ids and artists |
 | `{ns}:v1:{t:<track_id>}:stats` | hash | item statistics, full state: `<counter>@<era>` → scaled sum (`online_models.item_stats.ItemStats.to_fields`) |
 | `{ns}:v1:{t:<track_id>}:neighbours` | sorted set | co-listening neighbours: track_id → decayed count, the top `NEIGHBOURS_KEPT` |
-| `{ns}:v1:{a:<artist>}:neighbours` | sorted set | artist co-occurrence in listeners' histories: artist → listeners holding both, each weighted 1/k^γ (`online_models.artist_memory.pair_weight`), the strongest `ArtistMemoryConfig.neighbours_written` |
+| `{ns}:v1:{a:<artist>}:neighbours` | sorted set | artist co-occurrence in listeners' histories: artist → listeners holding both, each weighted 1/k^γ (`online_models.artist_memory.pair_weight`), as integers in `schemas.values.ARTIST_COUNT_UNITS`, the strongest `ArtistMemoryConfig.neighbours_written` |
 | `{ns}:v1:{items}:artist_listeners` | hash | artist → listeners whose history it entered (the cosine's norm) |
 | `{ns}:v1:{items}:trending` | sorted set | track_id → trending (decayed velocity, `ItemStats.trending`) at the track's last update |
 | `{ns}:v1:{items}:trending:g:<genre>` | sorted set | the same, per genre of the track |

@@ -7,6 +7,7 @@
 | declared favourites | `{u:<id>}:seed` | JSON `{"track_ids": [...], "artists": [...], "at_ms": int}` |
 | global engagement model | `global_model(period)` | `MODEL_WEIGHTS` little-endian float32 (`online_models.logistic`) |
 | co-listening row | `{t:<id>}:neighbours` sorted set | member = neighbour track id, score = decayed count |
+| artist co-occurrence row | `{a:<artist>}:neighbours` sorted set | member = partner artist, score = integer count in `ARTIST_COUNT_UNITS` per listener (integers keep Redis's small sorted sets and both clients' parsing cheap) |
 | learned ranker | `{model}:ranker` | JSON `{"features": [...], "weights": [...], "intercept": f, "examples": n, "metrics": {"auc": {"learned": f, "prior": f}, "log_loss": {...}}}` |
 | request id | `context.request_id` of events (Kafka), `request_id` of answers | `<nonce>[~<experiment>=<variant>]...[~x:<arm>=<track tag>]...` |
 | experiment outcomes | `{x:<experiment>}:outcomes` hash | field `<variant>:<counter>` → integer count |
@@ -42,6 +43,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
+
+ARTIST_COUNT_UNITS = 1 << 16
+"""An artist co-occurrence row's counts are integers in 1/65,536 of a listener (a power of two, so a
+count × 2^−16 is exact): each pair a history forms weighs 1/k^γ of a listener
+(`online_models.artist_memory.pair_weight`)."""
 
 MODEL_WEIGHTS_BYTES = 312
 """Size of a serialised engagement model (the per-user one in the profile, the global one alone):

@@ -47,6 +47,7 @@ from ranking.sources.trending import ranked_parts, trending_part
 from schemas.keys import NEIGHBOURS_KEPT, KeyLayout
 from schemas.profile_codec import ProfileCodecError, UserProfile, decode_profile
 from schemas.values import (
+    ARTIST_COUNT_UNITS,
     EXPLORE_KEY,
     RankerState,
     decode_neighbours,
@@ -392,7 +393,7 @@ class Recommender:
             found = scores_at(space, artist_seeds, rows, index.artist_names,
                               config.collaborative_normalise_rows, config.collaborative_idf,
                               config.collaborative_popularity, config.collaborative_shrink,
-                              index.artist_position)
+                              index.artist_position, 1.0 / ARTIST_COUNT_UNITS)
             scores, via = found.score_view(), found.via_view()
         ranker = await self.ranker.get(client, self.keys)
         explore = await self.explore_stats.get(client, self.keys) if config.explore_share > 0 else {}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from online_models.artist_memory import ARTIST_MEMORY_CONFIG, pair_weight
+from online_models.artist_memory import pair_weight
 from online_models.co_listening import CoListeningStore, ListeningWindow
 from online_models.drift import STATE_BYTES
 from online_models.item_stats import ItemStats
@@ -262,8 +262,8 @@ def test_artist_memory_reaches_redis_from_whole_histories(env: Env, flow) -> Non
 
     # Each listener's k-th artist pairs with the earlier ones at pair_weight(k): Band 1 with Band 0
     # as the second artist of three histories, Band 2 as the third, Band 3 as ana's fourth.
-    def w(k: int) -> float:
-        return pair_weight(k) / ARTIST_MEMORY_CONFIG.weight_units
+    def w(k: int) -> int:  # integer units (`schemas.values.ARTIST_COUNT_UNITS`)
+        return pair_weight(k)
 
     def stored() -> tuple[dict[str, float], dict[str, float]] | None:
         listeners = {k.decode(): float(v) for k, v in env.redis.hgetall(env.keys.artist_listeners).items()}

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from encore.catalog_csv import DEFAULT_SAMPLE, read_spotify_csv
 from encore.catalog_loader import load_catalog
 from encore.serve_main import serving_config
-from online_models.artist_memory import ARTIST_MEMORY_CONFIG, pair_weight
+from online_models.artist_memory import pair_weight
 from serving.app import create_app
 from tests.integration.conftest import T0, Env, event, wait_for
 
@@ -200,7 +200,7 @@ def test_artists_that_listeners_like_you_enjoy_come_in_with_their_reason(env: En
             _listen(api, env, f"fan-{i}", [by_artist[rock][0], by_artist[edm][0]], kind="like")
         _listen(api, env, "newcomer", [by_artist[rock][1]], kind="like")
         # Six histories of two artists: six pairs of the second artist of a history.
-        together = 6 * pair_weight(2) / ARTIST_MEMORY_CONFIG.weight_units
+        together = 6 * pair_weight(2)  # integer units (`schemas.values.ARTIST_COUNT_UNITS`)
         wait_for(lambda: env.redis.zscore(env.keys.artist_neighbours(rock), edm) == together, 60,
                  "the artist memory")
         env.wait_for_version("newcomer", 1)

@@ -14,6 +14,7 @@ from ranking.pipeline import RecommendRequest
 from schemas.keys import KeyLayout
 from schemas.profile_codec import UserProfile
 from schemas.tracks import Track
+from schemas.values import ARTIST_COUNT_UNITS
 from serving.recommender import GlobalModelCache, Recommender, ResponseCache
 
 KEYS = KeyLayout("t")
@@ -64,8 +65,9 @@ def test_signals_equal_the_dict_definition_over_catalog_artists() -> None:
         request = RecommendRequest(config=config)
         signals, _ = asyncio.run(recommender.signals(client, view, profile, None, request))
         seeds = seed_artists(profile, view.index, config)
-        rows = {a: [(m.decode(), float(v)) for m, v in zip(r[0::2], r[1::2], strict=True)]
-                for a, r in ROWS.items()}
+        # Redis holds integer units; the formula's counts are listeners.
+        rows = {a: [(m.decode(), float(v) / ARTIST_COUNT_UNITS)
+                    for m, v in zip(r[0::2], r[1::2], strict=True)] for a, r in ROWS.items()}
         want, want_via = artist_scores(seeds, rows, {k.decode(): float(v) for k, v in LISTENERS.items()},
                                        config.collaborative_normalise_rows, config.collaborative_idf,
                                        config.collaborative_popularity, config.collaborative_shrink)
