@@ -25,9 +25,10 @@ from flows.redis_io import PipelineSink
 from flows.user_state import ProfileWrite
 from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistRow, pair_weight
 from schemas.keys import KeyLayout
+from schemas.values import ARTIST_COUNT_UNITS
 
 ArtistSignal = tuple[int, dict[str, int]]
-"""(new listeners, partner → new co-occurrences in `weight_units`) of one artist in one batch."""
+"""(new listeners, partner → new co-occurrences in `ARTIST_COUNT_UNITS`) of one artist in one batch."""
 
 
 def artist_signals_of(items: list[tuple[str, ProfileWrite]]) -> list[tuple[str, ArtistSignal]]:
@@ -72,7 +73,7 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
     row and rewrites the whole set."""
 
     def __init__(self, resume_state: bytes | None) -> None:
-        units = ARTIST_MEMORY_CONFIG.weight_units
+        units = ARTIST_COUNT_UNITS
         self.row = (pickle.loads(resume_state).in_units(units) if resume_state is not None
                     else ArtistRow(units=units))
         self.top: list[tuple[int, str]] | None = None
@@ -120,7 +121,7 @@ class ArtistMemoryLogic(StatefulBatchLogic[ArtistSignal, ArtistWrite, bytes]):
         return [ArtistWrite(row.listeners, changed, full=False, removed=removed)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        row = ArtistRow(self.row.listeners, self.row.counts, units=ARTIST_MEMORY_CONFIG.weight_units)
+        row = ArtistRow(self.row.listeners, self.row.counts, units=ARTIST_COUNT_UNITS)
         return pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -9,7 +9,7 @@ Two learners, both pure:
    history only moves to the end (one listener counts once per pair). No time window: a listener's
    whole (bounded) history counts, not the last two hours.
 2. **`ArtistRow`** (per artist, in the artist-keyed state): `listeners` (how many histories the
-   artist entered) and `counts` (co-occurrence with each partner artist, in `weight_units`). A pair
+   artist entered) and `counts` (co-occurrence with each partner artist, in `ARTIST_COUNT_UNITS`). A pair
    a listener forms counts `pair_weight(k)`: 1/k^γ of a listener, k the distinct artists of their
    history once the new one is in (γ = `listener_weight`). A listener of a few artists says more
    about each pair than one of fifty does (the inverse user frequency of item-based collaborative
@@ -17,7 +17,7 @@ Two learners, both pure:
    a history that grows later does not re-weigh its old pairs (that would cost k² updates per new
    artist). Increments are integers, so rows are the same in any order.
 
-**Similarity** is read at serving time as an (asymmetric) cosine over `counts[b] / weight_units` and
+**Similarity** is read at serving time as an (asymmetric) cosine over `counts[b] / ARTIST_COUNT_UNITS` and
 the listener counts (`ranking.collaborative`), so a popular partner does not win by popularity alone.
 
 **Bounds and what they approximate** (docs/quality.md measures it against the exact computation):
@@ -60,9 +60,6 @@ class ArtistMemoryConfig:
     """Strongest partners written to Redis per artist (what serving reads)."""
     listener_weight: float = 0.25
     """γ: a pair formed in a history of k distinct artists counts 1/k^γ (0: every pair counts 1)."""
-    weight_units: int = ARTIST_COUNT_UNITS
-    """Units of one listener in the rows' integer counts (`schemas.values.ARTIST_COUNT_UNITS`, the
-    format Redis holds them in)."""
 
 
 ARTIST_MEMORY_CONFIG = ArtistMemoryConfig()
@@ -70,8 +67,8 @@ ARTIST_MEMORY_CONFIG = ArtistMemoryConfig()
 
 def pair_weight(history_artists: int, config: ArtistMemoryConfig = ARTIST_MEMORY_CONFIG) -> int:
     """What one pair formed in a history of `history_artists` distinct artists adds to a row's count,
-    in `weight_units` (at least 1)."""
-    return max(1, round(config.weight_units / max(history_artists, 1) ** config.listener_weight))
+    in `ARTIST_COUNT_UNITS` (at least 1)."""
+    return max(1, round(ARTIST_COUNT_UNITS / max(history_artists, 1) ** config.listener_weight))
 
 
 @dataclass
@@ -99,7 +96,7 @@ class ArtistHistory:
 
 @dataclass
 class ArtistRow:
-    """One artist's listener count and co-occurrence counts with its partners (in `weight_units`)."""
+    """One artist's listener count and co-occurrence counts with its partners (in `ARTIST_COUNT_UNITS`)."""
 
     listeners: int = 0
     counts: dict[str, int] = field(default_factory=dict)

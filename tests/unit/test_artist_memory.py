@@ -14,6 +14,7 @@ from flows.user_state import ProfileWrite
 from online_models.artist_memory import ARTIST_MEMORY_CONFIG, ArtistHistory, ArtistMemoryConfig, ArtistRow
 from ranking.collaborative import ArtistSpace, ScoreView, artist_scores, score_array, scores_at
 from schemas.events import Event
+from schemas.values import ARTIST_COUNT_UNITS
 
 
 def event(kind: str, ts: int = 0) -> Event:
@@ -46,7 +47,7 @@ def exact_counts(histories: list[list[str]]) -> tuple[dict[str, int], dict[tuple
     pair their k-th distinct artist formed with each earlier one."""
     listeners: dict[str, int] = {}
     pairs: dict[tuple[str, str], int] = {}
-    units, gamma = ARTIST_MEMORY_CONFIG.weight_units, ARTIST_MEMORY_CONFIG.listener_weight
+    units, gamma = ARTIST_COUNT_UNITS, ARTIST_MEMORY_CONFIG.listener_weight
     for artists in histories:
         for a in set(artists):
             listeners[a] = listeners.get(a, 0) + 1
@@ -61,7 +62,7 @@ def exact_counts(histories: list[list[str]]) -> tuple[dict[str, int], dict[tuple
 def test_a_pair_counts_less_in_a_longer_history() -> None:
     from online_models.artist_memory import pair_weight
 
-    units = ARTIST_MEMORY_CONFIG.weight_units
+    units = ARTIST_COUNT_UNITS
     inverse = ArtistMemoryConfig(listener_weight=1.0)
     assert [pair_weight(k, inverse) for k in (1, 2, 4, 64)] == [units, units // 2, units // 4, units // 64]
     flat = ArtistMemoryConfig(listener_weight=0.0)
@@ -113,7 +114,7 @@ def test_flow_steps_equal_the_exact_co_occurrence_in_any_batching() -> None:
 
 
 def test_a_row_snapshotted_before_weighted_pairs_resumes_in_units() -> None:
-    units = ARTIST_MEMORY_CONFIG.weight_units
+    units = ARTIST_COUNT_UNITS
     legacy = ArtistRow(3, {"Blur": 2, "Oasis": 1})  # every pair one listener, no units recorded
     logic = ArtistMemoryLogic(pickle.dumps(legacy))
     assert logic.row.listeners == 3 and logic.row.counts == {"Blur": 2 * units, "Oasis": units}
